@@ -1,0 +1,149 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// VaultOptions configures StartVault.
+type VaultOptions struct {
+	// Dir holds the log. Empty: a temporary directory removed by Close.
+	Dir string
+	// Port to listen on; 0 picks a free one.
+	Port int
+}
+
+// Vault is a running `vault server -dev` (in memory, unsealed, KV v2 mounted
+// at secret/) on 127.0.0.1.
+type Vault struct {
+	// Addr is the API address, e.g. http://127.0.0.1:8200.
+	Addr string
+	// RootToken is the dev server's root token.
+	RootToken string
+	Dir       string
+
+	proc    *process
+	tempDir bool
+}
+
+// StartVault starts the Vault built by `make tools`.
+func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
+	bin, err := toolBinary("vault")
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{Dir: opts.Dir, RootToken: "bulkhead-dev-" + randomHex(16)}
+	if v.Dir == "" {
+		if v.Dir, err = os.MkdirTemp("", "bulkhead-vault-"); err != nil {
+			return nil, fmt.Errorf("testenv: vault: %w", err)
+		}
+		v.tempDir = true
+	} else if err := os.MkdirAll(v.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("testenv: vault: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				break
+			}
+		}
+		if err = v.start(ctx, bin, port); err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, errPortTaken) || opts.Port != 0 || attempt == startAttempts {
+			break
+		}
+	}
+	if v.tempDir {
+		os.RemoveAll(v.Dir)
+	}
+	return nil, err
+}
+
+func (v *Vault) start(ctx context.Context, bin string, port int) error {
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"server", "-dev",
+		"-dev-listen-address=" + listen,
+		// Keep the root token out of ~/.vault-token.
+		"-dev-no-store-token",
+	}
+	// The root token is passed in the environment, not on the command line
+	// where the process list would show it.
+	env := append(os.Environ(),
+		"VAULT_DEV_ROOT_TOKEN_ID="+v.RootToken,
+		"VAULT_LOG_LEVEL=warn",
+		"HOME="+v.Dir,
+	)
+	proc, err := startProcess("vault", bin, args, env, filepath.Join(v.Dir, "vault.log"), nil)
+	if err != nil {
+		return err
+	}
+	v.Addr = "http://" + listen
+	v.proc = proc
+	client, err := v.Client()
+	if err != nil {
+		_ = proc.stop(syscall.SIGTERM, 5*time.Second)
+		return err
+	}
+	err = proc.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
+		h, err := client.Sys().HealthWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		if !h.Initialized || h.Sealed {
+			return fmt.Errorf("initialized=%v sealed=%v", h.Initialized, h.Sealed)
+		}
+		// The dev server mounts KV v2 at secret/ just after it unseals.
+		mounts, err := client.Sys().ListMountsWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		if _, ok := mounts["secret/"]; !ok {
+			return errors.New("secret/ not mounted yet")
+		}
+		return nil
+	})
+	if err != nil {
+		inUse := proc.addrInUse()
+		_ = proc.stop(syscall.SIGTERM, 5*time.Second)
+		if inUse {
+			return fmt.Errorf("%w: %w", errPortTaken, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Client returns a Vault API client logged in with the root token.
+func (v *Vault) Client() (*vault.Client, error) {
+	cfg := vault.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: vault client: %w", err)
+	}
+	c.SetToken(v.RootToken)
+	return c, nil
+}
+
+// Close stops the server and removes a temporary directory.
+func (v *Vault) Close() error {
+	var err error
+	if v.proc != nil {
+		err = v.proc.stop(syscall.SIGTERM, 10*time.Second)
+	}
+	if v.tempDir {
+		err = errors.Join(err, os.RemoveAll(v.Dir))
+	}
+	return err
+}

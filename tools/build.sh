@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the pinned real components and developer tools into bin/.
+#
+#   tools/build.sh            build everything that is missing or out of date
+#   tools/build.sh vault etcd build only the named tools
+#
+# Idempotent: a tool is rebuilt only when its binary is missing or when the
+# module that pins it (go.mod, go.sum), the package or the Go version changed.
+# The stamp that records this lives next to the binary in bin/.stamps/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/bin"
+mkdir -p "$bin/.stamps"
+
+# name | module dir (relative to the repo) | package | module whose version is reported
+tools=(
+	"kube-apiserver|tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
+	"etcd|tools/kube|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
+	"vault|tools/vault|github.com/hashicorp/vault|github.com/hashicorp/vault"
+	"ratelimit|tools/ratelimit|github.com/envoyproxy/ratelimit/src/service_cmd|github.com/envoyproxy/ratelimit"
+	"buf|tools/dev|github.com/bufbuild/buf/cmd/buf|github.com/bufbuild/buf"
+	"protoc-gen-go|.|google.golang.org/protobuf/cmd/protoc-gen-go|google.golang.org/protobuf"
+	"protoc-gen-go-grpc|tools/dev|google.golang.org/grpc/cmd/protoc-gen-go-grpc|google.golang.org/grpc/cmd/protoc-gen-go-grpc"
+	"controller-gen|tools/dev|sigs.k8s.io/controller-tools/cmd/controller-gen|sigs.k8s.io/controller-tools"
+	"staticcheck|tools/dev|honnef.co/go/tools/cmd/staticcheck|honnef.co/go/tools"
+	"benchstat|tools/dev|golang.org/x/perf/cmd/benchstat|golang.org/x/perf"
+)
+
+wanted=("$@")
+want() {
+	[ ${#wanted[@]} -eq 0 ] && return 0
+	local w
+	for w in "${wanted[@]}"; do [ "$w" = "$1" ] && return 0; done
+	return 1
+}
+
+known=" "
+for t in "${tools[@]}"; do known+="${t%%|*} "; done
+for w in "${wanted[@]}"; do
+	case "$known" in
+	*" $w "*) ;;
+	*) echo "tools: unknown tool '$w'; known tools:$known" >&2; exit 2 ;;
+	esac
+done
+
+goversion=$(go env GOVERSION)
+total_start=$(date +%s)
+built=0
+
+for t in "${tools[@]}"; do
+	IFS='|' read -r name dir pkg mod <<<"$t"
+	want "$name" || continue
+	moddir="$root/$dir"
+	version=$(cd "$moddir" && go list -m -f '{{.Version}}' "$mod")
+	stamp=$( { echo "$goversion $pkg"; cat "$moddir/go.mod" "$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
+	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.stamps/$name" 2>/dev/null)" = "$stamp" ]; then
+		echo "tools: $name $version up to date"
+		continue
+	fi
+	echo "tools: building $name $version (from $dir) ..."
+	start=$(date +%s)
+	# A cold build of the large components takes minutes: show that it moves.
+	( while sleep 30; do echo "tools:   ... still building $name ($(( $(date +%s) - start ))s)"; done ) &
+	ticker=$!
+	status=0
+	(cd "$moddir" && go build -trimpath -o "$bin/$name.tmp" "$pkg") || status=$?
+	kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+	if [ $status -ne 0 ]; then
+		rm -f "$bin/$name.tmp"
+		echo "tools: building $name failed (see the go build output above)" >&2
+		exit $status
+	fi
+	mv "$bin/$name.tmp" "$bin/$name"
+	echo "$stamp" >"$bin/.stamps/$name"
+	echo "tools: built $name $version in $(( $(date +%s) - start ))s"
+	built=$((built + 1))
+done
+
+if [ $built -gt 0 ]; then
+	echo "tools: built $built tool(s) in $(( $(date +%s) - total_start ))s into bin/"
+fi

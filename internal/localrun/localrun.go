@@ -1,0 +1,184 @@
+// Package localrun is `bulkhead up`: it runs the platform on this machine as
+// processes, with all state under one directory (.bulkhead/ by default).
+//
+// At this stage it brings up the dependencies: PostgreSQL, Redis, Vault and a
+// Kafka broker. Later stages add the control plane and the services in the
+// same order-aware way: each component is started after the ones it needs,
+// and stopped before them.
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+)
+
+// Options configures Run.
+type Options struct {
+	// StateDir holds every file the platform writes (default .bulkhead).
+	StateDir string
+	// Out receives the progress report.
+	Out io.Writer
+}
+
+// component is one running part of the platform.
+type component struct {
+	name  string
+	where string
+	close func() error
+}
+
+// Run starts everything, reports where it runs, and blocks until ctx is
+// cancelled (Ctrl-C); then it stops everything in reverse order.
+func Run(ctx context.Context, opts Options) (err error) {
+	if opts.StateDir == "" {
+		opts.StateDir = ".bulkhead"
+	}
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	out := opts.Out
+	state, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return err
+	}
+	// 0755: PostgreSQL may run as another user and must reach its directory.
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	unlock, err := lockState(state)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var running []component
+	defer func() {
+		if len(running) == 0 {
+			return
+		}
+		fmt.Fprintln(out, "stopping ...")
+		for i := len(running) - 1; i >= 0; i-- {
+			c := running[i]
+			if cerr := c.close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("stop %s: %w", c.name, cerr))
+				fmt.Fprintf(out, "  %-9s stop failed: %v\n", c.name, cerr)
+				continue
+			}
+			fmt.Fprintf(out, "  %-9s stopped\n", c.name)
+		}
+	}()
+
+	start := func(name string, fn func() (component, error)) error {
+		fmt.Fprintf(out, "  %-9s starting ...", name)
+		t0 := time.Now()
+		c, err := fn()
+		if err != nil {
+			fmt.Fprintln(out, " failed")
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		c.name = name
+		running = append(running, c)
+		fmt.Fprintf(out, " up in %s at %s\n", time.Since(t0).Round(10*time.Millisecond), c.where)
+		return nil
+	}
+
+	fmt.Fprintf(out, "bulkhead up: state in %s\n", state)
+	env := envFile{}
+
+	if err := start("postgres", func() (component, error) {
+		pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: filepath.Join(state, "postgres")})
+		if err != nil {
+			return component{}, err
+		}
+		env.add("BULKHEAD_POSTGRES_DSN", pg.DSN())
+		return component{where: pg.Addr() + " (database " + pg.Database + ")", close: pg.Close}, nil
+	}); err != nil {
+		return err
+	}
+	if err := start("redis", func() (component, error) {
+		r, err := testenv.StartRedis(ctx, testenv.RedisOptions{Dir: filepath.Join(state, "redis")})
+		if err != nil {
+			return component{}, err
+		}
+		env.add("BULKHEAD_REDIS_ADDR", r.Addr)
+		env.add("BULKHEAD_REDIS_PASSWORD", r.Password)
+		return component{where: r.Addr, close: r.Close}, nil
+	}); err != nil {
+		return err
+	}
+	if err := start("vault", func() (component, error) {
+		v, err := testenv.StartVault(ctx, testenv.VaultOptions{Dir: filepath.Join(state, "vault")})
+		if err != nil {
+			return component{}, err
+		}
+		env.add("VAULT_ADDR", v.Addr)
+		env.add("VAULT_TOKEN", v.RootToken)
+		return component{where: v.Addr + " (dev mode, in memory)", close: v.Close}, nil
+	}); err != nil {
+		return err
+	}
+	if err := start("kafka", func() (component, error) {
+		k, err := testenv.StartKafka(testenv.KafkaOptions{})
+		if err != nil {
+			return component{}, err
+		}
+		env.add("BULKHEAD_KAFKA_SEEDS", strings.Join(k.Seeds, ","))
+		return component{where: strings.Join(k.Seeds, ",") + " (in process)", close: k.Close}, nil
+	}); err != nil {
+		return err
+	}
+
+	envPath := filepath.Join(state, "env")
+	if err := env.write(envPath); err != nil {
+		return err
+	}
+	defer os.Remove(envPath)
+
+	fmt.Fprintf(out, "\nready. Connection settings and credentials: %s (mode 0600)\n", envPath)
+	fmt.Fprintf(out, "  source %s && psql \"$BULKHEAD_POSTGRES_DSN\"\n", envPath)
+	fmt.Fprintln(out, "press Ctrl-C to stop")
+	<-ctx.Done()
+	return nil
+}
+
+// envFile is the shell-sourceable list of connection settings.
+type envFile []string
+
+func (e *envFile) add(k, v string) {
+	*e = append(*e, fmt.Sprintf("export %s=%s", k, shellQuote(v)))
+}
+
+func (e envFile) write(path string) error {
+	body := "# Written by `bulkhead up` while it runs; removed when it stops.\n" + strings.Join(e, "\n") + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// lockState makes sure one `bulkhead up` owns the state directory.
+func lockState(state string) (func(), error) {
+	path := filepath.Join(state, "up.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another `bulkhead up` is running on %s (lock %s held)", state, path)
+	}
+	return func() { f.Close() }, nil
+}

@@ -28,10 +28,9 @@ tools: ## build the pinned components and generators into bin/ (skips what is up
 	@./tools/build.sh
 
 .PHONY: generate
-generate: ## regenerate the gRPC code from services/proto
-	@./tools/build.sh buf protoc-gen-go protoc-gen-go-grpc
-	@echo "==> buf generate (services/proto)"
-	@cd services/proto && buf generate
+generate: ## regenerate the gRPC code (services/proto), the CRDs (policies/crds) and deepcopy functions
+	@./tools/build.sh buf protoc-gen-go protoc-gen-go-grpc controller-gen
+	@./scripts/generate.sh
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, buf lint, generated code up to date
@@ -44,7 +43,7 @@ lint: ## gofmt, go vet, staticcheck, buf lint, generated code up to date
 	@echo "==> buf lint"
 	@cd services/proto && buf lint
 	@echo "==> generated code"
-	@./scripts/check-generated.sh
+	@./scripts/generate.sh --check
 
 .PHONY: test
 test: deps tools ## everything: lint, then unit and integration tests on real servers

@@ -64,13 +64,19 @@ for t in "${tools[@]}"; do
 	( while sleep 30; do echo "tools:   ... still building $name ($(( $(date +%s) - start ))s)"; done ) &
 	ticker=$!
 	status=0
-	(cd "$moddir" && go build -trimpath -o "$bin/$name.tmp" "$pkg") || status=$?
+	log=$(mktemp)
+	(cd "$moddir" && go build -trimpath -o "$bin/$name.tmp" "$pkg") >"$log" 2>&1 || status=$?
 	kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+	downloads=$(grep -c '^go: downloading' "$log" || true)
+	if [ "$downloads" -gt 0 ]; then echo "tools:   downloaded $downloads modules for $name"; fi
 	if [ $status -ne 0 ]; then
-		rm -f "$bin/$name.tmp"
-		echo "tools: building $name failed (see the go build output above)" >&2
+		grep -v '^go: downloading' "$log" >&2 || true
+		rm -f "$bin/$name.tmp" "$log"
+		echo "tools: building $name failed (go build output above)" >&2
 		exit $status
 	fi
+	grep -v '^go: downloading' "$log" || true
+	rm -f "$log"
 	mv "$bin/$name.tmp" "$bin/$name"
 	echo "$stamp" >"$bin/.stamps/$name"
 	echo "tools: built $name $version in $(( $(date +%s) - start ))s"

@@ -3,12 +3,17 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
+
+var crlogOnce sync.Once
 
 // KubeOptions configures StartKube.
 type KubeOptions struct {
@@ -38,6 +43,9 @@ func StartKube(ctx context.Context, opts KubeOptions) (*Kube, error) {
 	if err != nil {
 		return nil, err
 	}
+	// envtest logs through controller-runtime's global logger, which
+	// otherwise prints a warning (with a stack) into test output.
+	crlogOnce.Do(func() { crlog.SetLogger(logr.Discard()) })
 	existing := false
 	env := &envtest.Environment{
 		// Explicit paths: KUBEBUILDER_ASSETS or USE_EXISTING_CLUSTER in the

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // syncBuffer collects the progress report written by Run's goroutine.
@@ -61,15 +62,7 @@ func readEnv(t *testing.T, path string) map[string]string {
 func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 	// PostgreSQL may run as another user when tests run as root: the state
 	// directory must be reachable, as .bulkhead/ in the repository is.
-	base, err := os.MkdirTemp("", "bulkhead-up-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(base, ".bulkhead")
+	state := filepath.Join(testenv.ReachableTempDir(t), ".bulkhead")
 	envPath := filepath.Join(state, "env")
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -62,22 +62,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		return nil, err
 	}
 
-	pg := &Postgres{Host: "127.0.0.1", User: pgSuperuser, Database: "bulkhead", Dir: opts.Dir}
-	if pg.Dir == "" {
-		// Not t.TempDir: its parents are private to root and the server may run
-		// as another user.
-		d, err := os.MkdirTemp("", "bulkhead-postgres-")
-		if err != nil {
-			return nil, fmt.Errorf("testenv: postgres: %w", err)
-		}
-		pg.Dir, pg.tempDir = d, true
-	} else {
-		if err := os.MkdirAll(pg.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("testenv: postgres: %w", err)
-		}
-		if err := reachableBy(pg.Dir, cred); err != nil {
-			return nil, err
-		}
+	pg := &Postgres{Host: "127.0.0.1", User: pgSuperuser, Database: "bulkhead"}
+	if pg.Dir, pg.tempDir, err = stateDir(opts.Dir, "postgres"); err != nil {
+		return nil, err
 	}
 	fail := func(err error) (*Postgres, error) {
 		if pg.tempDir {
@@ -85,25 +72,18 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		}
 		return nil, err
 	}
-	if err := pg.init(ctx, initdb, cred); err != nil {
-		return fail(err)
-	}
-
-	for attempt := 1; ; attempt++ {
-		port := opts.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return fail(err)
-			}
-		}
-		err = pg.start(ctx, postgres, port, cred)
-		if err == nil {
-			return pg, nil
-		}
-		if !errors.Is(err, errPortTaken) || opts.Port != 0 || attempt == startAttempts {
+	if !pg.tempDir {
+		if err := reachableBy(pg.Dir, cred); err != nil {
 			return fail(err)
 		}
 	}
+	if err := pg.init(ctx, initdb, cred); err != nil {
+		return fail(err)
+	}
+	if err := startOnPort(opts.Port, func(port int) error { return pg.start(ctx, postgres, port, cred) }); err != nil {
+		return fail(err)
+	}
+	return pg, nil
 }
 
 func (pg *Postgres) dataDir() string { return filepath.Join(pg.Dir, "data") }
@@ -189,12 +169,7 @@ func (pg *Postgres) start(ctx context.Context, bin string, port int, cred *sysca
 		return ensureDatabase(ctx, conn, pg.Database)
 	})
 	if err != nil {
-		inUse := proc.addrInUse()
-		_ = proc.stop(syscall.SIGQUIT, 5*time.Second)
-		if inUse {
-			return fmt.Errorf("%w: %w", errPortTaken, err)
-		}
-		return err
+		return stopAfterFailedStart(proc, syscall.SIGQUIT, err)
 	}
 	return nil
 }

@@ -153,3 +153,49 @@ const startAttempts = 3
 
 // errPortTaken marks a start that failed because its port was taken.
 var errPortTaken = errors.New("port taken")
+
+// startOnPort calls start with port, or with a fresh free port when port is
+// 0, trying again with another one when the port was taken meanwhile.
+func startOnPort(port int, start func(port int) error) error {
+	for attempt := 1; ; attempt++ {
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = freePort(); err != nil {
+				return err
+			}
+		}
+		err := start(p)
+		if err == nil || !errors.Is(err, errPortTaken) || port != 0 || attempt == startAttempts {
+			return err
+		}
+	}
+}
+
+// stateDir returns dir, created, or a new temporary directory (temp true)
+// that Close removes. Temporary directories live directly under the system
+// temp dir, not t.TempDir, whose parents are private to the test's user.
+func stateDir(dir, name string) (path string, temp bool, err error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "bulkhead-"+name+"-")
+		if err != nil {
+			return "", false, fmt.Errorf("testenv: %s: %w", name, err)
+		}
+		return d, true, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("testenv: %s: %w", name, err)
+	}
+	return dir, false, nil
+}
+
+// stopAfterFailedStart stops a server that did not become ready, marking
+// the error errPortTaken when the reason was a lost race for the port.
+func stopAfterFailedStart(p *process, sig syscall.Signal, err error) error {
+	inUse := p.addrInUse()
+	_ = p.stop(sig, 5*time.Second)
+	if inUse {
+		return fmt.Errorf("%w: %w", errPortTaken, err)
+	}
+	return err
+}

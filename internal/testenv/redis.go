@@ -39,33 +39,17 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{Dir: opts.Dir, Password: randomHex(16)}
-	if r.Dir == "" {
-		if r.Dir, err = os.MkdirTemp("", "bulkhead-redis-"); err != nil {
-			return nil, fmt.Errorf("testenv: redis: %w", err)
-		}
-		r.tempDir = true
-	} else if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("testenv: redis: %w", err)
+	r := &Redis{Password: randomHex(16)}
+	if r.Dir, r.tempDir, err = stateDir(opts.Dir, "redis"); err != nil {
+		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		port := opts.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				break
-			}
+	if err := startOnPort(opts.Port, func(port int) error { return r.start(ctx, bin, port) }); err != nil {
+		if r.tempDir {
+			os.RemoveAll(r.Dir)
 		}
-		if err = r.start(ctx, bin, port); err == nil {
-			return r, nil
-		}
-		if !errors.Is(err, errPortTaken) || opts.Port != 0 || attempt == startAttempts {
-			break
-		}
+		return nil, err
 	}
-	if r.tempDir {
-		os.RemoveAll(r.Dir)
-	}
-	return nil, err
+	return r, nil
 }
 
 func (r *Redis) start(ctx context.Context, bin string, port int) error {
@@ -89,12 +73,7 @@ func (r *Redis) start(ctx context.Context, bin string, port int) error {
 		return client.Ping(ctx).Err()
 	})
 	if err != nil {
-		inUse := proc.addrInUse()
-		_ = proc.stop(syscall.SIGTERM, 5*time.Second)
-		if inUse {
-			return fmt.Errorf("%w: %w", errPortTaken, err)
-		}
-		return err
+		return stopAfterFailedStart(proc, syscall.SIGTERM, err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,15 +85,7 @@ func TestPostgresKeepsDataAcrossRestarts(t *testing.T) {
 	defer cancel()
 	// The server may run as another user (when tests run as root): give it a
 	// path it can reach, as .bulkhead/ is for the runner.
-	base, err := os.MkdirTemp("", "bulkhead-keep-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(base, "pg")
+	dir := filepath.Join(testenv.ReachableTempDir(t), "pg")
 
 	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: dir})
 	if err != nil {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 )
@@ -15,77 +16,77 @@ func startCtx(t testing.TB) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, startTimeout)
 }
 
-// closer is what every server here has.
-type closer interface{ Close() error }
+// ReachableTempDir returns a new directory that every local user can
+// traverse (mode 0755), removed when the test ends. PostgreSQL runs as
+// another user when tests run as root, and t.TempDir's parents are private.
+func ReachableTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "bulkhead-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
-func cleanup(t testing.TB, what string, c closer) {
+// start runs a Start function for a test: bounded in time, fatal on error,
+// stopped by t.Cleanup.
+func start[S interface{ Close() error }](t testing.TB, what string, fn func(context.Context) (S, error)) S {
+	t.Helper()
+	ctx, cancel := startCtx(t)
+	defer cancel()
+	s, err := fn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
+		if err := s.Close(); err != nil {
 			t.Errorf("testenv: stopping %s: %v", what, err)
 		}
 	})
+	return s
 }
 
 // NewPostgres starts a throwaway PostgreSQL for the test and stops it when
 // the test ends.
 func NewPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	ctx, cancel := startCtx(t)
-	defer cancel()
-	pg, err := StartPostgres(ctx, PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, "postgres", pg)
-	return pg
+	return start(t, "postgres", func(ctx context.Context) (*Postgres, error) {
+		return StartPostgres(ctx, PostgresOptions{})
+	})
 }
 
 // NewRedis starts a throwaway Redis for the test.
 func NewRedis(t testing.TB) *Redis {
 	t.Helper()
-	ctx, cancel := startCtx(t)
-	defer cancel()
-	r, err := StartRedis(ctx, RedisOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, "redis", r)
-	return r
+	return start(t, "redis", func(ctx context.Context) (*Redis, error) {
+		return StartRedis(ctx, RedisOptions{})
+	})
 }
 
 // NewVault starts a throwaway Vault dev server for the test.
 func NewVault(t testing.TB) *Vault {
 	t.Helper()
-	ctx, cancel := startCtx(t)
-	defer cancel()
-	v, err := StartVault(ctx, VaultOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, "vault", v)
-	return v
+	return start(t, "vault", func(ctx context.Context) (*Vault, error) {
+		return StartVault(ctx, VaultOptions{})
+	})
 }
 
 // NewKube starts a throwaway kube-apiserver and etcd for the test.
 func NewKube(t testing.TB, opts KubeOptions) *Kube {
 	t.Helper()
-	ctx, cancel := startCtx(t)
-	defer cancel()
-	k, err := StartKube(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, "kube-apiserver", k)
-	return k
+	return start(t, "kube-apiserver", func(ctx context.Context) (*Kube, error) {
+		return StartKube(ctx, opts)
+	})
 }
 
 // NewKafka starts an in-process Kafka broker for the test.
 func NewKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	t.Helper()
-	k, err := StartKafka(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, "kafka", k)
-	return k
+	return start(t, "kafka", func(context.Context) (*Kafka, error) {
+		return StartKafka(opts)
+	})
 }

@@ -40,33 +40,17 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Vault{Dir: opts.Dir, RootToken: "bulkhead-dev-" + randomHex(16)}
-	if v.Dir == "" {
-		if v.Dir, err = os.MkdirTemp("", "bulkhead-vault-"); err != nil {
-			return nil, fmt.Errorf("testenv: vault: %w", err)
-		}
-		v.tempDir = true
-	} else if err := os.MkdirAll(v.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("testenv: vault: %w", err)
+	v := &Vault{RootToken: "bulkhead-dev-" + randomHex(16)}
+	if v.Dir, v.tempDir, err = stateDir(opts.Dir, "vault"); err != nil {
+		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		port := opts.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				break
-			}
+	if err := startOnPort(opts.Port, func(port int) error { return v.start(ctx, bin, port) }); err != nil {
+		if v.tempDir {
+			os.RemoveAll(v.Dir)
 		}
-		if err = v.start(ctx, bin, port); err == nil {
-			return v, nil
-		}
-		if !errors.Is(err, errPortTaken) || opts.Port != 0 || attempt == startAttempts {
-			break
-		}
+		return nil, err
 	}
-	if v.tempDir {
-		os.RemoveAll(v.Dir)
-	}
-	return nil, err
+	return v, nil
 }
 
 func (v *Vault) start(ctx context.Context, bin string, port int) error {
@@ -113,12 +97,7 @@ func (v *Vault) start(ctx context.Context, bin string, port int) error {
 		return nil
 	})
 	if err != nil {
-		inUse := proc.addrInUse()
-		_ = proc.stop(syscall.SIGTERM, 5*time.Second)
-		if inUse {
-			return fmt.Errorf("%w: %w", errPortTaken, err)
-		}
-		return err
+		return stopAfterFailedStart(proc, syscall.SIGTERM, err)
 	}
 	return nil
 }

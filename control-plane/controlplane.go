@@ -1,0 +1,173 @@
+// Package controlplane wires the pipeline of DESIGN.md §4, one direction:
+// provider → (debounce) → translate → xds → server. cmd/control-plane is
+// flag parsing around it; tests start it in process.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
+)
+
+// Options configures the control plane.
+type Options struct {
+	// ConfigDir is the directory of YAML the file provider watches.
+	ConfigDir string
+	// XDSAddress is where ADS is served (host:port; port 0 picks one).
+	XDSAddress string
+	Log        *slog.Logger
+	// Debounce is the quiet time awaited after a change before translating
+	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
+	// changes (default 1s).
+	Debounce time.Duration
+	MaxDelay time.Duration
+}
+
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	Server *server.Server
+
+	lis    net.Listener
+	grpc   *grpc.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+
+	resultMu sync.Mutex
+	result   *translate.Result
+	updated  chan struct{}
+}
+
+// Start starts serving and translating; Stop ends both.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	if opts.ConfigDir == "" {
+		return nil, errors.New("control plane: config directory is required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = time.Second
+	}
+	lis, err := net.Listen("tcp", opts.XDSAddress)
+	if err != nil {
+		return nil, fmt.Errorf("control plane: xds address: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cp := &ControlPlane{
+		Server:  server.New(ctx, opts.Log),
+		lis:     lis,
+		cancel:  cancel,
+		updated: make(chan struct{}),
+		grpc: grpc.NewServer(
+			grpc.MaxConcurrentStreams(1<<20),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		),
+	}
+	cp.Server.Register(cp.grpc)
+
+	updates := make(chan provider.Update)
+	prov := &file.Provider{Dir: opts.ConfigDir, Log: opts.Log}
+	cp.wg.Add(3)
+	go func() {
+		defer cp.wg.Done()
+		if err := cp.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			cp.fail(fmt.Errorf("xds server: %w", err))
+		}
+	}()
+	go func() {
+		defer cp.wg.Done()
+		if err := prov.Run(ctx, updates); err != nil {
+			cp.fail(err)
+		}
+	}()
+	go func() {
+		defer cp.wg.Done()
+		cp.loop(ctx, opts, updates)
+	}()
+	return cp, nil
+}
+
+// loop debounces the provider's updates and translates the latest.
+func (cp *ControlPlane) loop(ctx context.Context, opts Options, updates <-chan provider.Update) {
+	var pending *provider.Update
+	var quiet, deadline <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-updates:
+			if pending == nil {
+				deadline = time.After(opts.MaxDelay)
+			}
+			pending = &u
+			quiet = time.After(opts.Debounce)
+			continue
+		case <-quiet:
+		case <-deadline:
+		}
+		if pending == nil {
+			continue
+		}
+		u := *pending
+		pending, quiet, deadline = nil, nil, nil
+		start := time.Now()
+		r := translate.Translate(u.Resources)
+		if u.Err != nil {
+			r.Errors = append([]error{u.Err}, r.Errors...)
+		}
+		cp.Server.Publish(ctx, r)
+		if err := r.Err(); err != nil {
+			opts.Log.Warn("configuration has problems; the rest is applied", "errors", err.Error())
+		}
+		opts.Log.Info("translated", "duration", time.Since(start).String(), "clusters", len(r.Clusters), "listeners", len(r.ClientListeners))
+		cp.resultMu.Lock()
+		cp.result = r
+		close(cp.updated)
+		cp.updated = make(chan struct{})
+		cp.resultMu.Unlock()
+	}
+}
+
+// Result returns the latest translation (nil before the first) and a
+// channel closed when a newer one is published.
+func (cp *ControlPlane) Result() (*translate.Result, <-chan struct{}) {
+	cp.resultMu.Lock()
+	defer cp.resultMu.Unlock()
+	return cp.result, cp.updated
+}
+
+// XDSAddr is the address ADS is served on.
+func (cp *ControlPlane) XDSAddr() string { return cp.lis.Addr().String() }
+
+func (cp *ControlPlane) fail(err error) {
+	cp.errMu.Lock()
+	defer cp.errMu.Unlock()
+	cp.err = errors.Join(cp.err, err)
+}
+
+// Stop stops serving (open streams end) and translating.
+func (cp *ControlPlane) Stop() error {
+	cp.cancel()
+	cp.grpc.Stop()
+	cp.wg.Wait()
+	cp.errMu.Lock()
+	defer cp.errMu.Unlock()
+	return cp.err
+}

@@ -1,0 +1,253 @@
+package controlplane_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/xds"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// backend is a real gRPC server that answers Health/Check and says who it
+// is in the "x-backend" response header.
+type backend struct {
+	healthpb.UnimplementedHealthServer
+	name  string
+	addr  *net.TCPAddr
+	calls atomic.Int64
+}
+
+func (b *backend) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	b.calls.Add(1)
+	if err := grpc.SetHeader(ctx, metadata.Pairs("x-backend", b.name)); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func startBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: name, addr: lis.Addr().(*net.TCPAddr)}
+	s := grpc.NewServer()
+	healthpb.RegisterHealthServer(s, b)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	return b
+}
+
+// service writes a Service with one gRPC port and an EndpointSlice per
+// backend, as `bulkhead up` does for the processes it starts.
+func service(name string, port int, backends ...*backend) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata: {name: %s}
+spec:
+  ports: [{name: grpc, port: %d, appProtocol: kubernetes.io/h2c}]
+`, name, port)
+	for _, be := range backends {
+		fmt.Fprintf(&b, `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %s-%s
+  labels: {kubernetes.io/service-name: %s}
+addressType: IPv4
+ports: [{name: grpc, port: %d}]
+endpoints: [{addresses: ["%s"], conditions: {ready: true}}]
+`, name, be.name, name, be.addr.Port, be.addr.IP)
+	}
+	return b.String()
+}
+
+type mesh struct {
+	t   *testing.T
+	dir string
+	cp  *controlplane.ControlPlane
+}
+
+func startMesh(t *testing.T, files map[string]string) *mesh {
+	t.Helper()
+	m := &mesh{t: t, dir: t.TempDir()}
+	for name, body := range files {
+		m.write(name, body)
+	}
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{
+		ConfigDir:  m.dir,
+		XDSAddress: "127.0.0.1:0",
+		Log:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Errorf("control plane: %v", err)
+		}
+	})
+	m.cp = cp
+	return m
+}
+
+// write replaces a file atomically, as an editor or kubectl-like tool would.
+func (m *mesh) write(name, body string) {
+	m.t.Helper()
+	tmp := filepath.Join(m.dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(m.dir, name)); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// client dials a Service through the xDS resolver, as the proxyless
+// application "caller" would.
+func (m *mesh) client(target string) healthpb.HealthClient {
+	m.t.Helper()
+	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+		NodeID:     "caller-" + m.t.Name(),
+		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
+		XDSAddress: m.cp.XDSAddr(),
+	})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	resolver, err := xds.NewXDSResolverWithConfigForTesting(bs)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("xds:///"+target, grpc.WithResolvers(resolver), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.t.Cleanup(func() { cc.Close() })
+	return healthpb.NewHealthClient(cc)
+}
+
+// call makes one call and returns the backend that served it.
+func call(ctx context.Context, c healthpb.HealthClient, md ...string) (string, error) {
+	if len(md) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, md...)
+	}
+	var hdr metadata.MD
+	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr), grpc.WaitForReady(true)); err != nil {
+		return "", err
+	}
+	return strings.Join(hdr.Get("x-backend"), ","), nil
+}
+
+func count(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got := map[string]int{}
+	for range n {
+		b, err := call(ctx, c, md...)
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		got[b]++
+	}
+	return got
+}
+
+// eventually polls until cond holds, for changes that reach clients
+// asynchronously.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+const echoRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo, port: 9000}]
+  rules:
+  - matches:
+    - headers: [{name: x-canary, value: "1"}]
+    backendRefs: [{name: echo-v2, port: 9000}]
+  - backendRefs:
+    - {name: echo-v1, port: 9000, weight: %d}
+    - {name: echo-v2, port: 9000, weight: %d}
+`
+
+// Weighted split, header routing and a live route change, through grpc-go's
+// own xDS client against the running control plane.
+func TestProxylessRouting(t *testing.T) {
+	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":    service("echo", 9000),
+		"echo-v1.yaml": service("echo-v1", 9000, v1),
+		"echo-v2.yaml": service("echo-v2", 9000, v2),
+		"route.yaml":   fmt.Sprintf(echoRoute, 80, 20),
+	})
+	c := m.client("echo.default:9000")
+
+	t.Run("weighted split", func(t *testing.T) {
+		// 1000 calls at 80/20: the binomial standard deviation is 12.6
+		// calls, so ±50 (4 sd) fails by chance about once in 15,000 runs.
+		const n = 1000
+		got := count(t, c, n)
+		if got["v1"]+got["v2"] != n {
+			t.Fatalf("calls served by %v; want only v1 and v2", got)
+		}
+		if d := got["v1"] - 800; d < -50 || d > 50 {
+			t.Fatalf("v1 served %d of %d calls; want 800 ± 50 (80%%)", got["v1"], n)
+		}
+		t.Logf("80/20 split observed: %v", got)
+	})
+
+	t.Run("header match", func(t *testing.T) {
+		got := count(t, c, 50, "x-canary", "1")
+		if got["v2"] != 50 {
+			t.Fatalf("calls with x-canary: 1 served by %v; want all by v2", got)
+		}
+	})
+
+	t.Run("route change applied live", func(t *testing.T) {
+		before := v2.calls.Load()
+		m.write("route.yaml", fmt.Sprintf(echoRoute, 0, 100))
+		eventually(t, 10*time.Second, "all calls to v2 after the route change", func() bool {
+			got := count(t, c, 20)
+			return got["v2"] == 20
+		})
+		if v2.calls.Load() == before {
+			t.Fatal("v2 served nothing")
+		}
+	})
+}

@@ -1,0 +1,141 @@
+// Package file is the universal-mode provider: Kubernetes-style YAML files
+// in a directory tree (*.yaml, *.yml), re-read as a whole when any of them
+// changes.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+)
+
+// Load reads every YAML file under dir. Files and directories whose name
+// starts with "." are skipped (editor swap files, .git).
+func Load(dir string) (*resource.Resources, error) {
+	res := &resource.Resources{}
+	var errs []error
+	st, err := os.Stat(dir)
+	if err != nil {
+		return res, fmt.Errorf("config directory: %w", err)
+	}
+	if !st.IsDir() {
+		return res, fmt.Errorf("config directory %s is not a directory", dir)
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !isYAML(path) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if err := resource.Decode(res, path, data); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	res.Sort()
+	return res, errors.Join(errs...)
+}
+
+func isYAML(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// Provider watches a directory.
+type Provider struct {
+	Dir string
+	Log *slog.Logger
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Run sends the directory's content now and after every change.
+func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", p.Dir, err)
+	}
+	defer w.Close()
+	if err := watchTree(w, p.Dir); err != nil {
+		return err
+	}
+	send := func() bool {
+		res, err := Load(p.Dir)
+		select {
+		case out <- provider.Update{Resources: res, Err: err}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if !send() {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
+					_ = watchTree(w, ev.Name)
+				}
+			}
+			if !send() {
+				return nil
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			p.Log.Warn("watching the config directory", "dir", p.Dir, "error", err)
+		}
+	}
+}
+
+func watchTree(w *fsnotify.Watcher, dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if err := w.Add(path); err != nil {
+			return fmt.Errorf("watch %s: %w", path, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// MetadataKey is the key of the node metadata struct in which every proxy
+// says who it is (envoy/README.md documents the contract):
+//
+//	"bulkhead": {"role": "grpc", "namespace": "default", "name": "chat"}
+const MetadataKey = "bulkhead"
+
+// ProxyOf reads a node's identity from its metadata. The control plane
+// never guesses it from the node id.
+func ProxyOf(n *corev3.Node) (ir.ProxyID, error) {
+	if n == nil {
+		return ir.ProxyID{}, errors.New("the first request of the stream carries no node")
+	}
+	md := n.GetMetadata().GetFields()[MetadataKey].GetStructValue().GetFields()
+	if md == nil {
+		return ir.ProxyID{}, fmt.Errorf("node %q: metadata has no %q struct with role, namespace and name (see envoy/README.md)", n.GetId(), MetadataKey)
+	}
+	role := md["role"].GetStringValue()
+	ns := md["namespace"].GetStringValue()
+	name := md["name"].GetStringValue()
+	if ns == "" {
+		ns = "default"
+	}
+	id, err := ir.ParseProxyID(role + "/" + ns + "/" + name)
+	if err != nil {
+		return ir.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), MetadataKey, err)
+	}
+	return id, nil
+}
+
+// nodeHash keys the snapshot cache by ProxyID: the replicas of one service
+// share one snapshot. Streams of nodes without a valid identity are refused
+// in the stream callbacks before the cache sees them.
+type nodeHash struct{}
+
+func (nodeHash) ID(n *corev3.Node) string {
+	id, err := ProxyOf(n)
+	if err != nil {
+		return "invalid/" + n.GetId()
+	}
+	return id.String()
+}

@@ -1,0 +1,174 @@
+// Package server publishes the control plane's output: a snapshot cache
+// keyed by proxy identity, served over ADS (state of the world and delta on
+// one gRPC service), with ACK/NACK tracking per node.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+)
+
+// Server holds the latest translation and serves it to every proxy.
+type Server struct {
+	log   *slog.Logger
+	cache cachev3.SnapshotCache
+	acks  *acks
+	ads   serverv3.Server
+
+	mu      sync.Mutex
+	result  *translate.Result
+	proxies map[string]*proxyState
+}
+
+// proxyState is what was published for one ProxyID.
+type proxyState struct {
+	id ir.ProxyID
+	// good is the last configuration that built and validated.
+	good xds.Resources
+	// err is why the latest translation could not replace it (nil when the
+	// latest is published).
+	err error
+}
+
+// New returns a server with nothing published yet: proxies that connect
+// before the first Publish wait for it.
+func New(ctx context.Context, log *slog.Logger) *Server {
+	s := &Server{
+		log:     log,
+		cache:   cachev3.NewSnapshotCache(false, nodeHash{}, nil),
+		acks:    newAcks(),
+		proxies: map[string]*proxyState{},
+	}
+	s.ads = serverv3.NewServer(ctx, s.cache, s.callbacks())
+	return s
+}
+
+// Register serves ADS (SotW and delta) on a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+}
+
+// Publish makes a translation the current one and pushes it to every proxy
+// that has connected. A proxy whose new configuration does not build or
+// validate keeps its last good one; the error is logged and reported.
+func (s *Server) Publish(ctx context.Context, r *translate.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.result = r
+	keys := make([]string, 0, len(s.proxies))
+	for k := range s.proxies {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s.publishLocked(ctx, s.proxies[k])
+	}
+}
+
+// ensure starts publishing to a ProxyID the first time one of its nodes
+// connects.
+func (s *Server) ensure(ctx context.Context, id ir.ProxyID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.proxies[id.String()]; ok {
+		return
+	}
+	p := &proxyState{id: id}
+	s.proxies[id.String()] = p
+	if s.result != nil {
+		s.publishLocked(ctx, p)
+	}
+}
+
+func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
+	res, err := xds.Build(s.result.Config(p.id))
+	if err == nil {
+		var snap *cachev3.Snapshot
+		if snap, err = res.Snapshot(); err == nil {
+			err = s.cache.SetSnapshot(ctx, p.id.String(), snap)
+		}
+	}
+	if err != nil {
+		p.err = fmt.Errorf("proxy %s keeps its last good configuration: %w", p.id, err)
+		s.log.Error("configuration rejected before publishing", "proxy", p.id.String(), "error", err)
+		return
+	}
+	p.good, p.err = res, nil
+}
+
+// Published returns the resources last published to a ProxyID (nil if
+// none) and why the latest translation was not, if it was not.
+func (s *Server) Published(id ir.ProxyID) (xds.Resources, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proxies[id.String()]
+	if p == nil {
+		return nil, nil
+	}
+	return p.good, p.err
+}
+
+// Nodes returns the ACK/NACK state of every connected node.
+func (s *Server) Nodes() []NodeState { return s.acks.nodes() }
+
+// AcksChanged is signalled after ACKs and NACKs (coalesced).
+func (s *Server) AcksChanged() <-chan struct{} { return s.acks.changed }
+
+func (s *Server) callbacks() serverv3.Callbacks {
+	admit := func(ctx context.Context, n *corev3.Node) (string, error) {
+		id, err := ProxyOf(n)
+		if err != nil {
+			s.log.Warn("refused an xDS stream", "error", err)
+			return "", err
+		}
+		s.ensure(ctx, id)
+		return id.String(), nil
+	}
+	return serverv3.CallbackFuncs{
+		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.acks.open(id)
+			return nil
+		},
+		StreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id) },
+		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
+			proxy, err := admit(context.Background(), req.GetNode())
+			if err != nil {
+				return err
+			}
+			s.acks.request(id, proxy, req)
+			return nil
+		},
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			s.acks.response(id, resp)
+		},
+		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.acks.open(id)
+			return nil
+		},
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id) },
+		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+			proxy, err := admit(context.Background(), req.GetNode())
+			if err != nil {
+				return err
+			}
+			s.acks.deltaRequest(id, proxy, req)
+			return nil
+		},
+		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+			s.acks.deltaResponse(id, resp)
+		},
+	}
+}

@@ -1,0 +1,427 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+)
+
+// A route entry waiting to be ordered into a listener.
+type routeEntry struct {
+	route *ir.Route
+	// Precedence keys (Gateway API): larger first, then older route, then
+	// namespace/name, then rule and match order.
+	exactPath   bool
+	pathLen     int
+	serviceLen  int
+	methodLen   int
+	headers     int
+	created     time.Time
+	owner       string
+	rule, match int
+}
+
+// routes attaches GAMMA routes (parentRef: a Service) to the client
+// listeners of that Service, orders them by Gateway API precedence and ends
+// every listener with a default route to the Service itself.
+func (t *translator) routes() {
+	entries := map[*servicePort][]routeEntry{}
+	for _, r := range t.res.GRPCRoutes {
+		t.grpcRoute(r, entries)
+	}
+	for _, r := range t.res.HTTPRoutes {
+		t.httpRoute(r, entries)
+	}
+	for _, s := range t.sortedServices() {
+		for _, sp := range s.ports {
+			list := entries[sp]
+			sort.SliceStable(list, func(i, j int) bool { return list[i].before(list[j]) })
+			vh := &ir.VirtualHost{Name: sp.listener.Name, Domains: []string{"*"}}
+			for _, e := range list {
+				vh.Routes = append(vh.Routes, e.route)
+			}
+			// Requests no route matches go to the Service itself, as they
+			// would with no route attached.
+			vh.Routes = append(vh.Routes, &ir.Route{
+				Name:     sp.listener.Name + "/default",
+				Source:   fmt.Sprintf("Service %s/%s port %d", s.obj.Namespace, s.obj.Name, sp.port),
+				Match:    ir.Match{PathPrefix: "/"},
+				Backends: []ir.WeightedBackend{{Cluster: sp.cluster.Name, Weight: 1}},
+			})
+			sp.listener.VirtualHosts = []*ir.VirtualHost{vh}
+		}
+	}
+}
+
+func (a routeEntry) before(b routeEntry) bool {
+	switch {
+	case a.exactPath != b.exactPath:
+		return a.exactPath
+	case a.pathLen != b.pathLen:
+		return a.pathLen > b.pathLen
+	case a.serviceLen != b.serviceLen:
+		return a.serviceLen > b.serviceLen
+	case a.methodLen != b.methodLen:
+		return a.methodLen > b.methodLen
+	case a.headers != b.headers:
+		return a.headers > b.headers
+	case !a.created.Equal(b.created):
+		return a.created.Before(b.created)
+	case a.owner != b.owner:
+		return a.owner < b.owner
+	case a.rule != b.rule:
+		return a.rule < b.rule
+	default:
+		return a.match < b.match
+	}
+}
+
+// parentPorts resolves a route's parentRefs to the Service ports they attach
+// to. Gateway parents are left to the gateway translation.
+func (t *translator) parentPorts(key resource.Key, ns string, parents []gwapiv1.ParentReference) []*servicePort {
+	var out []*servicePort
+	for i, p := range parents {
+		field := fmt.Sprintf("spec.parentRefs[%d]", i)
+		group, kind := "gateway.networking.k8s.io", "Gateway"
+		if p.Group != nil {
+			group = string(*p.Group)
+		}
+		if p.Kind != nil {
+			kind = string(*p.Kind)
+		}
+		if group == "gateway.networking.k8s.io" && kind == "Gateway" {
+			continue
+		}
+		if group != "" || kind != "Service" {
+			t.fail(key, field, "parent %s/%s is not supported (a Gateway, or a core Service for east-west routes)", group, kind)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalidKind, Message: field + ": unsupported parent kind " + kind})
+			continue
+		}
+		pns := ns
+		if p.Namespace != nil {
+			pns = string(*p.Namespace)
+		}
+		if pns != ns {
+			t.fail(key, field+".namespace", "consumer routes (a parent Service in another namespace) are not supported yet; put the route in namespace %s", pns)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonUnsupportedValue, Message: field + ": consumer routes are not supported yet"})
+			continue
+		}
+		s := t.svcs[svcKey{pns, string(p.Name)}]
+		if s == nil {
+			t.fail(key, field+".name", "Service %s/%s not found", pns, p.Name)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonNoMatchingParent, Message: fmt.Sprintf("%s: Service %s/%s not found", field, pns, p.Name)})
+			continue
+		}
+		if p.Port != nil {
+			sp := s.port(uint32(*p.Port))
+			if sp == nil {
+				t.fail(key, field+".port", "Service %s/%s has no port %d", pns, p.Name, *p.Port)
+				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonNoMatchingParent, Message: fmt.Sprintf("%s.port: Service %s/%s has no port %d", field, pns, p.Name, *p.Port)})
+				continue
+			}
+			out = append(out, sp)
+			continue
+		}
+		out = append(out, s.ports...)
+	}
+	return out
+}
+
+// backends resolves backendRefs to weighted clusters. A bad reference is
+// reported and left out; the others keep their weights.
+func (t *translator) backends(key resource.Key, ns string, field string, refs []gwapiv1.BackendRef) ([]ir.WeightedBackend, bool) {
+	var out []ir.WeightedBackend
+	ok := true
+	for i, b := range refs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		group, kind := "", "Service"
+		if b.Group != nil {
+			group = string(*b.Group)
+		}
+		if b.Kind != nil {
+			kind = string(*b.Kind)
+		}
+		bns := ns
+		if b.Namespace != nil {
+			bns = string(*b.Namespace)
+		}
+		weight := uint32(1)
+		if b.Weight != nil {
+			if *b.Weight < 0 || *b.Weight > 1000000 {
+				t.fail(key, f+".weight", "%d is out of range (0-1000000)", *b.Weight)
+				ok = false
+				continue
+			}
+			weight = uint32(*b.Weight)
+		}
+		switch {
+		case group != "" || kind != "Service":
+			t.fail(key, f, "backend kind %s/%s is not supported (core Service)", group, kind)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonInvalidKind, Message: f + ": unsupported backend kind " + kind})
+			ok = false
+			continue
+		case bns != ns:
+			t.fail(key, f+".namespace", "cross-namespace backends need a ReferenceGrant, which is not supported yet")
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonRefNotPermitted, Message: f + ": cross-namespace backend"})
+			ok = false
+			continue
+		case b.Port == nil:
+			t.fail(key, f+".port", "required for a Service backend")
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonInvalid, Message: f + ".port: required"})
+			ok = false
+			continue
+		}
+		s := t.svcs[svcKey{bns, string(b.Name)}]
+		var sp *servicePort
+		if s != nil {
+			sp = s.port(uint32(*b.Port))
+		}
+		if sp == nil {
+			t.fail(key, f, "Service %s/%s port %d not found", bns, b.Name, *b.Port)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonBackendNotFound, Message: fmt.Sprintf("%s: Service %s/%s port %d not found", f, bns, b.Name, *b.Port)})
+			ok = false
+			continue
+		}
+		if weight == 0 {
+			continue
+		}
+		out = append(out, ir.WeightedBackend{Cluster: sp.cluster.Name, Weight: weight})
+	}
+	return out, ok
+}
+
+func (t *translator) accept(key resource.Key, refsOK bool) {
+	origin := t.res.Origin(key)
+	t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted})
+	if refsOK {
+		t.status.Set(key, origin, Condition{Type: CondResolvedRefs, Status: "True", Reason: ReasonResolvedRefs})
+	}
+}
+
+func (t *translator) grpcRoute(r *gwapiv1.GRPCRoute, entries map[*servicePort][]routeEntry) {
+	key := resource.KeyOf("GRPCRoute", r)
+	ports := t.parentPorts(key, r.Namespace, r.Spec.ParentRefs)
+	if len(ports) == 0 {
+		return
+	}
+	refsOK := true
+	var built []routeEntry
+	for ri, rule := range r.Spec.Rules {
+		rfield := fmt.Sprintf("spec.rules[%d]", ri)
+		refs := make([]gwapiv1.BackendRef, len(rule.BackendRefs))
+		for i, b := range rule.BackendRefs {
+			refs[i] = b.BackendRef
+		}
+		backends, ok := t.backends(key, r.Namespace, rfield+".backendRefs", refs)
+		refsOK = refsOK && ok
+		if len(backends) == 0 {
+			continue
+		}
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwapiv1.GRPCRouteMatch{{}}
+		}
+		for mi, m := range matches {
+			mfield := fmt.Sprintf("%s.matches[%d]", rfield, mi)
+			match, e, err := grpcMatch(m)
+			if err != nil {
+				t.fail(key, mfield, "%v", err)
+				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: mfield + ": " + err.Error()})
+				continue
+			}
+			e.route = &ir.Route{
+				Name:     fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
+				Source:   fmt.Sprintf("GRPCRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
+				Match:    match,
+				Backends: backends,
+			}
+			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
+			built = append(built, e)
+		}
+	}
+	for _, sp := range ports {
+		sp.routed = true
+		entries[sp] = append(entries[sp], built...)
+	}
+	t.accept(key, refsOK)
+}
+
+// grpcMatch turns a GRPCRouteMatch into a path and header match.
+func grpcMatch(m gwapiv1.GRPCRouteMatch) (ir.Match, routeEntry, error) {
+	var out ir.Match
+	var e routeEntry
+	out.PathPrefix = "/"
+	if mm := m.Method; mm != nil {
+		svc, method := deref(mm.Service), deref(mm.Method)
+		regex := mm.Type != nil && *mm.Type == gwapiv1.GRPCMethodMatchRegularExpression
+		if svc == "" && method == "" {
+			return out, e, fmt.Errorf("method: set service, method or both")
+		}
+		e.serviceLen, e.methodLen = len(svc), len(method)
+		out.PathPrefix = ""
+		switch {
+		case regex:
+			s, m := svc, method
+			if s == "" {
+				s = `[^/]+`
+			}
+			if m == "" {
+				m = `[^/]+`
+			}
+			for _, p := range []string{s, m} {
+				if _, err := regexp.Compile(p); err != nil {
+					return out, e, fmt.Errorf("method: invalid regular expression %q: %v", p, err)
+				}
+			}
+			out.PathRegex = "/" + s + "/" + m
+		case svc != "" && method != "":
+			out.PathExact = "/" + svc + "/" + method
+			e.exactPath = true
+		case svc != "":
+			out.PathPrefix = "/" + svc + "/"
+		default:
+			out.PathRegex = `/[^/]+/` + regexp.QuoteMeta(method)
+		}
+	}
+	for i, h := range m.Headers {
+		regex := h.Type != nil && *h.Type == gwapiv1.GRPCHeaderMatchRegularExpression
+		hm, err := headerMatch(string(h.Name), regex, h.Value)
+		if err != nil {
+			return out, e, fmt.Errorf("headers[%d]: %v", i, err)
+		}
+		out.Headers = append(out.Headers, hm)
+	}
+	e.headers = len(out.Headers)
+	return out, e, nil
+}
+
+func headerMatch(name string, regex bool, value string) (ir.HeaderMatch, error) {
+	hm := ir.HeaderMatch{Name: strings.ToLower(name)}
+	if regex {
+		if _, err := regexp.Compile(value); err != nil {
+			return hm, fmt.Errorf("invalid regular expression %q: %v", value, err)
+		}
+		hm.Regex = value
+		return hm, nil
+	}
+	hm.Exact = value
+	return hm, nil
+}
+
+func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]routeEntry) {
+	key := resource.KeyOf("HTTPRoute", r)
+	ports := t.parentPorts(key, r.Namespace, r.Spec.ParentRefs)
+	if len(ports) == 0 {
+		return
+	}
+	refsOK := true
+	var built []routeEntry
+	for ri, rule := range r.Spec.Rules {
+		rfield := fmt.Sprintf("spec.rules[%d]", ri)
+		refs := make([]gwapiv1.BackendRef, len(rule.BackendRefs))
+		for i, b := range rule.BackendRefs {
+			refs[i] = b.BackendRef
+		}
+		backends, ok := t.backends(key, r.Namespace, rfield+".backendRefs", refs)
+		refsOK = refsOK && ok
+		if len(backends) == 0 {
+			continue
+		}
+		var timeout *time.Duration
+		if rule.Timeouts != nil && rule.Timeouts.Request != nil {
+			d, err := time.ParseDuration(string(*rule.Timeouts.Request))
+			if err != nil {
+				t.fail(key, rfield+".timeouts.request", "%q is not a duration", *rule.Timeouts.Request)
+				continue
+			}
+			timeout = &d
+		}
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwapiv1.HTTPRouteMatch{{}}
+		}
+		for mi, m := range matches {
+			mfield := fmt.Sprintf("%s.matches[%d]", rfield, mi)
+			match, e, err := httpMatch(m)
+			if err != nil {
+				t.fail(key, mfield, "%v", err)
+				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: mfield + ": " + err.Error()})
+				continue
+			}
+			e.route = &ir.Route{
+				Name:     fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
+				Source:   fmt.Sprintf("HTTPRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
+				Match:    match,
+				Backends: backends,
+				Timeout:  timeout,
+			}
+			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
+			built = append(built, e)
+		}
+	}
+	for _, sp := range ports {
+		sp.routed = true
+		entries[sp] = append(entries[sp], built...)
+	}
+	t.accept(key, refsOK)
+}
+
+func httpMatch(m gwapiv1.HTTPRouteMatch) (ir.Match, routeEntry, error) {
+	var out ir.Match
+	var e routeEntry
+	out.PathPrefix = "/"
+	if p := m.Path; p != nil {
+		v := deref(p.Value)
+		if v == "" {
+			v = "/"
+		}
+		typ := gwapiv1.PathMatchPathPrefix
+		if p.Type != nil {
+			typ = *p.Type
+		}
+		out.PathPrefix = ""
+		switch typ {
+		case gwapiv1.PathMatchExact:
+			out.PathExact = v
+			e.exactPath = true
+		case gwapiv1.PathMatchRegularExpression:
+			if _, err := regexp.Compile(v); err != nil {
+				return out, e, fmt.Errorf("path: invalid regular expression %q: %v", v, err)
+			}
+			out.PathRegex = v
+		default:
+			out.PathPrefix = v
+		}
+		e.pathLen = len(v)
+	}
+	if m.Method != nil {
+		out.Headers = append(out.Headers, ir.HeaderMatch{Name: ":method", Exact: string(*m.Method)})
+	}
+	for i, h := range m.Headers {
+		regex := h.Type != nil && *h.Type == gwapiv1.HeaderMatchRegularExpression
+		hm, err := headerMatch(string(h.Name), regex, h.Value)
+		if err != nil {
+			return out, e, fmt.Errorf("headers[%d]: %v", i, err)
+		}
+		out.Headers = append(out.Headers, hm)
+	}
+	if len(m.QueryParams) > 0 {
+		return out, e, fmt.Errorf("queryParams: not supported on east-west routes (proxyless gRPC has no query string)")
+	}
+	e.headers = len(out.Headers)
+	return out, e, nil
+}
+
+func deref[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
+}

@@ -1,0 +1,85 @@
+// Package translate turns one input snapshot (resource.Resources) into the
+// configuration of every proxy (ir.Config) and the status of every input
+// object. It is a pure function: no I/O, no clock, the same input gives the
+// same output. It is best-effort: an invalid object is reported, in its
+// status and in Result.Errors, and skipped; the valid ones still translate.
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+)
+
+// Result is the output of a translation.
+type Result struct {
+	// Clusters of every Service port, with endpoints, sorted by name.
+	Clusters []*ir.Cluster
+	// ClientListeners are the proxyless clients' view of every Service port,
+	// sorted by name.
+	ClientListeners []*ir.Listener
+	// Status of every input object that has one.
+	Status *Status
+	// Errors lists every problem found, each naming the file, the object and
+	// the field.
+	Errors []error
+}
+
+// Err joins Errors (nil when there is none).
+func (r *Result) Err() error { return errors.Join(r.Errors...) }
+
+// Config returns the configuration of the proxies of id.
+//
+// Today every proxyless client sees every Service (it only subscribes to the
+// ones it dials); per-service narrowing comes with authorization.
+func (r *Result) Config(id ir.ProxyID) *ir.Config {
+	cfg := &ir.Config{Proxy: id}
+	if id.Role == ir.RoleGRPC {
+		cfg.Listeners = r.ClientListeners
+		cfg.Clusters = r.Clusters
+	}
+	return cfg
+}
+
+// Translate translates a snapshot of the input.
+func Translate(res *resource.Resources) *Result {
+	t := &translator{
+		res:    res,
+		status: newStatus(),
+		svcs:   map[svcKey]*service{},
+	}
+	t.services()
+	t.endpoints()
+	t.routes()
+	out := &Result{Status: t.status, Errors: t.errs}
+	for _, s := range t.sortedServices() {
+		for _, p := range s.ports {
+			out.Clusters = append(out.Clusters, p.cluster)
+			out.ClientListeners = append(out.ClientListeners, p.listener)
+		}
+	}
+	sort.Slice(out.Clusters, func(i, j int) bool { return out.Clusters[i].Name < out.Clusters[j].Name })
+	sort.Slice(out.ClientListeners, func(i, j int) bool { return out.ClientListeners[i].Name < out.ClientListeners[j].Name })
+	return out
+}
+
+type translator struct {
+	res    *resource.Resources
+	status *Status
+	errs   []error
+	svcs   map[svcKey]*service
+}
+
+// fail records a problem with an object, at a field.
+func (t *translator) fail(key resource.Key, field string, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	err := fmt.Errorf("%s: %s: %s", t.res.Origin(key), key, msg)
+	t.errs = append(t.errs, err)
+	return err
+}

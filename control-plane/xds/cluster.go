@@ -1,0 +1,26 @@
+package xds
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// defaultConnectTimeout bounds establishing a connection to an endpoint.
+const defaultConnectTimeout = 5e9 // 5s, in nanoseconds
+
+// cluster builds an EDS cluster whose endpoints come over ADS under the
+// cluster's own name.
+func cluster(c *ir.Cluster) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 c.Name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{
+			EdsConfig:   adsSource(),
+			ServiceName: c.Name,
+		},
+		ConnectTimeout: durationpb.New(defaultConnectTimeout),
+		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
+	}
+}

@@ -1,0 +1,90 @@
+package xds
+
+import (
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// flavour selects what a builder emits where Envoy and grpc-go differ.
+type flavour int
+
+const (
+	flavourEnvoy flavour = iota
+	flavourGRPC
+)
+
+// routeConfiguration builds the RDS resource of a listener.
+func routeConfiguration(l *ir.Listener, f flavour) *routev3.RouteConfiguration {
+	rc := &routev3.RouteConfiguration{Name: l.Name}
+	for _, vh := range l.VirtualHosts {
+		v := &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		for _, r := range vh.Routes {
+			v.Routes = append(v.Routes, route(r, f))
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, v)
+	}
+	return rc
+}
+
+func route(r *ir.Route, f flavour) *routev3.Route {
+	action := &routev3.RouteAction{}
+	if len(r.Backends) == 1 {
+		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: r.Backends[0].Cluster}
+	} else {
+		wc := &routev3.WeightedCluster{}
+		for _, b := range r.Backends {
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
+				Name:   b.Cluster,
+				Weight: wrapperspb.UInt32(b.Weight),
+			})
+		}
+		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+	}
+	if r.Timeout != nil {
+		d := durationpb.New(*r.Timeout)
+		if f == flavourGRPC {
+			// grpc-go bounds a call with max_stream_duration, not timeout.
+			action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: d}
+		} else {
+			action.Timeout = d
+		}
+	}
+	return &routev3.Route{
+		Name:   r.Name,
+		Match:  routeMatch(r.Match),
+		Action: &routev3.Route_Route{Route: action},
+	}
+}
+
+func routeMatch(m ir.Match) *routev3.RouteMatch {
+	rm := &routev3.RouteMatch{}
+	switch {
+	case m.PathExact != "":
+		rm.PathSpecifier = &routev3.RouteMatch_Path{Path: m.PathExact}
+	case m.PathRegex != "":
+		rm.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: m.PathRegex}}
+	default:
+		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.PathPrefix}
+	}
+	for _, h := range m.Headers {
+		hm := &routev3.HeaderMatcher{Name: h.Name, InvertMatch: h.Invert}
+		switch {
+		case h.Regex != "":
+			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}},
+			}}
+		case h.Exact != "":
+			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h.Exact},
+			}}
+		default:
+			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
+		}
+		rm.Headers = append(rm.Headers, hm)
+	}
+	return rm
+}

@@ -24,9 +24,8 @@ const DefaultNamespace = "default"
 
 // kindSpec says how to decode and store one kind.
 type kindSpec struct {
-	apiVersion string
-	newObj     func() client.Object
-	add        func(*Resources, client.Object)
+	newObj func() client.Object
+	add    func(*Resources, client.Object)
 }
 
 // kinds lists every kind the control plane reads, by "apiVersion/kind".

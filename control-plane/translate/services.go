@@ -96,10 +96,7 @@ func (t *translator) services() {
 
 // endpoints fills the clusters from the EndpointSlices of each Service.
 func (t *translator) endpoints() {
-	type locKey struct {
-		zone     string
-		priority uint32
-	}
+	type locKey struct{ zone string }
 	byCluster := map[*ir.Cluster]map[locKey]*ir.LocalityEndpoints{}
 	for _, es := range t.res.EndpointSlices {
 		key := resource.KeyOf("EndpointSlice", es)

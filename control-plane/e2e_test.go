@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
@@ -24,16 +26,38 @@ import (
 )
 
 // backend is a real gRPC server that answers Health/Check and says who it
-// is in the "x-backend" response header.
+// is in the "x-backend" response header. Its behaviour can be changed while
+// it runs: fail some calls, or hold them.
 type backend struct {
 	healthpb.UnimplementedHealthServer
 	name  string
 	addr  *net.TCPAddr
+	srv   *grpc.Server
 	calls atomic.Int64
+	// failEvery > 0 makes every failEvery-th call fail with UNAVAILABLE
+	// (1: every call).
+	failEvery atomic.Int64
+	// hold, when set, blocks each call until it is closed.
+	hold     atomic.Pointer[chan struct{}]
+	inFlight atomic.Int64
 }
 
 func (b *backend) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	b.calls.Add(1)
+	n := b.calls.Add(1)
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	if h := b.hold.Load(); h != nil {
+		select {
+		case <-*h:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if f := b.failEvery.Load(); f > 0 && n%f == 0 {
+		// No response headers on failures: a call that received headers is
+		// committed and gRPC does not retry it.
+		return nil, status.Error(codes.Unavailable, b.name+" fails this call")
+	}
 	if err := grpc.SetHeader(ctx, metadata.Pairs("x-backend", b.name)); err != nil {
 		return nil, err
 	}
@@ -46,11 +70,10 @@ func startBackend(t *testing.T, name string) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{name: name, addr: lis.Addr().(*net.TCPAddr)}
-	s := grpc.NewServer()
-	healthpb.RegisterHealthServer(s, b)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
+	b := &backend{name: name, addr: lis.Addr().(*net.TCPAddr), srv: grpc.NewServer()}
+	healthpb.RegisterHealthServer(b.srv, b)
+	go b.srv.Serve(lis)
+	t.Cleanup(b.srv.Stop)
 	return b
 }
 

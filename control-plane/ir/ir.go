@@ -108,6 +108,39 @@ type Route struct {
 	Backends []WeightedBackend
 	// Timeout of the whole request, retries included; nil: none.
 	Timeout *time.Duration
+	// Retry, Fault and HashPolicy come from BackendPolicy; nil: none.
+	Retry      *Retry
+	Fault      *Fault
+	HashPolicy *HashPolicy
+}
+
+// Retry re-sends failed requests.
+type Retry struct {
+	NumRetries uint32
+	// On lists Envoy retry_on conditions ("5xx", "reset", …) and gRPC
+	// status names ("unavailable", "cancelled", …).
+	On                   []string
+	RetriableStatusCodes []uint32
+	BaseInterval         *time.Duration
+	MaxInterval          *time.Duration
+	PerTryTimeout        *time.Duration
+}
+
+// Fault delays or aborts a share of requests.
+type Fault struct {
+	Delay        *time.Duration
+	DelayPercent uint32
+	// Exactly one of AbortHTTPStatus and AbortGRPCStatus is set with Abort.
+	Abort           bool
+	AbortHTTPStatus uint32
+	AbortGRPCStatus uint32
+	AbortPercent    uint32
+}
+
+// HashPolicy picks the hash key of ring-hash load balancing.
+type HashPolicy struct {
+	// Header whose value is hashed.
+	Header string
 }
 
 // Match is a conjunction: every set condition must hold.
@@ -143,6 +176,54 @@ type Cluster struct {
 	Port      uint32
 	// Endpoints grouped by locality and priority, sorted.
 	Localities []*LocalityEndpoints
+
+	// The rest comes from BackendPolicy; zero values mean defaults.
+	LB               LoadBalancer
+	ConnectTimeout   *time.Duration
+	CircuitBreaker   *CircuitBreaker
+	OutlierDetection *OutlierDetection
+	// Fallback is the cluster whose endpoints take the traffic, at the next
+	// priority, when this one has no healthy endpoint.
+	Fallback string
+}
+
+// LBPolicy is a load-balancing algorithm.
+type LBPolicy string
+
+const (
+	LBRoundRobin   LBPolicy = "RoundRobin"
+	LBLeastRequest LBPolicy = "LeastRequest"
+	LBRingHash     LBPolicy = "RingHash"
+)
+
+// LoadBalancer configures endpoint picking.
+type LoadBalancer struct {
+	// Policy; empty means round robin.
+	Policy          LBPolicy
+	MinimumRingSize uint64
+}
+
+// CircuitBreaker caps what is in flight; nil fields keep Envoy's defaults.
+type CircuitBreaker struct {
+	MaxConnections     *uint32
+	MaxPendingRequests *uint32
+	MaxRequests        *uint32
+	MaxRetries         *uint32
+	// RetryBudgetPercent set means a retry budget replaces MaxRetries.
+	RetryBudgetPercent  *float64
+	MinRetryConcurrency *uint32
+}
+
+// OutlierDetection ejects failing endpoints.
+type OutlierDetection struct {
+	Consecutive5xx                 *uint32
+	ConsecutiveGatewayErrors       *uint32
+	Interval                       *time.Duration
+	BaseEjectionTime               *time.Duration
+	MaxEjectionPercent             *uint32
+	FailurePercentageThreshold     *uint32
+	FailurePercentageMinimumHosts  *uint32
+	FailurePercentageRequestVolume *uint32
 }
 
 // LocalityEndpoints are the endpoints of one locality at one priority.

@@ -246,11 +246,23 @@ func (t *translator) grpcRoute(r *gwapiv1.GRPCRoute, entries map[*servicePort][]
 			built = append(built, e)
 		}
 	}
+	t.attach(key, ports, built, entries)
+	t.accept(key, refsOK)
+}
+
+// attach gives each parent port its own copy of a route's entries (policies
+// may then change one listener's routes without touching another's) and
+// indexes them by route object.
+func (t *translator) attach(key resource.Key, ports []*servicePort, built []routeEntry, entries map[*servicePort][]routeEntry) {
 	for _, sp := range ports {
 		sp.routed = true
-		entries[sp] = append(entries[sp], built...)
+		for _, e := range built {
+			r := *e.route
+			e.route = &r
+			entries[sp] = append(entries[sp], e)
+			t.routeIndex[key] = append(t.routeIndex[key], &r)
+		}
 	}
-	t.accept(key, refsOK)
 }
 
 // grpcMatch turns a GRPCRouteMatch into a path and header match.
@@ -366,10 +378,7 @@ func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]
 			built = append(built, e)
 		}
 	}
-	for _, sp := range ports {
-		sp.routed = true
-		entries[sp] = append(entries[sp], built...)
-	}
+	t.attach(key, ports, built, entries)
 	t.accept(key, refsOK)
 }
 

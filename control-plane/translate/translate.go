@@ -47,13 +47,15 @@ func (r *Result) Config(id ir.ProxyID) *ir.Config {
 // Translate translates a snapshot of the input.
 func Translate(res *resource.Resources) *Result {
 	t := &translator{
-		res:    res,
-		status: newStatus(),
-		svcs:   map[svcKey]*service{},
+		res:        res,
+		status:     newStatus(),
+		svcs:       map[svcKey]*service{},
+		routeIndex: map[resource.Key][]*ir.Route{},
 	}
 	t.services()
 	t.endpoints()
 	t.routes()
+	t.backendPolicies()
 	out := &Result{Status: t.status, Errors: t.errs}
 	for _, s := range t.sortedServices() {
 		for _, p := range s.ports {
@@ -71,6 +73,8 @@ type translator struct {
 	status *Status
 	errs   []error
 	svcs   map[svcKey]*service
+	// routeIndex lists the IR routes made from each route object.
+	routeIndex map[resource.Key][]*ir.Route
 }
 
 // fail records a problem with an object, at a field.

@@ -13,7 +13,7 @@ const defaultConnectTimeout = 5e9 // 5s, in nanoseconds
 // cluster builds an EDS cluster whose endpoints come over ADS under the
 // cluster's own name.
 func cluster(c *ir.Cluster) *clusterv3.Cluster {
-	return &clusterv3.Cluster{
+	out := &clusterv3.Cluster{
 		Name:                 c.Name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{
@@ -23,4 +23,15 @@ func cluster(c *ir.Cluster) *clusterv3.Cluster {
 		ConnectTimeout: durationpb.New(defaultConnectTimeout),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
+	if c.ConnectTimeout != nil {
+		out.ConnectTimeout = durationpb.New(*c.ConnectTimeout)
+	}
+	loadBalancer(out, c.LB)
+	if c.CircuitBreaker != nil {
+		out.CircuitBreakers = circuitBreakers(c.CircuitBreaker)
+	}
+	if c.OutlierDetection != nil {
+		out.OutlierDetection = outlierDetection(c.OutlierDetection)
+	}
+	return out
 }

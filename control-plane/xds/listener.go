@@ -2,6 +2,7 @@ package xds
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -23,10 +24,12 @@ func clientListener(l *ir.Listener) (*listenerv3.Listener, error) {
 			ConfigSource:    adsSource(),
 			RouteConfigName: l.Name,
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router},
-		}},
+		// The fault filter does nothing unless a route configures it
+		// (typed_per_filter_config); the router filter comes last.
+		HttpFilters: []*hcmv3.HttpFilter{
+			{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
+			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}},
+		},
 	}
 	api, err := anypb.New(hcm)
 	if err != nil {

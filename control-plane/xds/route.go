@@ -3,6 +3,7 @@ package xds
 import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -53,11 +54,23 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 			action.Timeout = d
 		}
 	}
-	return &routev3.Route{
+	if r.Retry != nil {
+		action.RetryPolicy = retryPolicy(r.Retry, f)
+	}
+	if r.HashPolicy != nil {
+		action.HashPolicy = []*routev3.RouteAction_HashPolicy{{
+			PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: r.HashPolicy.Header}},
+		}}
+	}
+	out := &routev3.Route{
 		Name:   r.Name,
 		Match:  routeMatch(r.Match),
 		Action: &routev3.Route_Route{Route: action},
 	}
+	if r.Fault != nil {
+		out.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(faultConfig(r.Fault))}
+	}
+	return out
 }
 
 func routeMatch(m ir.Match) *routev3.RouteMatch {

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"time"
+
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -8,6 +11,15 @@ import (
 //
 // +kubebuilder:validation:Pattern=`^([0-9]{1,5}(h|m|s|ms)){1,4}$`
 type Duration string
+
+// Parse returns the duration.
+func (d Duration) Parse() (time.Duration, error) {
+	v, err := time.ParseDuration(string(d))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (examples: 500ms, 10s, 1m30s)", string(d))
+	}
+	return v, nil
+}
 
 // PolicyTargetReference names the resource a policy attaches to, in the
 // policy's namespace (GEP-713). sectionName narrows it to a port of a

@@ -1,0 +1,66 @@
+// Package outlierdetection applies BackendPolicy.outlierDetection to
+// clusters.
+//
+// Envoy honours every setting. Proxyless gRPC clients implement the
+// failure-percentage (and success-rate) algorithms only (gRFC A50): a policy
+// that reaches them should set failurePercentage; consecutive5xx and
+// consecutiveGatewayErrors are Envoy-only.
+package outlierdetection
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// Build validates an outlier-detection policy and returns its IR.
+func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {
+	u := func(p *int32) *uint32 {
+		if p == nil {
+			return nil
+		}
+		v := uint32(*p)
+		return &v
+	}
+	out := &ir.OutlierDetection{
+		Consecutive5xx:           u(spec.Consecutive5xx),
+		ConsecutiveGatewayErrors: u(spec.ConsecutiveGatewayErrors),
+	}
+	var errs []error
+	dur := func(field string, d *v1alpha1.Duration) *time.Duration {
+		if d == nil {
+			return nil
+		}
+		v, err := d.Parse()
+		if err == nil && v <= 0 {
+			err = errors.New("must be greater than 0")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			return nil
+		}
+		return &v
+	}
+	out.Interval = dur("interval", spec.Interval)
+	out.BaseEjectionTime = dur("baseEjectionTime", spec.BaseEjectionTime)
+	if spec.MaxEjectionPercent != nil {
+		v := uint32(*spec.MaxEjectionPercent)
+		out.MaxEjectionPercent = &v
+	}
+	if fp := spec.FailurePercentage; fp != nil {
+		t := uint32(fp.Threshold)
+		out.FailurePercentageThreshold = &t
+		out.FailurePercentageMinimumHosts = u(fp.MinimumHosts)
+		out.FailurePercentageRequestVolume = u(fp.RequestVolume)
+	}
+	if out.Consecutive5xx == nil && out.ConsecutiveGatewayErrors == nil && out.FailurePercentageThreshold == nil {
+		errs = append(errs, errors.New("set at least one ejection rule: consecutive5xx, consecutiveGatewayErrors or failurePercentage"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+// Package retry applies BackendPolicy.retry to routes.
+//
+// Envoy honours every condition; proxyless gRPC clients honour the gRPC
+// status conditions (cancelled, deadline-exceeded, internal,
+// resource-exhausted, unavailable), numRetries and backoff, and ignore the
+// HTTP ones and perTryTimeout.
+package retry
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// Build validates a retry policy and returns its IR.
+func Build(spec *v1alpha1.Retry) (*ir.Retry, error) {
+	out := &ir.Retry{NumRetries: uint32(spec.NumRetries)}
+	var errs []error
+	statusCodes := false
+	for _, on := range spec.RetryOn {
+		out.On = append(out.On, string(on))
+		if on == "retriable-status-codes" {
+			statusCodes = true
+		}
+	}
+	for _, c := range spec.RetriableStatusCodes {
+		out.RetriableStatusCodes = append(out.RetriableStatusCodes, uint32(c))
+	}
+	if len(spec.RetriableStatusCodes) > 0 && !statusCodes {
+		errs = append(errs, errors.New("retriableStatusCodes: set, but retryOn does not include retriable-status-codes"))
+	}
+	if b := spec.Backoff; b != nil {
+		base, err := b.BaseInterval.Parse()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backoff.baseInterval: %w", err))
+		} else if base <= 0 {
+			errs = append(errs, errors.New("backoff.baseInterval: must be greater than 0"))
+		} else {
+			out.BaseInterval = &base
+		}
+		if b.MaxInterval != nil {
+			maxI, err := b.MaxInterval.Parse()
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("backoff.maxInterval: %w", err))
+			case out.BaseInterval != nil && maxI < *out.BaseInterval:
+				errs = append(errs, fmt.Errorf("backoff.maxInterval: %s is less than baseInterval %s", maxI, *out.BaseInterval))
+			default:
+				out.MaxInterval = &maxI
+			}
+		}
+	}
+	if spec.PerTryTimeout != nil {
+		d, err := spec.PerTryTimeout.Parse()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("perTryTimeout: %w", err))
+		} else if d <= 0 {
+			errs = append(errs, errors.New("perTryTimeout: must be greater than 0"))
+		} else {
+			out.PerTryTimeout = &d
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}

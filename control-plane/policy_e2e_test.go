@@ -1,0 +1,199 @@
+package controlplane_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// policy is a BackendPolicy on Service echo with the given spec fields.
+func policy(spec string) string {
+	return `apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: echo}
+spec:
+  targetRefs: [{group: "", kind: Service, name: echo}]
+` + spec
+}
+
+// outcomes makes n calls and counts them by backend or status code.
+func outcomes(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got := map[string]int{}
+	for range n {
+		b, err := call(ctx, c, md...)
+		if err != nil {
+			got[status.Code(err).String()]++
+			continue
+		}
+		got[b]++
+	}
+	return got
+}
+
+func TestRetryRecoversUnavailable(t *testing.T) {
+	b := startBackend(t, "flaky")
+	b.failEvery.Store(2) // every second call fails
+	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b)})
+	c := m.client("echo.default:9000")
+
+	// Without a policy, half the calls fail.
+	if got := outcomes(t, c, 20); got["Unavailable"] == 0 {
+		t.Fatalf("without retries: %v; want some Unavailable", got)
+	}
+	m.write("policy.yaml", policy(`  retry: {numRetries: 2, retryOn: [unavailable], backoff: {baseInterval: 10ms}}
+`))
+	eventually(t, 10*time.Second, "every call recovered by a retry", func() bool {
+		return outcomes(t, c, 20)["flaky"] == 20
+	})
+}
+
+func TestRouteTimeout(t *testing.T) {
+	b := startBackend(t, "slow")
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	b.hold.Store(&hold)
+	m := startMesh(t, map[string]string{
+		"echo.yaml":   service("echo", 9000, b),
+		"policy.yaml": policy("  timeout: {request: 200ms}\n"),
+	})
+	c := m.client("echo.default:9000")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := call(ctx, c)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("call to a backend that never answers: %v; want DeadlineExceeded from the route's 200ms timeout", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the test's own deadline expired: the route timeout did not apply")
+	}
+}
+
+func TestOutlierDetectionEjectsFailingEndpoint(t *testing.T) {
+	good, bad := startBackend(t, "good"), startBackend(t, "bad")
+	bad.failEvery.Store(1)
+	m := startMesh(t, map[string]string{
+		"echo.yaml": service("echo", 9000, good, bad),
+		"policy.yaml": policy(`  outlierDetection:
+    interval: 100ms
+    baseEjectionTime: 30s
+    maxEjectionPercent: 50
+    failurePercentage: {threshold: 50, minimumHosts: 2, requestVolume: 5}
+`),
+	})
+	c := m.client("echo.default:9000")
+	eventually(t, 15*time.Second, "the failing endpoint ejected: 40 calls in a row served by good", func() bool {
+		got := outcomes(t, c, 40)
+		return got["good"] == 40
+	})
+}
+
+func TestCircuitBreakerRejectsOverflow(t *testing.T) {
+	b := startBackend(t, "held")
+	hold := make(chan struct{})
+	b.hold.Store(&hold)
+	m := startMesh(t, map[string]string{
+		"echo.yaml":   service("echo", 9000, b),
+		"policy.yaml": policy("  circuitBreaker: {maxRequests: 2}\n"),
+	})
+	c := m.client("echo.default:9000")
+	// Warm the channel up so that the policy is in force.
+	b.hold.Store(nil)
+	if _, err := call(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	b.hold.Store(&hold)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := call(t.Context(), c)
+			errs <- err
+		}()
+	}
+	eventually(t, 10*time.Second, "two calls held by the backend", func() bool { return b.inFlight.Load() == 2 })
+	_, err := call(t.Context(), c)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("third concurrent call with maxRequests 2: %v; want Unavailable at once", err)
+	}
+	close(hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a call within the limit failed: %v", err)
+		}
+	}
+}
+
+func TestFaultInjectionAborts(t *testing.T) {
+	b := startBackend(t, "echo")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":   service("echo", 9000, b),
+		"policy.yaml": policy("  faultInjection: {abort: {grpcStatus: 8, percentage: 100}}\n"),
+	})
+	c := m.client("echo.default:9000")
+	got := outcomes(t, c, 10)
+	if got["ResourceExhausted"] != 10 {
+		t.Fatalf("with a 100%% abort fault: %v; want 10 ResourceExhausted", got)
+	}
+	if n := b.calls.Load(); n != 0 {
+		t.Fatalf("the backend saw %d calls; aborted calls must not reach it", n)
+	}
+	// Removing the fault restores service without reconnecting.
+	m.write("policy.yaml", policy("  timeout: {request: 5s}\n"))
+	eventually(t, 10*time.Second, "calls served after the fault is removed", func() bool {
+		return outcomes(t, c, 5)["echo"] == 5
+	})
+}
+
+func TestFallbackTakesTrafficWhenPrimaryIsDown(t *testing.T) {
+	primary, fb := startBackend(t, "primary"), startBackend(t, "fallback")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":     service("echo", 9000, primary),
+		"fallback.yaml": service("echo-fallback", 9000, fb),
+		"policy.yaml":   policy("  fallback: {backendRef: {name: echo-fallback, port: 9000}}\n"),
+	})
+	c := m.client("echo.default:9000")
+	if got := outcomes(t, c, 10); got["primary"] != 10 {
+		t.Fatalf("while the primary is up: %v; want all on primary", got)
+	}
+	primary.srv.Stop()
+	eventually(t, 15*time.Second, "all calls on the fallback once the primary is down", func() bool {
+		return outcomes(t, c, 10)["fallback"] == 10
+	})
+}
+
+func TestRingHashAffinity(t *testing.T) {
+	a, b, c3 := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":   service("echo", 9000, a, b, c3),
+		"policy.yaml": policy("  loadBalancer: {type: RingHash, ringHash: {header: x-session}}\n"),
+	})
+	c := m.client("echo.default:9000")
+	used := map[string]bool{}
+	for i := range 30 {
+		session := fmt.Sprintf("session-%d", i)
+		got := outcomes(t, c, 10, "x-session", session)
+		if len(got) != 1 {
+			t.Fatalf("session %s spread over %v; want one backend", session, got)
+		}
+		for k := range got {
+			used[k] = true
+		}
+	}
+	if len(used) < 2 {
+		t.Fatalf("30 sessions all hashed to %v; want them spread", used)
+	}
+}

@@ -218,7 +218,7 @@ func (t *translator) resolveTarget(ns string, ref v1alpha1.PolicyTargetReference
 	case "Service":
 		s := t.svcs[svcKey{ns, name}]
 		if s == nil {
-			return nil, fmt.Errorf("Service %s/%s not found", ns, name)
+			return nil, fmt.Errorf("target Service %s/%s not found", ns, name)
 		}
 		tg := &target{name: "Service " + ns + "/" + name}
 		for _, sp := range s.ports {
@@ -231,7 +231,7 @@ func (t *translator) resolveTarget(ns string, ref v1alpha1.PolicyTargetReference
 			}
 		}
 		if len(tg.ports) == 0 {
-			return nil, fmt.Errorf("Service %s/%s has no port named %q", ns, name, *ref.SectionName)
+			return nil, fmt.Errorf("target Service %s/%s has no port named %q (sectionName)", ns, name, *ref.SectionName)
 		}
 		return tg, nil
 	case "HTTPRoute", "GRPCRoute":

@@ -122,12 +122,13 @@ func startMesh(t *testing.T, files map[string]string) *mesh {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.cp = cp
+	// m.cp, not cp: a test may replace the control plane.
 	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
+		if err := m.cp.Stop(); err != nil {
 			t.Errorf("control plane: %v", err)
 		}
 	})
-	m.cp = cp
 	return m
 }
 
@@ -272,5 +273,37 @@ func TestProxylessRouting(t *testing.T) {
 		if v2.calls.Load() == before {
 			t.Fatal("v2 served nothing")
 		}
+	})
+}
+
+// Clients keep serving on their last configuration while the control plane
+// is down, then resync with the one that replaces it.
+func TestControlPlaneRestart(t *testing.T) {
+	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":    service("echo", 9000),
+		"echo-v1.yaml": service("echo-v1", 9000, v1),
+		"echo-v2.yaml": service("echo-v2", 9000, v2),
+		"route.yaml":   fmt.Sprintf(echoRoute, 100, 0),
+	})
+	c := m.client("echo.default:9000")
+	if got := count(t, c, 10); got["v1"] != 10 {
+		t.Fatalf("before the restart: %v; want all on v1", got)
+	}
+	addr := m.cp.XDSAddr()
+	if err := m.cp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, c, 10); got["v1"] != 10 {
+		t.Fatalf("with the control plane down: %v; want all still on v1", got)
+	}
+	m.write("route.yaml", fmt.Sprintf(echoRoute, 0, 100))
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDir: m.dir, XDSAddress: addr, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cp = cp
+	eventually(t, 30*time.Second, "the client resynced with the new control plane", func() bool {
+		return count(t, c, 10)["v2"] == 10
 	})
 }

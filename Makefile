@@ -32,6 +32,10 @@ generate: ## regenerate the gRPC code (services/proto), the CRDs (policies/crds)
 	@./tools/build.sh buf protoc-gen-go protoc-gen-go-grpc controller-gen
 	@./scripts/generate.sh
 
+.PHONY: golden
+golden: ## rewrite the golden files (testdata/*) from the current output; review the diff
+	BULKHEAD_UPDATE_GOLDEN=1 go test -count=1 ./...
+
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, buf lint, generated code up to date
 	@echo "==> gofmt"

@@ -27,12 +27,12 @@ var Roles = []Role{RoleRouter, RoleGateway, RoleSidecar, RoleGRPC, RoleRateLimit
 // ProxyID names the configuration a proxy receives: every proxy with the
 // same ProxyID (the replicas of one service, say) gets the same one.
 type ProxyID struct {
-	Role Role
+	Role Role `json:"role,omitempty"`
 	// Namespace of the gateway or service.
-	Namespace string
+	Namespace string `json:"namespace,omitempty"`
 	// Name of the gateway (router, gateway) or of the service (sidecar,
 	// grpc); empty for the rate-limit service.
-	Name string
+	Name string `json:"name,omitempty"`
 }
 
 func (p ProxyID) String() string { return string(p.Role) + "/" + p.Namespace + "/" + p.Name }
@@ -62,11 +62,11 @@ func ParseProxyID(s string) (ProxyID, error) {
 
 // Config is the whole configuration of the proxies of one ProxyID.
 type Config struct {
-	Proxy ProxyID
+	Proxy ProxyID `json:"proxy,omitempty"`
 	// Listeners, sorted by name.
-	Listeners []*Listener
+	Listeners []*Listener `json:"listeners,omitempty"`
 	// Clusters, sorted by name, with their endpoints.
-	Clusters []*Cluster
+	Clusters []*Cluster `json:"clusters,omitempty"`
 }
 
 // ListenerKind says how a listener is realised.
@@ -80,111 +80,111 @@ const (
 
 // Listener receives traffic for one destination (clients) or on one address.
 type Listener struct {
-	Name string
-	Kind ListenerKind
+	Name string       `json:"name,omitempty"`
+	Kind ListenerKind `json:"kind,omitempty"`
 	// Host and Port the application dials (ListenerClient).
-	Host string
-	Port uint32
+	Host string `json:"host,omitempty"`
+	Port uint32 `json:"port,omitempty"`
 	// VirtualHosts in match order.
-	VirtualHosts []*VirtualHost
+	VirtualHosts []*VirtualHost `json:"virtualHosts,omitempty"`
 }
 
 // VirtualHost groups the routes of a set of domains.
 type VirtualHost struct {
-	Name    string
-	Domains []string
+	Name    string   `json:"name,omitempty"`
+	Domains []string `json:"domains,omitempty"`
 	// Routes in match order (the first that matches wins).
-	Routes []*Route
+	Routes []*Route `json:"routes,omitempty"`
 }
 
 // Route is one match and what to do with the requests it matches.
 type Route struct {
-	Name string
+	Name string `json:"name,omitempty"`
 	// Source is the input object and rule this route comes from, for config
 	// dumps and errors ("GRPCRoute default/chat rule 0 match 1").
-	Source string
-	Match  Match
+	Source string `json:"source,omitempty"`
+	Match  Match  `json:"match,omitempty"`
 	// Backends with weights; the request goes to one of them.
-	Backends []WeightedBackend
+	Backends []WeightedBackend `json:"backends,omitempty"`
 	// Timeout of the whole request, retries included; nil: none.
-	Timeout *time.Duration
+	Timeout *Duration `json:"timeout,omitempty"`
 	// Retry, Fault and HashPolicy come from BackendPolicy; nil: none.
-	Retry      *Retry
-	Fault      *Fault
-	HashPolicy *HashPolicy
+	Retry      *Retry      `json:"retry,omitempty"`
+	Fault      *Fault      `json:"fault,omitempty"`
+	HashPolicy *HashPolicy `json:"hashPolicy,omitempty"`
 }
 
 // Retry re-sends failed requests.
 type Retry struct {
-	NumRetries uint32
+	NumRetries uint32 `json:"numRetries,omitempty"`
 	// On lists Envoy retry_on conditions ("5xx", "reset", …) and gRPC
 	// status names ("unavailable", "cancelled", …).
-	On                   []string
-	RetriableStatusCodes []uint32
-	BaseInterval         *time.Duration
-	MaxInterval          *time.Duration
-	PerTryTimeout        *time.Duration
+	On                   []string  `json:"on,omitempty"`
+	RetriableStatusCodes []uint32  `json:"retriableStatusCodes,omitempty"`
+	BaseInterval         *Duration `json:"baseInterval,omitempty"`
+	MaxInterval          *Duration `json:"maxInterval,omitempty"`
+	PerTryTimeout        *Duration `json:"perTryTimeout,omitempty"`
 }
 
 // Fault delays or aborts a share of requests.
 type Fault struct {
-	Delay        *time.Duration
-	DelayPercent uint32
+	Delay        *Duration `json:"delay,omitempty"`
+	DelayPercent uint32    `json:"delayPercent,omitempty"`
 	// Exactly one of AbortHTTPStatus and AbortGRPCStatus is set with Abort.
-	Abort           bool
-	AbortHTTPStatus uint32
-	AbortGRPCStatus uint32
-	AbortPercent    uint32
+	Abort           bool   `json:"abort,omitempty"`
+	AbortHTTPStatus uint32 `json:"abortHTTPStatus,omitempty"`
+	AbortGRPCStatus uint32 `json:"abortGRPCStatus,omitempty"`
+	AbortPercent    uint32 `json:"abortPercent,omitempty"`
 }
 
 // HashPolicy picks the hash key of ring-hash load balancing.
 type HashPolicy struct {
 	// Header whose value is hashed.
-	Header string
+	Header string `json:"header,omitempty"`
 }
 
 // Match is a conjunction: every set condition must hold.
 type Match struct {
 	// Exactly one of the path conditions is set (PathPrefix "/" matches all).
-	PathExact  string
-	PathPrefix string
-	PathRegex  string
-	Headers    []HeaderMatch
+	PathExact  string        `json:"pathExact,omitempty"`
+	PathPrefix string        `json:"pathPrefix,omitempty"`
+	PathRegex  string        `json:"pathRegex,omitempty"`
+	Headers    []HeaderMatch `json:"headers,omitempty"`
 }
 
 // HeaderMatch matches one header.
 type HeaderMatch struct {
-	Name string
+	Name string `json:"name,omitempty"`
 	// Exact or Regex; neither means "present".
-	Exact  string
-	Regex  string
-	Invert bool
+	Exact  string `json:"exact,omitempty"`
+	Regex  string `json:"regex,omitempty"`
+	Invert bool   `json:"invert,omitempty"`
 }
 
 // WeightedBackend is a cluster and its share of the traffic.
 type WeightedBackend struct {
-	Cluster string
-	Weight  uint32
+	Cluster string `json:"cluster,omitempty"`
+	Weight  uint32 `json:"weight,omitempty"`
 }
 
 // Cluster is a set of endpoints and how to reach them.
 type Cluster struct {
 	// Name, also the EDS service name: "<service>.<namespace>:<port>".
-	Name      string
-	Service   string
-	Namespace string
-	Port      uint32
+	Name      string `json:"name,omitempty"`
+	Service   string `json:"service,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Port      uint32 `json:"port,omitempty"`
 	// Endpoints grouped by locality and priority, sorted.
-	Localities []*LocalityEndpoints
+	Localities []*LocalityEndpoints `json:"localities,omitempty"`
 
 	// The rest comes from BackendPolicy; zero values mean defaults.
-	LB               LoadBalancer
-	ConnectTimeout   *time.Duration
-	CircuitBreaker   *CircuitBreaker
-	OutlierDetection *OutlierDetection
+	LB               LoadBalancer      `json:"lb,omitempty"`
+	ConnectTimeout   *Duration         `json:"connectTimeout,omitempty"`
+	CircuitBreaker   *CircuitBreaker   `json:"circuitBreaker,omitempty"`
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
 	// Fallback is the cluster whose endpoints take the traffic, at the next
 	// priority, when this one has no healthy endpoint.
-	Fallback string
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // LBPolicy is a load-balancing algorithm.
@@ -199,42 +199,44 @@ const (
 // LoadBalancer configures endpoint picking.
 type LoadBalancer struct {
 	// Policy; empty means round robin.
-	Policy          LBPolicy
-	MinimumRingSize uint64
+	Policy          LBPolicy `json:"policy,omitempty"`
+	MinimumRingSize uint64   `json:"minimumRingSize,omitempty"`
 }
 
 // CircuitBreaker caps what is in flight; nil fields keep Envoy's defaults.
 type CircuitBreaker struct {
-	MaxConnections     *uint32
-	MaxPendingRequests *uint32
-	MaxRequests        *uint32
-	MaxRetries         *uint32
+	MaxConnections     *uint32 `json:"maxConnections,omitempty"`
+	MaxPendingRequests *uint32 `json:"maxPendingRequests,omitempty"`
+	MaxRequests        *uint32 `json:"maxRequests,omitempty"`
+	MaxRetries         *uint32 `json:"maxRetries,omitempty"`
 	// RetryBudgetPercent set means a retry budget replaces MaxRetries.
-	RetryBudgetPercent  *float64
-	MinRetryConcurrency *uint32
+	RetryBudgetPercent  *float64 `json:"retryBudgetPercent,omitempty"`
+	MinRetryConcurrency *uint32  `json:"minRetryConcurrency,omitempty"`
 }
 
 // OutlierDetection ejects failing endpoints.
 type OutlierDetection struct {
-	Consecutive5xx                 *uint32
-	ConsecutiveGatewayErrors       *uint32
-	Interval                       *time.Duration
-	BaseEjectionTime               *time.Duration
-	MaxEjectionPercent             *uint32
-	FailurePercentageThreshold     *uint32
-	FailurePercentageMinimumHosts  *uint32
-	FailurePercentageRequestVolume *uint32
+	Consecutive5xx                 *uint32   `json:"consecutive5xx,omitempty"`
+	ConsecutiveGatewayErrors       *uint32   `json:"consecutiveGatewayErrors,omitempty"`
+	Interval                       *Duration `json:"interval,omitempty"`
+	BaseEjectionTime               *Duration `json:"baseEjectionTime,omitempty"`
+	MaxEjectionPercent             *uint32   `json:"maxEjectionPercent,omitempty"`
+	FailurePercentageThreshold     *uint32   `json:"failurePercentageThreshold,omitempty"`
+	FailurePercentageMinimumHosts  *uint32   `json:"failurePercentageMinimumHosts,omitempty"`
+	FailurePercentageRequestVolume *uint32   `json:"failurePercentageRequestVolume,omitempty"`
 }
 
 // LocalityEndpoints are the endpoints of one locality at one priority.
 type LocalityEndpoints struct {
-	Region, Zone, SubZone string
+	Region  string `json:"region,omitempty"`
+	Zone    string `json:"zone,omitempty"`
+	SubZone string `json:"subZone,omitempty"`
 	// Priority 0 is used first; higher ones take the traffic when the lower
 	// ones have no healthy endpoint (failover).
-	Priority uint32
+	Priority uint32 `json:"priority,omitempty"`
 	// Weight of the locality within its priority.
-	Weight    uint32
-	Endpoints []*Endpoint
+	Weight    uint32      `json:"weight,omitempty"`
+	Endpoints []*Endpoint `json:"endpoints,omitempty"`
 }
 
 // Health of an endpoint as the input declares it.
@@ -248,10 +250,31 @@ const (
 
 // Endpoint is one address of a cluster.
 type Endpoint struct {
-	Address string
-	Port    uint32
-	Health  Health
-	Weight  uint32
+	Address string `json:"address,omitempty"`
+	Port    uint32 `json:"port,omitempty"`
+	Health  Health `json:"health,omitempty"`
+	Weight  uint32 `json:"weight,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in YAML and
+// JSON (config dumps, goldens).
+type Duration time.Duration
+
+// D converts a time.Duration.
+func D(d time.Duration) *Duration { v := Duration(d); return &v }
+
+// Std returns the time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // ClusterName is the name of the cluster of a Service port.

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -77,8 +78,7 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 	origin := t.res.Origin(key)
 	var problems []string
 	fail := func(field, format string, args ...any) {
-		err := t.fail(key, field, format, args...)
-		_ = err
+		t.fail(key, field, format, args...)
 		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
 	}
 	var conflicts []string
@@ -98,7 +98,10 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 		set := func(obj any, feature string, apply func()) {
 			ck := claimKey{obj, feature}
 			if c, ok := claims[ck]; ok && c.routeLevel == tg.routeLevel {
-				conflicts = append(conflicts, fmt.Sprintf("%s on %s is already set by %s", feature, tg.name, c.policy))
+				msg := fmt.Sprintf("%s on %s is already set by %s", feature, tg.name, c.policy)
+				if !slices.Contains(conflicts, msg) {
+					conflicts = append(conflicts, msg)
+				}
 				return
 			}
 			claims[ck] = claim{policy: "BackendPolicy " + p.Namespace + "/" + p.Name, routeLevel: tg.routeLevel}

@@ -346,14 +346,14 @@ func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]
 		if len(backends) == 0 {
 			continue
 		}
-		var timeout *time.Duration
+		var timeout *ir.Duration
 		if rule.Timeouts != nil && rule.Timeouts.Request != nil {
 			d, err := time.ParseDuration(string(*rule.Timeouts.Request))
 			if err != nil {
 				t.fail(key, rfield+".timeouts.request", "%q is not a duration", *rule.Timeouts.Request)
 				continue
 			}
-			timeout = &d
+			timeout = ir.D(d)
 		}
 		matches := rule.Matches
 		if len(matches) == 0 {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 )
@@ -41,7 +42,16 @@ func (s *Status) Set(k resource.Key, origin resource.Origin, c Condition) {
 		if o.Conditions[i].Type == c.Type {
 			// A False condition is not overwritten by a True one: one bad
 			// part makes the whole object not accepted.
-			if o.Conditions[i].Status == "False" && c.Status == "True" {
+			prev := o.Conditions[i]
+			switch {
+			case prev.Status == "False" && c.Status == "True":
+				return
+			case prev.Status == "False" && c.Status == "False":
+				// Keep every reason: the first one's Reason, all messages.
+				if c.Message != "" && !strings.Contains(prev.Message, c.Message) {
+					prev.Message += "; " + c.Message
+				}
+				o.Conditions[i] = prev
 				return
 			}
 			o.Conditions[i] = c

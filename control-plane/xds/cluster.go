@@ -24,7 +24,7 @@ func cluster(c *ir.Cluster) *clusterv3.Cluster {
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
 	if c.ConnectTimeout != nil {
-		out.ConnectTimeout = durationpb.New(*c.ConnectTimeout)
+		out.ConnectTimeout = durationpb.New(c.ConnectTimeout.Std())
 	}
 	loadBalancer(out, c.LB)
 	if c.CircuitBreaker != nil {

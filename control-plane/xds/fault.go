@@ -19,7 +19,7 @@ func faultConfig(f *ir.Fault) *faultv3.HTTPFault {
 	out := &faultv3.HTTPFault{}
 	if f.Delay != nil {
 		out.Delay = &commonfaultv3.FaultDelay{
-			FaultDelaySecifier: &commonfaultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(*f.Delay)},
+			FaultDelaySecifier: &commonfaultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(f.Delay.Std())},
 			Percentage:         percent(f.DelayPercent),
 		}
 	}

@@ -31,10 +31,10 @@ func outlierDetection(od *ir.OutlierDetection) *clusterv3.OutlierDetection {
 		EnforcingFailurePercentage:         enforcing(od.FailurePercentageThreshold != nil),
 	}
 	if od.Interval != nil {
-		out.Interval = durationpb.New(*od.Interval)
+		out.Interval = durationpb.New(od.Interval.Std())
 	}
 	if od.BaseEjectionTime != nil {
-		out.BaseEjectionTime = durationpb.New(*od.BaseEjectionTime)
+		out.BaseEjectionTime = durationpb.New(od.BaseEjectionTime.Std())
 	}
 	return out
 }

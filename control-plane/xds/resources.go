@@ -88,6 +88,13 @@ func (r Resources) consistent() error {
 			}
 		}
 	}
+	for _, res := range r[resourcev3.RouteType] {
+		for name := range routeClusters(res) {
+			if !r.has(resourcev3.ClusterType, name) {
+				errs = append(errs, fmt.Errorf("cluster %q is referenced but not generated (route configuration %q)", name, cachev3.GetResourceName(res)))
+			}
+		}
+	}
 	for _, res := range r[resourcev3.ListenerType] {
 		for name := range apiListenerRoutes(res) {
 			if !r.has(resourcev3.RouteType, name) {

@@ -34,13 +34,13 @@ func retryPolicy(r *ir.Retry, f flavour) *routev3.RetryPolicy {
 		RetriableStatusCodes: r.RetriableStatusCodes,
 	}
 	if r.BaseInterval != nil {
-		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(*r.BaseInterval)}
+		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(r.BaseInterval.Std())}
 		if r.MaxInterval != nil {
-			rp.RetryBackOff.MaxInterval = durationpb.New(*r.MaxInterval)
+			rp.RetryBackOff.MaxInterval = durationpb.New(r.MaxInterval.Std())
 		}
 	}
 	if r.PerTryTimeout != nil && f == flavourEnvoy {
-		rp.PerTryTimeout = durationpb.New(*r.PerTryTimeout)
+		rp.PerTryTimeout = durationpb.New(r.PerTryTimeout.Std())
 	}
 	return rp
 }

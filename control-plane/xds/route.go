@@ -46,7 +46,7 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
 	}
 	if r.Timeout != nil {
-		d := durationpb.New(*r.Timeout)
+		d := durationpb.New(r.Timeout.Std())
 		if f == flavourGRPC {
 			// grpc-go bounds a call with max_stream_duration, not timeout.
 			action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: d}

@@ -21,7 +21,7 @@ func Build(spec *v1alpha1.FaultInjection) (*ir.Fault, error) {
 		if v <= 0 {
 			return nil, errors.New("delay.duration: must be greater than 0")
 		}
-		out.Delay, out.DelayPercent = &v, uint32(d.Percentage)
+		out.Delay, out.DelayPercent = ir.D(v), uint32(d.Percentage)
 	}
 	if a := spec.Abort; a != nil {
 		out.Abort, out.AbortPercent = true, uint32(a.Percentage)

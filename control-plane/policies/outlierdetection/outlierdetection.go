@@ -10,7 +10,6 @@ package outlierdetection
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -30,7 +29,7 @@ func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {
 		ConsecutiveGatewayErrors: u(spec.ConsecutiveGatewayErrors),
 	}
 	var errs []error
-	dur := func(field string, d *v1alpha1.Duration) *time.Duration {
+	dur := func(field string, d *v1alpha1.Duration) *ir.Duration {
 		if d == nil {
 			return nil
 		}
@@ -42,7 +41,7 @@ func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", field, err))
 			return nil
 		}
-		return &v
+		return ir.D(v)
 	}
 	out.Interval = dur("interval", spec.Interval)
 	out.BaseEjectionTime = dur("baseEjectionTime", spec.BaseEjectionTime)

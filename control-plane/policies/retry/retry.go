@@ -38,17 +38,17 @@ func Build(spec *v1alpha1.Retry) (*ir.Retry, error) {
 		} else if base <= 0 {
 			errs = append(errs, errors.New("backoff.baseInterval: must be greater than 0"))
 		} else {
-			out.BaseInterval = &base
+			out.BaseInterval = ir.D(base)
 		}
 		if b.MaxInterval != nil {
 			maxI, err := b.MaxInterval.Parse()
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("backoff.maxInterval: %w", err))
-			case out.BaseInterval != nil && maxI < *out.BaseInterval:
-				errs = append(errs, fmt.Errorf("backoff.maxInterval: %s is less than baseInterval %s", maxI, *out.BaseInterval))
+			case out.BaseInterval != nil && maxI < out.BaseInterval.Std():
+				errs = append(errs, fmt.Errorf("backoff.maxInterval: %s is less than baseInterval %s", maxI, out.BaseInterval.Std()))
 			default:
-				out.MaxInterval = &maxI
+				out.MaxInterval = ir.D(maxI)
 			}
 		}
 	}
@@ -59,7 +59,7 @@ func Build(spec *v1alpha1.Retry) (*ir.Retry, error) {
 		} else if d <= 0 {
 			errs = append(errs, errors.New("perTryTimeout: must be greater than 0"))
 		} else {
-			out.PerTryTimeout = &d
+			out.PerTryTimeout = ir.D(d)
 		}
 	}
 	if len(errs) > 0 {

@@ -5,23 +5,23 @@ package timeout
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
 // Parsed holds the validated durations; nil means unset.
 type Parsed struct {
-	Request *time.Duration
-	Idle    *time.Duration
-	Connect *time.Duration
+	Request *ir.Duration
+	Idle    *ir.Duration
+	Connect *ir.Duration
 }
 
 // Build validates a timeout policy.
 func Build(spec *v1alpha1.Timeout) (*Parsed, error) {
 	out := &Parsed{}
 	var errs []error
-	parse := func(field string, d *v1alpha1.Duration, zeroOK bool) *time.Duration {
+	parse := func(field string, d *v1alpha1.Duration, zeroOK bool) *ir.Duration {
 		if d == nil {
 			return nil
 		}
@@ -34,7 +34,7 @@ func Build(spec *v1alpha1.Timeout) (*Parsed, error) {
 			errs = append(errs, fmt.Errorf("%s: must be greater than 0", field))
 			return nil
 		}
-		return &v
+		return ir.D(v)
 	}
 	out.Request = parse("request", spec.Request, true)
 	out.Idle = parse("idle", spec.Idle, true)

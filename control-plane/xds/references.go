@@ -2,6 +2,7 @@ package xds
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
@@ -21,4 +22,25 @@ func apiListenerRoutes(res types.Resource) map[string]bool {
 		return map[string]bool{rds.GetRouteConfigName(): true}
 	}
 	return nil
+}
+
+// routeClusters returns the clusters a route configuration sends to.
+func routeClusters(res types.Resource) map[string]bool {
+	rc, ok := res.(*routev3.RouteConfiguration)
+	if !ok {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			a := r.GetRoute()
+			if c := a.GetCluster(); c != "" {
+				out[c] = true
+			}
+			for _, wc := range a.GetWeightedClusters().GetClusters() {
+				out[wc.GetName()] = true
+			}
+		}
+	}
+	return out
 }

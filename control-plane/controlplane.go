@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
@@ -27,7 +29,9 @@ type Options struct {
 	ConfigDir string
 	// XDSAddress is where ADS is served (host:port; port 0 picks one).
 	XDSAddress string
-	Log        *slog.Logger
+	// AdminAddress serves the admin endpoint (empty: none).
+	AdminAddress string
+	Log          *slog.Logger
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
@@ -41,6 +45,8 @@ type ControlPlane struct {
 
 	lis    net.Listener
 	grpc   *grpc.Server
+	admin  *http.Server
+	adminL net.Listener
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
@@ -81,6 +87,23 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		),
 	}
 	cp.Server.Register(cp.grpc)
+	if opts.AdminAddress != "" {
+		al, err := net.Listen("tcp", opts.AdminAddress)
+		if err != nil {
+			lis.Close()
+			cancel()
+			return nil, fmt.Errorf("control plane: admin address: %w", err)
+		}
+		cp.adminL = al
+		cp.admin = &http.Server{Handler: admin.Handler(cp), ReadHeaderTimeout: 5 * time.Second}
+		cp.wg.Add(1)
+		go func() {
+			defer cp.wg.Done()
+			if err := cp.admin.Serve(al); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cp.fail(fmt.Errorf("admin server: %w", err))
+			}
+		}()
+	}
 
 	updates := make(chan provider.Update)
 	prov := &file.Provider{Dir: opts.ConfigDir, Log: opts.Log}
@@ -153,6 +176,24 @@ func (cp *ControlPlane) Result() (*translate.Result, <-chan struct{}) {
 	return cp.result, cp.updated
 }
 
+// Latest returns the latest translation (nil before the first); for the
+// admin endpoint.
+func (cp *ControlPlane) Latest() *translate.Result {
+	r, _ := cp.Result()
+	return r
+}
+
+// XDS is the xDS server; for the admin endpoint.
+func (cp *ControlPlane) XDS() *server.Server { return cp.Server }
+
+// AdminAddr is the admin endpoint's address ("" when not served).
+func (cp *ControlPlane) AdminAddr() string {
+	if cp.adminL == nil {
+		return ""
+	}
+	return cp.adminL.Addr().String()
+}
+
 // XDSAddr is the address ADS is served on.
 func (cp *ControlPlane) XDSAddr() string { return cp.lis.Addr().String() }
 
@@ -166,6 +207,11 @@ func (cp *ControlPlane) fail(err error) {
 func (cp *ControlPlane) Stop() error {
 	cp.cancel()
 	cp.grpc.Stop()
+	if cp.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = cp.admin.Shutdown(ctx)
+		cancel()
+	}
 	cp.wg.Wait()
 	cp.errMu.Lock()
 	defer cp.errMu.Unlock()

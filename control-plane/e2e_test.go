@@ -115,9 +115,10 @@ func startMesh(t *testing.T, files map[string]string) *mesh {
 		m.write(name, body)
 	}
 	cp, err := controlplane.Start(t.Context(), controlplane.Options{
-		ConfigDir:  m.dir,
-		XDSAddress: "127.0.0.1:0",
-		Log:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		ConfigDir:    m.dir,
+		XDSAddress:   "127.0.0.1:0",
+		AdminAddress: "127.0.0.1:0",
+		Log:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)

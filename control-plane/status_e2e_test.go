@@ -1,0 +1,151 @@
+package controlplane_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
+)
+
+func getStatus(t *testing.T, m *mesh) admin.StatusReport {
+	t.Helper()
+	resp, err := http.Get("http://" + m.cp.AdminAddr() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep admin.StatusReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func programmed(rep admin.StatusReport, kind, name string) string {
+	for _, o := range rep.Objects {
+		if o.Kind == kind && o.Name == name {
+			for _, c := range o.Conditions {
+				if c.Type == "Programmed" {
+					return c.Status + " " + c.Reason + ": " + c.Message
+				}
+			}
+		}
+	}
+	return "missing"
+}
+
+// Programmed follows what the proxies did: True once the connected client
+// ACKed, False with the proxy's own words when one NACKs.
+func TestStatusProgrammedAndNACK(t *testing.T) {
+	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":    service("echo", 9000),
+		"echo-v1.yaml": service("echo-v1", 9000, v1),
+		"echo-v2.yaml": service("echo-v2", 9000, v2),
+		"route.yaml":   fmt.Sprintf(echoRoute, 50, 50),
+	})
+	eventually(t, 10*time.Second, "first translation", func() bool {
+		resp, err := http.Get("http://" + m.cp.AdminAddr() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if got := programmed(getStatus(t, m), "GRPCRoute", "echo"); !strings.HasPrefix(got, "Unknown NoProxyConnected") {
+		t.Fatalf("before any proxy connects: Programmed = %s", got)
+	}
+	c := m.client("echo.default:9000")
+	count(t, c, 2)
+	eventually(t, 10*time.Second, "Programmed True after the client ACKed", func() bool {
+		return strings.HasPrefix(programmed(getStatus(t, m), "GRPCRoute", "echo"), "True Programmed")
+	})
+
+	// A proxy that rejects the listeners it is sent (here a raw ADS client
+	// answering with error_detail) turns Programmed False with its message.
+	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "grpc", "namespace": "default", "name": "caller"}})
+	node := &corev3.Node{Id: "picky-node", Metadata: md}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{
+		Node: node, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"},
+		ResponseNonce: resp.GetNonce(),
+		ErrorDetail:   &status.Status{Code: 3, Message: "listener echo.default:9000: unsupported filter"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "Programmed False after the NACK", func() bool {
+		got := programmed(getStatus(t, m), "GRPCRoute", "echo")
+		return strings.HasPrefix(got, "False RejectedByProxy") && strings.Contains(got, "picky-node") && strings.Contains(got, "unsupported filter")
+	})
+
+	// /nodes shows both nodes and what each did.
+	r, err := http.Get("http://" + m.cp.AdminAddr() + "/nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(body), `"nodeID": "picky-node"`) || !strings.Contains(string(body), `"nackError": "listener echo.default:9000: unsupported filter"`) {
+		t.Fatalf("/nodes:\n%s", body)
+	}
+
+	// The config dump shows what the proxy was sent.
+	r, err = http.Get("http://" + m.cp.AdminAddr() + "/config_dump?proxy=grpc/default/caller&format=yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || !strings.Contains(string(body), "name: echo.default:9000") {
+		t.Fatalf("config dump (%d):\n%s", r.StatusCode, body)
+	}
+}
+
+// A node that does not say who it is gets no configuration.
+func TestNodeWithoutIdentityIsRefused(t *testing.T) {
+	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000)})
+	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "anonymous"}, TypeUrl: resourcev3.ListenerType}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	if err == nil || !strings.Contains(err.Error(), `metadata has no "bulkhead" struct`) {
+		t.Fatalf("stream of a node without identity: %v; want it refused with the reason", err)
+	}
+}

@@ -153,7 +153,7 @@ func (cp *ControlPlane) loop(ctx context.Context, opts Options, updates <-chan p
 		start := time.Now()
 		r := translate.Translate(u.Resources)
 		if u.Err != nil {
-			r.Errors = append([]error{u.Err}, r.Errors...)
+			r.Errors = append(splitJoined(u.Err), r.Errors...)
 		}
 		cp.Server.Publish(ctx, r)
 		if err := r.Err(); err != nil {
@@ -216,4 +216,28 @@ func (cp *ControlPlane) Stop() error {
 	cp.errMu.Lock()
 	defer cp.errMu.Unlock()
 	return cp.err
+}
+
+// Offline reads a directory and translates it as the running control plane
+// would, for `bulkhead translate` and `bulkhead validate`. The result's
+// Errors include what could not be read.
+func Offline(dir string) *translate.Result {
+	res, err := file.Load(dir)
+	r := translate.Translate(res)
+	if err != nil {
+		r.Errors = append(splitJoined(err), r.Errors...)
+	}
+	return r
+}
+
+// splitJoined flattens errors.Join trees into their leaves.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

@@ -1,28 +1,26 @@
 // Command bulkhead is the Bulkhead CLI.
 //
-//	bulkhead up [--state-dir DIR]   run the platform locally (make run)
+//	bulkhead up [--state-dir DIR]                            run the platform locally (make run)
+//	bulkhead translate -f DIR [--node ROLE/NAME] [-o yaml|json]  the xDS a proxy would get, offline
+//	bulkhead validate -f DIR                                 every problem, with file, object and field
+//	bulkhead status [--admin-address HOST:PORT]              Accepted/Programmed of every object
 //
-// More commands (translate, validate, status, chat) arrive with the control
-// plane and the services; DESIGN.md §8 lists them.
+// `bulkhead chat` arrives with the services (DESIGN.md §8).
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
 )
 
 const usage = `usage: bulkhead <command> [flags]
 
 commands:
-  up    run the platform locally, state under .bulkhead/ (Ctrl-C stops it)
+  up         run the platform locally, state under .bulkhead/ (Ctrl-C stops it)
+  translate  print the xDS configuration a proxy would get from a directory, offline
+  validate   check a directory of resources; list every problem with file, object and field
+  status     show Accepted and Programmed for every object of a running control plane
 
 run 'bulkhead <command> -h' for the flags of a command
 `
@@ -39,6 +37,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "up":
 		return up(args[1:], stdout, stderr)
+	case "translate":
+		return translateCmd(args[1:], stdout, stderr)
+	case "validate":
+		return validateCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -46,27 +50,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-}
-
-func up(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bulkhead up", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	stateDir := fs.String("state-dir", ".bulkhead", "directory for all local state (databases, logs, credentials)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bulkhead up: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := localrun.Run(ctx, localrun.Options{StateDir: *stateDir, Out: stdout}); err != nil {
-		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,7 +18,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"up", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"up", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
-		{[]string{"help"}, 0, "up    run the platform locally"},
+		{[]string{"help"}, 0, "translate  print the xDS configuration"},
 	} {
 		var out, errOut strings.Builder
 		code := run(tc.args, &out, &errOut)
@@ -24,6 +27,86 @@ func TestCommandLineErrors(t *testing.T) {
 		}
 		if text := out.String() + errOut.String(); !strings.Contains(text, tc.wantText) {
 			t.Errorf("bulkhead %v printed %q; want it to contain %q", tc.args, text, tc.wantText)
+		}
+	}
+}
+
+const goodDir = `apiVersion: v1
+kind: Service
+metadata: {name: chat}
+spec:
+  ports: [{name: grpc, port: 9000}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: chat-1
+  labels: {kubernetes.io/service-name: chat}
+addressType: IPv4
+ports: [{name: grpc, port: 50051}]
+endpoints: [{addresses: [127.0.0.1]}]
+`
+
+func writeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestValidate(t *testing.T) {
+	good := writeDir(t, map[string]string{"chat.yaml": goodDir})
+	var out, errOut strings.Builder
+	if code := run([]string{"validate", "-f", good}, &out, &errOut); code != 0 {
+		t.Fatalf("validate on a valid directory: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "valid") {
+		t.Errorf("validate printed %q", out.String())
+	}
+
+	bad := writeDir(t, map[string]string{"chat.yaml": goodDir + `---
+apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: chat}
+spec:
+  targetRefs: [{group: "", kind: Service, name: chat}]
+  retry: {numRetries: 1, retryOn: [unavailable], perTryTimeout: soon}
+`})
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"validate", "-f", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("validate on an invalid directory: exit %d; want 1", code)
+	}
+	want := filepath.Join(bad, "chat.yaml") + `:16: BackendPolicy default/chat: spec.retry: perTryTimeout: "soon" is not a duration`
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("validate printed:\n%s\nwant a line containing:\n%s", out.String(), want)
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	dir := writeDir(t, map[string]string{"chat.yaml": goodDir})
+	var out, errOut strings.Builder
+	if code := run([]string{"translate", "-f", dir, "--node", "grpc/caller", "-o", "json"}, &out, &errOut); code != 0 {
+		t.Fatalf("translate: exit %d: %s", code, errOut.String())
+	}
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &doc); err != nil {
+		t.Fatalf("translate -o json printed invalid JSON: %v", err)
+	}
+	if len(doc["clusters"]) != 1 || doc["clusters"][0]["name"] != "chat.default:9000" {
+		t.Fatalf("clusters = %v; want chat.default:9000", doc["clusters"])
+	}
+	for _, args := range [][]string{
+		{"translate", "-f", dir, "-o", "xml"},
+		{"translate", "-f", dir, "--node", "mystery/x"},
+		{"translate"},
+	} {
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("bulkhead %v: exit %d; want 2", args, code)
 		}
 	}
 }

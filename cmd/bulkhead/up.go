@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
+)
+
+func up(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bulkhead up", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", ".bulkhead", "directory for all local state (databases, logs, credentials)")
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := localrun.Run(ctx, localrun.Options{StateDir: *stateDir, Out: stdout}); err != nil {
+		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+)
+
+func validateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bulkhead validate", flag.ContinueOnError)
+	dir := fs.String("f", "", "directory of resources (required)")
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "bulkhead validate: -f DIR is required")
+		return 2
+	}
+	r := controlplane.Offline(*dir)
+	problems := len(r.Errors)
+	for _, e := range r.Errors {
+		fmt.Fprintln(stdout, e)
+	}
+	// What translates must also build into valid xDS.
+	for _, role := range []ir.Role{ir.RoleGRPC} {
+		if _, err := xds.Build(r.Config(ir.ProxyID{Role: role, Namespace: "default", Name: "validate"})); err != nil {
+			fmt.Fprintf(stdout, "xDS for role %s: %v\n", role, err)
+			problems++
+		}
+	}
+	if problems > 0 {
+		fmt.Fprintf(stderr, "%d problem(s) in %s\n", problems, *dir)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d objects with status, %d clusters, %d listeners)\n", *dir, len(r.Status.Objects()), len(r.Clusters), len(r.ClientListeners))
+	return 0
+}

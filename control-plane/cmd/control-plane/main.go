@@ -1,0 +1,62 @@
+// Command control-plane is Bulkhead's xDS control plane (universal mode: a
+// directory of Kubernetes-style YAML).
+//
+//	control-plane --config-dir DIR --xds-address HOST:PORT --admin-address HOST:PORT
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+)
+
+func main() {
+	fs := flag.NewFlagSet("control-plane", flag.ContinueOnError)
+	configDir := fs.String("config-dir", "policies", "directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes")
+	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
+	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the admin endpoint (/status, /nodes, /config_dump)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "control-plane: unexpected argument %q\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "control-plane: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if st, err := os.Stat(*configDir); err != nil || !st.IsDir() {
+		log.Error("--config-dir must be a directory", "config_dir", *configDir, "error", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		ConfigDir:    *configDir,
+		XDSAddress:   *xdsAddr,
+		AdminAddress: *adminAddr,
+		Log:          log,
+	})
+	if err != nil {
+		log.Error("start", "error", err)
+		os.Exit(1)
+	}
+	log.Info("serving", "xds", cp.XDSAddr(), "admin", cp.AdminAddr(), "config_dir", *configDir)
+	<-ctx.Done()
+	log.Info("stopping")
+	if err := cp.Stop(); err != nil {
+		log.Error("stop", "error", err)
+		os.Exit(1)
+	}
+}

@@ -26,10 +26,6 @@ type GRPCOptions struct {
 	Zone string
 }
 
-// ServerListenerTemplate is the name an xDS-enabled gRPC server asks for,
-// with %s replaced by its listening address (ip:port).
-const ServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
-
 // GRPC returns the bootstrap JSON.
 func GRPC(o GRPCOptions) ([]byte, error) {
 	if o.NodeID == "" {
@@ -77,7 +73,7 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 				"name":      o.Proxy.Name,
 			}},
 		},
-		ServerListenerResourceNameTemplate: ServerListenerTemplate,
+		ServerListenerResourceNameTemplate: ir.ServerListenerTemplate,
 	}
 	if o.Zone != "" {
 		doc.Node.Locality = &locality{Zone: o.Zone}

@@ -76,13 +76,22 @@ const (
 	// ListenerClient is a proxyless client's view of a destination (an
 	// api_listener named after the host:port the application dials).
 	ListenerClient ListenerKind = "client"
+	// ListenerServer is an xDS-enabled gRPC server's inbound listener, on
+	// the address it listens on.
+	ListenerServer ListenerKind = "server"
 )
+
+// ServerListenerTemplate is the name an xDS-enabled gRPC server asks for,
+// with %s replaced by its listening address (ip:port); the bootstrap sets it
+// as server_listener_resource_name_template.
+const ServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
 
 // Listener receives traffic for one destination (clients) or on one address.
 type Listener struct {
 	Name string       `json:"name,omitempty"`
 	Kind ListenerKind `json:"kind,omitempty"`
-	// Host and Port the application dials (ListenerClient).
+	// Host and Port the application dials (ListenerClient), or the address
+	// and port the server listens on (ListenerServer).
 	Host string `json:"host,omitempty"`
 	Port uint32 `json:"port,omitempty"`
 	// VirtualHosts in match order.

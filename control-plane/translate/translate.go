@@ -8,7 +8,10 @@ package translate
 import (
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
@@ -33,15 +36,51 @@ func (r *Result) Err() error { return errors.Join(r.Errors...) }
 
 // Config returns the configuration of the proxies of id.
 //
-// Today every proxyless client sees every Service (it only subscribes to the
-// ones it dials); per-service narrowing comes with authorization.
+// A proxyless application sees every Service as a client (it subscribes to
+// the ones it dials; per-service narrowing comes with authorization), and,
+// as a server, gets one inbound listener per endpoint of its own Service
+// (role grpc, name = its Service's name).
 func (r *Result) Config(id ir.ProxyID) *ir.Config {
 	cfg := &ir.Config{Proxy: id}
 	if id.Role == ir.RoleGRPC {
-		cfg.Listeners = r.ClientListeners
+		cfg.Listeners = append(slices.Clone(r.ClientListeners), r.serverListeners(id)...)
+		sort.Slice(cfg.Listeners, func(i, j int) bool { return cfg.Listeners[i].Name < cfg.Listeners[j].Name })
 		cfg.Clusters = r.Clusters
 	}
 	return cfg
+}
+
+// serverListeners are the inbound listeners of the endpoints of the Service
+// named by id: the Service's own endpoints (priority 0), not its fallback's.
+func (r *Result) serverListeners(id ir.ProxyID) []*ir.Listener {
+	var out []*ir.Listener
+	seen := map[string]bool{}
+	for _, c := range r.Clusters {
+		if c.Service != id.Name || c.Namespace != id.Namespace {
+			continue
+		}
+		for _, l := range c.Localities {
+			if l.Priority != 0 {
+				continue
+			}
+			for _, e := range l.Endpoints {
+				addr := net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port)))
+				name := fmt.Sprintf(ir.ServerListenerTemplate, addr)
+				if seen[name] {
+					continue
+				}
+				seen[name] = true
+				out = append(out, &ir.Listener{
+					Name: name, Kind: ir.ListenerServer, Host: e.Address, Port: e.Port,
+					VirtualHosts: []*ir.VirtualHost{{
+						Name: "inbound", Domains: []string{"*"},
+						Routes: []*ir.Route{{Name: "inbound", Source: fmt.Sprintf("Service %s/%s port %d", c.Namespace, c.Service, c.Port), Match: ir.Match{PathPrefix: "/"}}},
+					}},
+				})
+			}
+		}
+	}
+	return out
 }
 
 // Translate translates a snapshot of the input.

@@ -47,6 +47,10 @@ func Build(cfg *ir.Config) (Resources, error) {
 	switch cfg.Proxy.Role {
 	case ir.RoleGRPC:
 		for _, l := range cfg.Listeners {
+			if l.Kind == ir.ListenerServer {
+				add(resourcev3.ListenerType, serverListener(l))
+				continue
+			}
 			lis, err := clientListener(l)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("listener %q: %w", l.Name, err))

@@ -1,0 +1,65 @@
+package controlplane_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/connectivity"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/xds"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// An xDS-enabled gRPC server gets its inbound listener from the control
+// plane, goes SERVING, and serves a proxyless client: both ends of the call
+// are programmed by the control plane.
+func TestXDSEnabledServer(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: "xds-server", addr: lis.Addr().(*net.TCPAddr)}
+	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b)})
+
+	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+		NodeID:     "echo-1",
+		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "echo"},
+		XDSAddress: m.cp.XDSAddr(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := make(chan error, 4)
+	srv, err := xds.NewGRPCServer(
+		xds.BootstrapContentsForTesting(bs),
+		xds.ServingModeCallback(func(_ net.Addr, args xds.ServingModeChangeArgs) {
+			if args.Mode == connectivity.ServingModeServing {
+				serving <- nil
+			} else {
+				serving <- args.Err
+			}
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthpb.RegisterHealthServer(srv, b)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	select {
+	case err := <-serving:
+		if err != nil {
+			t.Fatalf("server went not-serving: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the xDS-enabled server did not get its listener within 15s")
+	}
+	c := m.client("echo.default:9000")
+	if got := count(t, c, 5); got["xds-server"] != 5 {
+		t.Fatalf("calls served by %v; want all by the xDS-enabled server", got)
+	}
+}

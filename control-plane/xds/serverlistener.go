@@ -1,0 +1,54 @@
+package xds
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// serverListener is the inbound listener of an xDS-enabled gRPC server: its
+// address, one filter chain whose connection manager carries its routes
+// inline with non-forwarding actions (the server handles the call itself),
+// as gRFC A36 requires. The slots for mTLS and RBAC (the zero-trust issue)
+// are the filter chain's transport socket and an HTTP filter before the
+// router.
+func serverListener(l *ir.Listener) *listenerv3.Listener {
+	rc := &routev3.RouteConfiguration{Name: "inbound"}
+	for _, vh := range l.VirtualHosts {
+		v := &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		for _, r := range vh.Routes {
+			v.Routes = append(v.Routes, &routev3.Route{
+				Name:   r.Name,
+				Match:  routeMatch(r.Match),
+				Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
+			})
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, v)
+	}
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix:     "inbound",
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
+		HttpFilters: []*hcmv3.HttpFilter{{
+			Name:       "envoy.filters.http.router",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+		}},
+	}
+	return &listenerv3.Listener{
+		Name: l.Name,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address:       l.Host,
+			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: l.Port},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{
+			Name: "inbound",
+			Filters: []*listenerv3.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			}},
+		}},
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -55,6 +56,8 @@ type ControlPlane struct {
 	resultMu sync.Mutex
 	result   *translate.Result
 	updated  chan struct{}
+
+	translations atomic.Int64
 }
 
 // Start starts serving and translating; Stop ends both.
@@ -151,6 +154,7 @@ func (cp *ControlPlane) loop(ctx context.Context, opts Options, updates <-chan p
 		u := *pending
 		pending, quiet, deadline = nil, nil, nil
 		start := time.Now()
+		cp.translations.Add(1)
 		r := translate.Translate(u.Resources)
 		if u.Err != nil {
 			r.Errors = append(splitJoined(u.Err), r.Errors...)
@@ -182,6 +186,10 @@ func (cp *ControlPlane) Latest() *translate.Result {
 	r, _ := cp.Result()
 	return r
 }
+
+// Translations counts the translations run so far (debouncing folds a burst
+// of changes into one).
+func (cp *ControlPlane) Translations() int64 { return cp.translations.Load() }
 
 // XDS is the xDS server; for the admin endpoint.
 func (cp *ControlPlane) XDS() *server.Server { return cp.Server }

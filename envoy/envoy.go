@@ -1,0 +1,64 @@
+// Package envoy holds the Envoy bootstrap templates of the router, the
+// gateways and the sidecars (see README.md for the node contract), and
+// renders them.
+package envoy
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"net"
+	"text/template"
+)
+
+//go:embed *.yaml.tmpl
+var templates embed.FS
+
+var tmpl = template.Must(template.New("envoy").Option("missingkey=error").ParseFS(templates, "*.yaml.tmpl"))
+
+// Bootstrap describes one Envoy process.
+type Bootstrap struct {
+	// Role is router, gateway or sidecar.
+	Role string
+	// Name of the gateway (router, gateway) or of the service (sidecar).
+	Name      string
+	Namespace string
+	// NodeID is unique per process.
+	NodeID string
+	// XDSAddress is the control plane's ADS address (ip:port).
+	XDSAddress string
+	// AdminPort of Envoy's admin interface, on 127.0.0.1.
+	AdminPort int
+}
+
+// Render returns the bootstrap YAML.
+func Render(b Bootstrap) ([]byte, error) {
+	switch b.Role {
+	case "router", "gateway", "sidecar":
+	default:
+		return nil, fmt.Errorf("envoy bootstrap: role %q: want router, gateway or sidecar", b.Role)
+	}
+	if b.Name == "" || b.NodeID == "" {
+		return nil, fmt.Errorf("envoy bootstrap: name and node id are required")
+	}
+	if b.Namespace == "" {
+		b.Namespace = "default"
+	}
+	host, port, err := net.SplitHostPort(b.XDSAddress)
+	if err != nil || net.ParseIP(host) == nil {
+		return nil, fmt.Errorf("envoy bootstrap: xds address %q: want ip:port", b.XDSAddress)
+	}
+	if b.AdminPort <= 0 || b.AdminPort > 65535 {
+		return nil, fmt.Errorf("envoy bootstrap: admin port %d: want 1-65535", b.AdminPort)
+	}
+	var out bytes.Buffer
+	err = tmpl.ExecuteTemplate(&out, b.Role+".yaml.tmpl", struct {
+		Bootstrap
+		XDSHost string
+		XDSPort string
+	}{b, host, port})
+	if err != nil {
+		return nil, fmt.Errorf("envoy bootstrap: %w", err)
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,67 @@
+package envoy_test
+
+import (
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
+	"github.com/bulkhead-mesh/bulkhead/envoy"
+)
+
+// Every template renders to a bootstrap Envoy's own schema accepts (strict
+// protobuf JSON, unknown fields refused, then ValidateAll), whose node
+// metadata the control plane reads back as the intended identity.
+func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
+	for _, role := range []string{"router", "gateway", "sidecar"} {
+		t.Run(role, func(t *testing.T) {
+			y, err := envoy.Render(envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := yaml.YAMLToJSON(y)
+			if err != nil {
+				t.Fatalf("not YAML: %v\n%s", err, y)
+			}
+			var b bootstrapv3.Bootstrap
+			if err := protojson.Unmarshal(j, &b); err != nil {
+				t.Fatalf("not an Envoy bootstrap: %v\n%s", err, y)
+			}
+			if err := b.ValidateAll(); err != nil {
+				t.Fatalf("ValidateAll: %v", err)
+			}
+			id, err := server.ProxyOf(b.GetNode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (ir.ProxyID{Role: ir.Role(role), Namespace: "bulkhead", Name: "ai"}); id != want {
+				t.Fatalf("the control plane reads the node as %s; want %s", id, want)
+			}
+			if b.GetDynamicResources().GetAdsConfig().GetApiType().String() != "DELTA_GRPC" {
+				t.Error("Envoy nodes use delta ADS")
+			}
+		})
+	}
+}
+
+func TestRenderRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		b    envoy.Bootstrap
+		want string
+	}{
+		{envoy.Bootstrap{Role: "grpc", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1}, `role "grpc"`},
+		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "cp:18000", AdminPort: 1}, "want ip:port"},
+		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 0}, "admin port"},
+		{envoy.Bootstrap{Role: "router", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1}, "name and node id"},
+	} {
+		if _, err := envoy.Render(tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Render(%+v): %v; want an error containing %q", tc.b, err, tc.want)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
@@ -88,12 +87,24 @@ func Decode(r *Resources, file string, data []byte) error {
 
 func decodeOne(r *Resources, origin Origin, body []byte) error {
 	var head struct {
-		APIVersion string            `json:"apiVersion"`
-		Kind       string            `json:"kind"`
-		Metadata   metav1.ObjectMeta `json:"metadata"`
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
 	}
-	if err := yaml.Unmarshal(body, &head); err != nil {
+	// YAML is converted to JSON once; the header and the object are both
+	// read from the JSON (strictly for the object: unknown fields are errors).
+	js, err := yaml.YAMLToJSON(body)
+	if err != nil {
 		return &DecodeError{Origin: origin, Err: fmt.Errorf("not valid YAML: %w", err)}
+	}
+	if len(bytes.TrimSpace(js)) == 0 || string(bytes.TrimSpace(js)) == "null" {
+		return nil // an empty document (comments only)
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		return &DecodeError{Origin: origin, Err: fmt.Errorf("not a Kubernetes object: %w", err)}
 	}
 	if head.APIVersion == "" && head.Kind == "" {
 		if len(bytes.TrimSpace(stripComments(body))) == 0 {
@@ -118,8 +129,10 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 		return &DecodeError{Origin: origin, Object: head.Kind, Err: errors.New("metadata.name is required")}
 	}
 	obj := spec.newObj()
-	if err := yaml.UnmarshalStrict(body, obj); err != nil {
-		return &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, obj, err)}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(obj); err != nil {
+		return &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
 	}
 	obj.SetNamespace(ns)
 	key := KeyOf(head.Kind, obj)

@@ -210,7 +210,11 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 	case len(conflicts) > 0:
 		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "Conflicted", Message: strings.Join(conflicts, "; ") + " (older policies win)"})
 	default:
-		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted})
+		c := Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted}
+		if p.Spec.HealthCheck != nil || p.Spec.DegradedResponse != nil {
+			c.Message = "healthCheck and degradedResponse apply to Envoy proxies only, whose translation is not built yet; the rest is in force"
+		}
+		t.status.Set(key, origin, c)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -25,10 +28,16 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	for _, e := range r.Errors {
 		fmt.Fprintln(stdout, e)
 	}
-	// What translates must also build into valid xDS.
-	for _, role := range []ir.Role{ir.RoleGRPC} {
-		if _, err := xds.Build(r.Config(ir.ProxyID{Role: role, Namespace: "default", Name: "validate"})); err != nil {
-			fmt.Fprintf(stdout, "xDS for role %s: %v\n", role, err)
+	// What translates must also build into valid xDS: for proxyless
+	// clients and for the Envoy of every Gateway.
+	proxies := []ir.ProxyID{{Role: ir.RoleGRPC, Namespace: "default", Name: "validate"}}
+	for _, key := range slices.Sorted(maps.Keys(r.GatewayListeners)) {
+		ns, name, _ := strings.Cut(key, "/")
+		proxies = append(proxies, ir.ProxyID{Role: ir.RoleGateway, Namespace: ns, Name: name})
+	}
+	for _, id := range proxies {
+		if _, err := xds.Build(r.Config(id)); err != nil {
+			fmt.Fprintf(stdout, "xDS for %s: %v\n", id, err)
 			problems++
 		}
 	}

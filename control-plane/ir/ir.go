@@ -79,6 +79,9 @@ const (
 	// ListenerServer is an xDS-enabled gRPC server's inbound listener, on
 	// the address it listens on.
 	ListenerServer ListenerKind = "server"
+	// ListenerHTTP is an Envoy listener (router, gateway) accepting HTTP/1.1
+	// and HTTP/2 (gRPC) on Host:Port.
+	ListenerHTTP ListenerKind = "http"
 )
 
 // ServerListenerTemplate is the name an xDS-enabled gRPC server asks for,
@@ -121,6 +124,55 @@ type Route struct {
 	Retry      *Retry      `json:"retry,omitempty"`
 	Fault      *Fault      `json:"fault,omitempty"`
 	HashPolicy *HashPolicy `json:"hashPolicy,omitempty"`
+
+	// Gateway API filters (Envoy proxies).
+	RequestHeaders  *HeaderMods `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderMods `json:"responseHeaders,omitempty"`
+	// Redirect replaces Backends: the proxy answers with a redirect.
+	Redirect *Redirect `json:"redirect,omitempty"`
+	Rewrite  *Rewrite  `json:"rewrite,omitempty"`
+	// Mirrors receive a copy of the requests (responses ignored).
+	Mirrors []Mirror `json:"mirrors,omitempty"`
+	// PerTryTimeout bounds each attempt (HTTPRoute timeouts.backendRequest).
+	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+}
+
+// HeaderMods sets, adds and removes headers.
+type HeaderMods struct {
+	Set    []Header `json:"set,omitempty"`
+	Add    []Header `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Header is a name and value.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Redirect answers with a redirect; empty fields keep the request's value.
+type Redirect struct {
+	Scheme     string `json:"scheme,omitempty"`
+	Hostname   string `json:"hostname,omitempty"`
+	Port       uint32 `json:"port,omitempty"`
+	StatusCode uint32 `json:"statusCode,omitempty"`
+	// FullPath replaces the path; PrefixPath replaces the matched prefix.
+	FullPath   string `json:"fullPath,omitempty"`
+	PrefixPath string `json:"prefixPath,omitempty"`
+}
+
+// Rewrite changes the request before it is forwarded.
+type Rewrite struct {
+	Hostname   string `json:"hostname,omitempty"`
+	FullPath   string `json:"fullPath,omitempty"`
+	PrefixPath string `json:"prefixPath,omitempty"`
+}
+
+// Mirror sends a copy of requests to a cluster.
+type Mirror struct {
+	Cluster string `json:"cluster"`
+	// Percent of requests mirrored (100 by default).
+	Percent uint32 `json:"percent,omitempty"`
 }
 
 // Retry re-sends failed requests.
@@ -159,6 +211,8 @@ type Match struct {
 	PathPrefix string        `json:"pathPrefix,omitempty"`
 	PathRegex  string        `json:"pathRegex,omitempty"`
 	Headers    []HeaderMatch `json:"headers,omitempty"`
+	// QueryParams (Envoy only: proxyless gRPC has no query string).
+	QueryParams []HeaderMatch `json:"queryParams,omitempty"`
 }
 
 // HeaderMatch matches one header.
@@ -183,6 +237,9 @@ type Cluster struct {
 	Service   string `json:"service,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	Port      uint32 `json:"port,omitempty"`
+	// HTTP2 is set when the Service port speaks HTTP/2 (gRPC); Envoy then
+	// connects with HTTP/2 in clear text.
+	HTTP2 bool `json:"http2,omitempty"`
 	// Endpoints grouped by locality and priority, sorted.
 	Localities []*LocalityEndpoints `json:"localities,omitempty"`
 

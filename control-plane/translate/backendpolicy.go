@@ -240,6 +240,21 @@ func (t *translator) resolveTarget(ns string, ref v1alpha1.PolicyTargetReference
 		if len(tg.ports) == 0 {
 			return nil, fmt.Errorf("target Service %s/%s has no port named %q (sectionName)", ns, name, *ref.SectionName)
 		}
+		// Gateway routes whose every backend is this Service are traffic to
+		// it too.
+		clusters := map[string]bool{}
+		for _, sp := range tg.ports {
+			clusters[sp.cluster.Name] = true
+		}
+		for _, rt := range t.gatewayRoutes {
+			all := len(rt.Backends) > 0
+			for _, b := range rt.Backends {
+				all = all && clusters[b.Cluster]
+			}
+			if all {
+				tg.routes = append(tg.routes, rt)
+			}
+		}
 		return tg, nil
 	case "HTTPRoute", "GRPCRoute":
 		routes, ok := t.routeIndex[resource.Key{Kind: string(ref.Kind), Namespace: ns, Name: name}]

@@ -18,10 +18,11 @@ import (
 // the statuses and every error, in a stable order. The xds package's
 // goldens read the IR part back as their input.
 type Output struct {
-	Errors          []string                  `json:"errors,omitempty"`
-	Status          []*translate.ObjectStatus `json:"status,omitempty"`
-	ClientListeners []*ir.Listener            `json:"clientListeners,omitempty"`
-	Clusters        []*ir.Cluster             `json:"clusters,omitempty"`
+	Errors []string                  `json:"errors,omitempty"`
+	Status []*translate.ObjectStatus `json:"status,omitempty"`
+	// Proxies is the IR of a proxyless client (grpc/default/caller) and of
+	// every Gateway's Envoy (gateway/NAMESPACE/NAME).
+	Proxies []*ir.Config `json:"proxies"`
 }
 
 // Layer 1 of the goldens: input resources → IR and statuses.
@@ -41,7 +42,11 @@ func TestGolden(t *testing.T) {
 			decodeErr := resource.Decode(res, in, data)
 			res.Sort()
 			r := translate.Translate(res)
-			out := Output{Status: r.Status.Objects(), ClientListeners: r.ClientListeners, Clusters: r.Clusters}
+			out := Output{Status: r.Status.Objects()}
+			out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}))
+			for _, g := range res.Gateways {
+				out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: g.Namespace, Name: g.Name}))
+			}
 			if decodeErr != nil {
 				out.Errors = append(out.Errors, strings.Split(decodeErr.Error(), "\n")...)
 			}

@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,12 @@ import (
 // A route entry waiting to be ordered into a listener.
 type routeEntry struct {
 	route *ir.Route
+	// hostnames of the route (HTTPRoute and GRPCRoute spec.hostnames), for
+	// gateway listeners; east-west routes ignore them.
+	hostnames []string
+	// envoyOnly says why only Envoy proxies can apply the rule (filters,
+	// query parameters); empty when proxyless clients can too.
+	envoyOnly string
 	// Precedence keys (Gateway API): larger first, then older route, then
 	// namespace/name, then rule and match order.
 	exactPath   bool
@@ -28,20 +35,44 @@ type routeEntry struct {
 	rule, match int
 }
 
-// routes attaches GAMMA routes (parentRef: a Service) to the client
-// listeners of that Service, orders them by Gateway API precedence and ends
-// every listener with a default route to the Service itself.
+// attachTo is where a route object attaches: Service ports (east-west,
+// GAMMA) and Gateway listeners.
+type attachTo struct {
+	ports     []*servicePort
+	listeners []*gwListener
+}
+
+func (a attachTo) empty() bool { return len(a.ports) == 0 && len(a.listeners) == 0 }
+
+// routes attaches every route to its parents, orders each listener's routes
+// by Gateway API precedence, and ends every Service listener with a default
+// route to the Service itself.
 func (t *translator) routes() {
-	entries := map[*servicePort][]routeEntry{}
+	svcEntries := map[*servicePort][]routeEntry{}
+	gwEntries := map[*gwListener][]routeEntry{}
 	for _, r := range t.res.GRPCRoutes {
-		t.grpcRoute(r, entries)
+		key := resource.KeyOf("GRPCRoute", r)
+		to := t.parents(key, r.Namespace, "GRPCRoute", r.Spec.ParentRefs)
+		if to.empty() {
+			continue
+		}
+		built, refsOK := t.grpcRules(key, r)
+		t.attach(key, to, built, svcEntries, gwEntries)
+		t.accept(key, refsOK)
 	}
 	for _, r := range t.res.HTTPRoutes {
-		t.httpRoute(r, entries)
+		key := resource.KeyOf("HTTPRoute", r)
+		to := t.parents(key, r.Namespace, "HTTPRoute", r.Spec.ParentRefs)
+		if to.empty() {
+			continue
+		}
+		built, refsOK := t.httpRules(key, r)
+		t.attach(key, to, built, svcEntries, gwEntries)
+		t.accept(key, refsOK)
 	}
 	for _, s := range t.sortedServices() {
 		for _, sp := range s.ports {
-			list := entries[sp]
+			list := svcEntries[sp]
 			sort.SliceStable(list, func(i, j int) bool { return list[i].before(list[j]) })
 			vh := &ir.VirtualHost{Name: sp.listener.Name, Domains: []string{"*"}}
 			for _, e := range list {
@@ -58,6 +89,7 @@ func (t *translator) routes() {
 			sp.listener.VirtualHosts = []*ir.VirtualHost{vh}
 		}
 	}
+	t.finishGateways(gwEntries)
 }
 
 func (a routeEntry) before(b routeEntry) bool {
@@ -83,10 +115,9 @@ func (a routeEntry) before(b routeEntry) bool {
 	}
 }
 
-// parentPorts resolves a route's parentRefs to the Service ports they attach
-// to. Gateway parents are left to the gateway translation.
-func (t *translator) parentPorts(key resource.Key, ns string, parents []gwapiv1.ParentReference) []*servicePort {
-	var out []*servicePort
+// parents resolves a route's parentRefs.
+func (t *translator) parents(key resource.Key, ns, routeKind string, parents []gwapiv1.ParentReference) attachTo {
+	var out attachTo
 	for i, p := range parents {
 		field := fmt.Sprintf("spec.parentRefs[%d]", i)
 		group, kind := "gateway.networking.k8s.io", "Gateway"
@@ -97,6 +128,7 @@ func (t *translator) parentPorts(key resource.Key, ns string, parents []gwapiv1.
 			kind = string(*p.Kind)
 		}
 		if group == "gateway.networking.k8s.io" && kind == "Gateway" {
+			out.listeners = append(out.listeners, t.gatewayParent(key, field, ns, routeKind, p)...)
 			continue
 		}
 		if group != "" || kind != "Service" {
@@ -126,10 +158,10 @@ func (t *translator) parentPorts(key resource.Key, ns string, parents []gwapiv1.
 				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonNoMatchingParent, Message: fmt.Sprintf("%s.port: Service %s/%s has no port %d", field, pns, p.Name, *p.Port)})
 				continue
 			}
-			out = append(out, sp)
+			out.ports = append(out.ports, sp)
 			continue
 		}
-		out = append(out, s.ports...)
+		out.ports = append(out.ports, s.ports...)
 	}
 	return out
 }
@@ -205,12 +237,8 @@ func (t *translator) accept(key resource.Key, refsOK bool) {
 	}
 }
 
-func (t *translator) grpcRoute(r *gwapiv1.GRPCRoute, entries map[*servicePort][]routeEntry) {
-	key := resource.KeyOf("GRPCRoute", r)
-	ports := t.parentPorts(key, r.Namespace, r.Spec.ParentRefs)
-	if len(ports) == 0 {
-		return
-	}
+// grpcRules turns a GRPCRoute's rules into route entries.
+func (t *translator) grpcRules(key resource.Key, r *gwapiv1.GRPCRoute) ([]routeEntry, bool) {
 	refsOK := true
 	var built []routeEntry
 	for ri, rule := range r.Spec.Rules {
@@ -242,27 +270,67 @@ func (t *translator) grpcRoute(r *gwapiv1.GRPCRoute, entries map[*servicePort][]
 				Match:    match,
 				Backends: backends,
 			}
+			if len(rule.Filters) > 0 {
+				e.envoyOnly = "filters"
+				t.grpcFilters(key, rfield+".filters", r.Namespace, rule.Filters, e.route)
+			}
+			e.hostnames = hostnames(r.Spec.Hostnames)
 			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
 			built = append(built, e)
 		}
 	}
-	t.attach(key, ports, built, entries)
-	t.accept(key, refsOK)
+	return built, refsOK
 }
 
-// attach gives each parent port its own copy of a route's entries (policies
-// may then change one listener's routes without touching another's) and
-// indexes them by route object.
-func (t *translator) attach(key resource.Key, ports []*servicePort, built []routeEntry, entries map[*servicePort][]routeEntry) {
-	for _, sp := range ports {
+// attach gives each parent its own copy of a route's entries (policies may
+// then change one listener's routes without touching another's) and indexes
+// them by route object.
+func (t *translator) attach(key resource.Key, to attachTo, built []routeEntry, svcEntries map[*servicePort][]routeEntry, gwEntries map[*gwListener][]routeEntry) {
+	clone := func(e routeEntry) routeEntry {
+		r := *e.route
+		e.route = &r
+		t.routeIndex[key] = append(t.routeIndex[key], &r)
+		return e
+	}
+	for _, sp := range to.ports {
 		sp.routed = true
 		for _, e := range built {
-			r := *e.route
-			e.route = &r
-			entries[sp] = append(entries[sp], e)
-			t.routeIndex[key] = append(t.routeIndex[key], &r)
+			if e.envoyOnly != "" {
+				// Proxyless clients cannot apply these; rather than ignore
+				// them silently, the rule is left out of east-west listeners.
+				t.fail(key, "spec.rules", "%s: %s are applied by Envoy gateways only; proxyless clients of Service %s/%s cannot, so this rule is not attached to it", e.route.Source, e.envoyOnly, sp.cluster.Namespace, sp.cluster.Service)
+				continue
+			}
+			svcEntries[sp] = append(svcEntries[sp], clone(e))
 		}
 	}
+	for _, l := range to.listeners {
+		for _, e := range built {
+			c := clone(e)
+			gwEntries[l] = append(gwEntries[l], c)
+			t.gatewayRoutes = append(t.gatewayRoutes, c.route)
+		}
+	}
+}
+
+func hostnames(hs []gwapiv1.Hostname) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, strings.ToLower(string(h)))
+	}
+	return out
+}
+
+// gwDuration parses an optional Gateway API duration.
+func gwDuration(d *gwapiv1.Duration) (*ir.Duration, error) {
+	if d == nil {
+		return nil, nil
+	}
+	v, err := time.ParseDuration(string(*d))
+	if err != nil || v < 0 {
+		return nil, fmt.Errorf("%q is not a duration (examples: 500ms, 10s, 1m)", string(*d))
+	}
+	return ir.D(v), nil
 }
 
 // grpcMatch turns a GRPCRouteMatch into a path and header match.
@@ -327,12 +395,8 @@ func headerMatch(name string, regex bool, value string) (ir.HeaderMatch, error) 
 	return hm, nil
 }
 
-func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]routeEntry) {
-	key := resource.KeyOf("HTTPRoute", r)
-	ports := t.parentPorts(key, r.Namespace, r.Spec.ParentRefs)
-	if len(ports) == 0 {
-		return
-	}
+// httpRules turns an HTTPRoute's rules into route entries.
+func (t *translator) httpRules(key resource.Key, r *gwapiv1.HTTPRoute) ([]routeEntry, bool) {
 	refsOK := true
 	var built []routeEntry
 	for ri, rule := range r.Spec.Rules {
@@ -343,17 +407,21 @@ func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]
 		}
 		backends, ok := t.backends(key, r.Namespace, rfield+".backendRefs", refs)
 		refsOK = refsOK && ok
-		if len(backends) == 0 {
+		redirects := slices.ContainsFunc(rule.Filters, func(f gwapiv1.HTTPRouteFilter) bool { return f.Type == gwapiv1.HTTPRouteFilterRequestRedirect })
+		if len(backends) == 0 && !redirects {
 			continue
 		}
-		var timeout *ir.Duration
-		if rule.Timeouts != nil && rule.Timeouts.Request != nil {
-			d, err := time.ParseDuration(string(*rule.Timeouts.Request))
-			if err != nil {
-				t.fail(key, rfield+".timeouts.request", "%q is not a duration", *rule.Timeouts.Request)
+		var timeout, perTry *ir.Duration
+		if to := rule.Timeouts; to != nil {
+			var err error
+			if timeout, err = gwDuration(to.Request); err != nil {
+				t.fail(key, rfield+".timeouts.request", "%v", err)
 				continue
 			}
-			timeout = ir.D(d)
+			if perTry, err = gwDuration(to.BackendRequest); err != nil {
+				t.fail(key, rfield+".timeouts.backendRequest", "%v", err)
+				continue
+			}
 		}
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -368,18 +436,26 @@ func (t *translator) httpRoute(r *gwapiv1.HTTPRoute, entries map[*servicePort][]
 				continue
 			}
 			e.route = &ir.Route{
-				Name:     fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
-				Source:   fmt.Sprintf("HTTPRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
-				Match:    match,
-				Backends: backends,
-				Timeout:  timeout,
+				Name:          fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
+				Source:        fmt.Sprintf("HTTPRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
+				Match:         match,
+				Backends:      backends,
+				Timeout:       timeout,
+				PerTryTimeout: perTry,
 			}
+			if len(match.QueryParams) > 0 {
+				e.envoyOnly = "query parameter matches"
+			}
+			if len(rule.Filters) > 0 {
+				e.envoyOnly = "filters"
+				t.httpFilters(key, rfield+".filters", r.Namespace, rule.Filters, e.route)
+			}
+			e.hostnames = hostnames(r.Spec.Hostnames)
 			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
 			built = append(built, e)
 		}
 	}
-	t.attach(key, ports, built, entries)
-	t.accept(key, refsOK)
+	return built, refsOK
 }
 
 func httpMatch(m gwapiv1.HTTPRouteMatch) (ir.Match, routeEntry, error) {
@@ -421,8 +497,14 @@ func httpMatch(m gwapiv1.HTTPRouteMatch) (ir.Match, routeEntry, error) {
 		}
 		out.Headers = append(out.Headers, hm)
 	}
-	if len(m.QueryParams) > 0 {
-		return out, e, fmt.Errorf("queryParams: not supported on east-west routes (proxyless gRPC has no query string)")
+	for i, q := range m.QueryParams {
+		regex := q.Type != nil && *q.Type == gwapiv1.QueryParamMatchRegularExpression
+		qm, err := headerMatch(string(q.Name), regex, q.Value)
+		if err != nil {
+			return out, e, fmt.Errorf("queryParams[%d]: %v", i, err)
+		}
+		qm.Name = string(q.Name) // query parameter names are case-sensitive
+		out.QueryParams = append(out.QueryParams, qm)
 	}
 	e.headers = len(out.Headers)
 	return out, e, nil

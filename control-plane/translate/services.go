@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -78,7 +79,7 @@ func (t *translator) services() {
 			s.ports = append(s.ports, &servicePort{
 				name:    p.Name,
 				port:    port,
-				cluster: &ir.Cluster{Name: name, Service: svc.Name, Namespace: svc.Namespace, Port: port},
+				cluster: &ir.Cluster{Name: name, Service: svc.Name, Namespace: svc.Namespace, Port: port, HTTP2: isHTTP2(p)},
 				listener: &ir.Listener{
 					Name: name,
 					Kind: ir.ListenerClient,
@@ -203,4 +204,18 @@ func health(c discoveryv1.EndpointConditions) ir.Health {
 	default:
 		return ir.HealthHealthy
 	}
+}
+
+// isHTTP2 reads a Service port's protocol: appProtocol kubernetes.io/h2c,
+// grpc or h2c, or, without appProtocol, a port name "grpc" or "grpc-…"
+// (Istio's convention).
+func isHTTP2(p corev1.ServicePort) bool {
+	if p.AppProtocol != nil {
+		switch *p.AppProtocol {
+		case "kubernetes.io/h2c", "grpc", "h2c", "http2":
+			return true
+		}
+		return false
+	}
+	return p.Name == "grpc" || strings.HasPrefix(p.Name, "grpc-")
 }

@@ -24,6 +24,9 @@ type Result struct {
 	// ClientListeners are the proxyless clients' view of every Service port,
 	// sorted by name.
 	ClientListeners []*ir.Listener
+	// GatewayListeners are the Envoy listeners of each Gateway, by
+	// "namespace/name", sorted by name.
+	GatewayListeners map[string][]*ir.Listener
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -42,10 +45,15 @@ func (r *Result) Err() error { return errors.Join(r.Errors...) }
 // (role grpc, name = its Service's name).
 func (r *Result) Config(id ir.ProxyID) *ir.Config {
 	cfg := &ir.Config{Proxy: id}
-	if id.Role == ir.RoleGRPC {
+	switch id.Role {
+	case ir.RoleGRPC:
 		cfg.Listeners = append(slices.Clone(r.ClientListeners), r.serverListeners(id)...)
 		sort.Slice(cfg.Listeners, func(i, j int) bool { return cfg.Listeners[i].Name < cfg.Listeners[j].Name })
 		cfg.Clusters = r.Clusters
+	case ir.RoleRouter, ir.RoleGateway:
+		// The router and the gateways are Gateways; the node's name is the
+		// Gateway's.
+		cfg.Listeners, cfg.Clusters = r.gatewayConfig(id)
 	}
 	return cfg
 }
@@ -93,9 +101,18 @@ func Translate(res *resource.Resources) *Result {
 	}
 	t.services()
 	t.endpoints()
+	t.gateways()
 	t.routes()
 	t.backendPolicies()
-	out := &Result{Status: t.status, Errors: t.errs}
+	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}}
+	for k, gw := range t.gws {
+		var ls []*ir.Listener
+		for _, l := range gw.ports {
+			ls = append(ls, l)
+		}
+		sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+		out.GatewayListeners[k.namespace+"/"+k.name] = ls
+	}
 	for _, s := range t.sortedServices() {
 		for _, p := range s.ports {
 			out.Clusters = append(out.Clusters, p.cluster)
@@ -114,6 +131,9 @@ type translator struct {
 	svcs   map[svcKey]*service
 	// routeIndex lists the IR routes made from each route object.
 	routeIndex map[resource.Key][]*ir.Route
+	gws        map[svcKey]*gateway
+	// gatewayRoutes are every route of every Gateway listener.
+	gatewayRoutes []*ir.Route
 }
 
 // fail records a problem with an object, at a field.

@@ -2,6 +2,9 @@ package xds
 
 import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -12,7 +15,7 @@ const defaultConnectTimeout = 5e9 // 5s, in nanoseconds
 
 // cluster builds an EDS cluster whose endpoints come over ADS under the
 // cluster's own name.
-func cluster(c *ir.Cluster) *clusterv3.Cluster {
+func cluster(c *ir.Cluster, f flavour) *clusterv3.Cluster {
 	out := &clusterv3.Cluster{
 		Name:                 c.Name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
@@ -32,6 +35,16 @@ func cluster(c *ir.Cluster) *clusterv3.Cluster {
 	}
 	if c.OutlierDetection != nil {
 		out.OutlierDetection = outlierDetection(c.OutlierDetection)
+	}
+	if f == flavourEnvoy && c.HTTP2 {
+		// gRPC backends: HTTP/2 in clear text.
+		out.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+				}},
+			}),
+		}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package xds_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,10 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
 )
 
-// Layer 2 of the goldens: IR → xDS. The input is the IR that layer 1
-// (translate's goldens) produced, so a regression shows in exactly one
-// layer's diff.
-func TestGoldenProxyless(t *testing.T) {
+// Layer 2 of the goldens: IR → xDS. The input is the IR per proxy that
+// layer 1 (translate's goldens) produced, so a regression shows in exactly
+// one layer's diff.
+func TestGolden(t *testing.T) {
 	inputs, err := filepath.Glob("../translate/testdata/*.ir.yaml")
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no ../translate/testdata/*.ir.yaml: %v", err)
@@ -29,25 +30,24 @@ func TestGoldenProxyless(t *testing.T) {
 				t.Fatal(err)
 			}
 			var input struct {
-				ClientListeners []*ir.Listener `json:"clientListeners"`
-				Clusters        []*ir.Cluster  `json:"clusters"`
+				Proxies []*ir.Config `json:"proxies"`
 			}
 			if err := yaml.Unmarshal(data, &input); err != nil {
 				t.Fatal(err)
 			}
-			res, err := xds.Build(&ir.Config{
-				Proxy:     ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
-				Listeners: input.ClientListeners,
-				Clusters:  input.Clusters,
-			})
-			if err != nil {
-				t.Fatalf("build: %v", err)
+			var out strings.Builder
+			for _, cfg := range input.Proxies {
+				res, err := xds.Build(cfg)
+				if err != nil {
+					t.Fatalf("build %s: %v", cfg.Proxy, err)
+				}
+				y, err := res.YAML()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&out, "# proxy %s\n---\n%s", cfg.Proxy, y)
 			}
-			out, err := res.YAML()
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden.Compare(t, filepath.Join("testdata", name+".grpc.xds.yaml"), out)
+			golden.Compare(t, filepath.Join("testdata", name+".xds.yaml"), []byte(out.String()))
 		})
 	}
 }

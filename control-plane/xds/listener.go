@@ -2,8 +2,6 @@ package xds
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -14,10 +12,6 @@ import (
 // HTTP connection manager takes its routes over RDS (route name = listener
 // name) and ends with the router filter, which grpc-go requires.
 func clientListener(l *ir.Listener) (*listenerv3.Listener, error) {
-	router, err := anypb.New(&routerv3.Router{})
-	if err != nil {
-		return nil, err
-	}
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: l.Name,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
@@ -26,10 +20,7 @@ func clientListener(l *ir.Listener) (*listenerv3.Listener, error) {
 		}},
 		// The fault filter does nothing unless a route configures it
 		// (typed_per_filter_config); the router filter comes last.
-		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
-			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}},
-		},
+		HttpFilters: httpFilters(),
 	}
 	api, err := anypb.New(hcm)
 	if err != nil {

@@ -40,6 +40,9 @@ func routeClusters(res types.Resource) map[string]bool {
 			for _, wc := range a.GetWeightedClusters().GetClusters() {
 				out[wc.GetName()] = true
 			}
+			for _, m := range a.GetRequestMirrorPolicies() {
+				out[m.GetCluster()] = true
+			}
 		}
 	}
 	return out

@@ -60,7 +60,16 @@ func Build(cfg *ir.Config) (Resources, error) {
 			add(resourcev3.RouteType, routeConfiguration(l, flavourGRPC))
 		}
 		for _, c := range cfg.Clusters {
-			add(resourcev3.ClusterType, cluster(c))
+			add(resourcev3.ClusterType, cluster(c, flavourGRPC))
+			add(resourcev3.EndpointType, loadAssignment(c))
+		}
+	case ir.RoleRouter, ir.RoleGateway:
+		for _, l := range cfg.Listeners {
+			add(resourcev3.ListenerType, httpListener(l))
+			add(resourcev3.RouteType, routeConfiguration(l, flavourEnvoy))
+		}
+		for _, c := range cfg.Clusters {
+			add(resourcev3.ClusterType, cluster(c, flavourEnvoy))
 			add(resourcev3.EndpointType, loadAssignment(c))
 		}
 	default:

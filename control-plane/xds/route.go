@@ -1,6 +1,7 @@
 package xds
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -32,6 +33,15 @@ func routeConfiguration(l *ir.Listener, f flavour) *routev3.RouteConfiguration {
 }
 
 func route(r *ir.Route, f flavour) *routev3.Route {
+	if r.Redirect != nil {
+		out := &routev3.Route{
+			Name:   r.Name,
+			Match:  routeMatch(r.Match),
+			Action: &routev3.Route_Redirect{Redirect: redirect(r.Redirect)},
+		}
+		headerMods(out, r)
+		return out
+	}
 	action := &routev3.RouteAction{}
 	if len(r.Backends) == 1 {
 		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: r.Backends[0].Cluster}
@@ -57,6 +67,21 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 	if r.Retry != nil {
 		action.RetryPolicy = retryPolicy(r.Retry, f)
 	}
+	if r.PerTryTimeout != nil && f == flavourEnvoy {
+		if action.RetryPolicy == nil {
+			action.RetryPolicy = &routev3.RetryPolicy{}
+		}
+		action.RetryPolicy.PerTryTimeout = durationpb.New(r.PerTryTimeout.Std())
+	}
+	if f == flavourEnvoy {
+		rewrite(action, r)
+		for _, m := range r.Mirrors {
+			action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+				Cluster:         m.Cluster,
+				RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(m.Percent)},
+			})
+		}
+	}
 	if r.HashPolicy != nil {
 		action.HashPolicy = []*routev3.RouteAction_HashPolicy{{
 			PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: r.HashPolicy.Header}},
@@ -69,6 +94,9 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 	}
 	if r.Fault != nil {
 		out.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(faultConfig(r.Fault))}
+	}
+	if f == flavourEnvoy {
+		headerMods(out, r)
 	}
 	return out
 }
@@ -98,6 +126,19 @@ func routeMatch(m ir.Match) *routev3.RouteMatch {
 			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
 		}
 		rm.Headers = append(rm.Headers, hm)
+	}
+	for _, q := range m.QueryParams {
+		qm := &routev3.QueryParameterMatcher{Name: q.Name}
+		if q.Regex != "" {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: q.Regex}},
+			}}
+		} else {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: q.Exact},
+			}}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
 	}
 	return rm
 }

@@ -1,0 +1,79 @@
+package controlplane_test
+
+import (
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+const aiGateway = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ai}
+spec:
+  gatewayClassName: bulkhead
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{name: ai}]
+  rules: [{backendRefs: [{name: echo, port: 9000}]}]
+`
+
+// Envoy nodes use delta ADS: a gateway node subscribing with wildcards gets
+// its listener and clusters, and ACKs are tracked as for SotW.
+func TestDeltaADSForEnvoyNodes(t *testing.T) {
+	b := startBackend(t, "echo")
+	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b), "gateway.yaml": aiGateway})
+	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "gateway", "namespace": "default", "name": "ai"}})
+	node := &corev3.Node{Id: "envoy-ai-1", Metadata: md}
+	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]string{}
+	for len(got) < 2 {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.GetResources() {
+			got[resp.GetTypeUrl()] = append(got[resp.GetTypeUrl()], r.GetName())
+			if resp.GetTypeUrl() == resourcev3.ListenerType {
+				var l listenerv3.Listener
+				if err := r.GetResource().UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				if l.GetAddress().GetSocketAddress().GetPortValue() != 8080 {
+					t.Errorf("listener %s on %v; want port 8080", l.GetName(), l.GetAddress())
+				}
+			}
+		}
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := got[resourcev3.ClusterType]; len(c) != 1 || c[0] != "echo.default:9000" {
+		t.Errorf("clusters %v; want [echo.default:9000]", c)
+	}
+	if l := got[resourcev3.ListenerType]; len(l) != 1 || l[0] != "default/ai/8080" {
+		t.Errorf("listeners %v; want [default/ai/8080]", l)
+	}
+}

@@ -1,0 +1,71 @@
+package xds
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// httpFilters is the HTTP filter chain of Envoy listeners, in the order
+// requests go through it. The edge and security issues fill the slots:
+//
+//	ext_authz (SecurityPolicy.extAuth)   — authenticate before anything is spent
+//	ratelimit (RateLimitPolicy.global)   — limit on the identity ext_authz established
+//	rbac      (SecurityPolicy)           — sidecars, on SPIFFE principals
+//	fault     (BackendPolicy, per route) — configured per route, inert otherwise
+//	router                               — last, always
+func httpFilters() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{
+		{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
+		{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+	}
+}
+
+// httpListener is an Envoy listener of the router or a gateway: HTTP/1.1
+// and HTTP/2 on one port, routes over RDS under the listener's name.
+func httpListener(l *ir.Listener) *listenerv3.Listener {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: l.Name,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: l.Name,
+		}},
+		HttpFilters: httpFilters(),
+		// Clients connect directly: the peer address is the client's.
+		// SecurityPolicy.ipAccess.xffNumTrustedHops changes this at the
+		// edge when a load balancer is in front.
+		UseRemoteAddress:             wrapperspb.Bool(true),
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
+		// Long generations stream for minutes: no overall request timeout
+		// here (routes set theirs), but an idle stream is closed.
+		StreamIdleTimeout: durationpb.New(5 * 60e9),
+		RequestTimeout:    durationpb.New(0),
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{
+			IdleTimeout:                  durationpb.New(3600e9),
+			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_REJECT_REQUEST,
+		},
+	}
+	return &listenerv3.Listener{
+		Name: l.Name,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address:       l.Host,
+			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: l.Port},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			}},
+		}},
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(1 << 20),
+	}
+}

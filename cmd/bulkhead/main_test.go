@@ -81,7 +81,7 @@ spec:
 	if code := run([]string{"validate", "-f", bad}, &out, &errOut); code != 1 {
 		t.Fatalf("validate on an invalid directory: exit %d; want 1", code)
 	}
-	want := filepath.Join(bad, "chat.yaml") + `:16: BackendPolicy default/chat: spec.retry: perTryTimeout: "soon" is not a duration`
+	want := filepath.Join(bad, "chat.yaml") + `:16: BackendPolicy default/chat: spec.retry.perTryTimeout: Invalid value: "soon"`
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("validate printed:\n%s\nwant a line containing:\n%s", out.String(), want)
 	}

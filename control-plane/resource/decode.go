@@ -3,6 +3,7 @@ package resource
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/bulkhead-mesh/bulkhead/control-plane/admission"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 )
 
@@ -127,6 +129,21 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 	object := fmt.Sprintf("%s %s/%s", head.Kind, ns, name)
 	if name == "" {
 		return &DecodeError{Origin: origin, Object: head.Kind, Err: errors.New("metadata.name is required")}
+	}
+	// Policies get the admission checks of their CRD (OpenAPI and CEL), as
+	// the API server would apply them in Kubernetes mode.
+	if admission.Handles(head.APIVersion, head.Kind) {
+		var m map[string]any
+		if err := json.Unmarshal(js, &m); err != nil {
+			return &DecodeError{Origin: origin, Object: object, Err: err}
+		}
+		if errs := admission.Validate(context.Background(), head.APIVersion, head.Kind, m); len(errs) > 0 {
+			out := make([]error, 0, len(errs))
+			for _, e := range errs {
+				out = append(out, &DecodeError{Origin: origin, Object: object, Err: e})
+			}
+			return errors.Join(out...)
+		}
 	}
 	obj := spec.newObj()
 	dec := json.NewDecoder(bytes.NewReader(js))

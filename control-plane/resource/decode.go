@@ -130,7 +130,13 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 	if name == "" {
 		return &DecodeError{Origin: origin, Object: head.Kind, Err: errors.New("metadata.name is required")}
 	}
-	// Policies get the admission checks of their CRD (OpenAPI and CEL), as
+	obj := spec.newObj()
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(obj); err != nil {
+		return &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
+	}
+	// Then policies get the admission checks of their CRD (OpenAPI and CEL), as
 	// the API server would apply them in Kubernetes mode.
 	if admission.Handles(head.APIVersion, head.Kind) {
 		var m map[string]any
@@ -144,12 +150,6 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 			}
 			return errors.Join(out...)
 		}
-	}
-	obj := spec.newObj()
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(obj); err != nil {
-		return &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
 	}
 	obj.SetNamespace(ns)
 	key := KeyOf(head.Kind, obj)

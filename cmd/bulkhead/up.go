@@ -15,12 +15,15 @@ import (
 func up(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bulkhead up", flag.ContinueOnError)
 	stateDir := fs.String("state-dir", ".bulkhead", "directory for all local state (databases, logs, credentials)")
+	meshDir := fs.String("mesh-dir", "policies/mesh", "the control plane's input: Services, routes and policies")
+	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the control plane's ADS server")
+	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the control plane's admin endpoint")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := localrun.Run(ctx, localrun.Options{StateDir: *stateDir, Out: stdout}); err != nil {
+	if err := localrun.Run(ctx, localrun.Options{StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr}); err != nil {
 		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
 		return 1
 	}

@@ -1,10 +1,10 @@
 // Package localrun is `bulkhead up`: it runs the platform on this machine as
 // processes, with all state under one directory (.bulkhead/ by default).
 //
-// At this stage it brings up the dependencies: PostgreSQL, Redis, Vault and a
-// Kafka broker. Later stages add the control plane and the services in the
-// same order-aware way: each component is started after the ones it needs,
-// and stopped before them.
+// At this stage it brings up the dependencies (PostgreSQL, Redis, Vault, a
+// Kafka broker) and the control plane on policies/mesh. The services join in
+// the same order-aware way: each component is started after the ones it
+// needs, and stopped before them.
 package localrun
 
 import (
@@ -12,12 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
@@ -27,6 +29,11 @@ type Options struct {
 	StateDir string
 	// Out receives the progress report.
 	Out io.Writer
+	// MeshDir is the control plane's input (default policies/mesh); empty
+	// or missing: no control plane.
+	MeshDir string
+	// XDSAddress and AdminAddress of the control plane.
+	XDSAddress, AdminAddress string
 }
 
 // component is one running part of the platform.
@@ -137,6 +144,35 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
+	if opts.MeshDir != "" {
+		if st, err := os.Stat(opts.MeshDir); err == nil && st.IsDir() {
+			if err := start("control", func() (component, error) {
+				logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return component{}, err
+				}
+				cp, err := controlplane.Start(ctx, controlplane.Options{
+					ConfigDir:    opts.MeshDir,
+					XDSAddress:   opts.XDSAddress,
+					AdminAddress: opts.AdminAddress,
+					Log:          slog.New(slog.NewJSONHandler(logFile, nil)),
+				})
+				if err != nil {
+					logFile.Close()
+					return component{}, err
+				}
+				env.add("BULKHEAD_XDS_ADDR", cp.XDSAddr())
+				env.add("BULKHEAD_ADMIN_ADDR", cp.AdminAddr())
+				return component{
+					where: fmt.Sprintf("xDS %s, admin http://%s (reads %s; log .bulkhead/control-plane.log)", cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir),
+					close: func() error { err := cp.Stop(); logFile.Close(); return err },
+				}, nil
+			}); err != nil {
+				return err
+			}
+		}
+	}
+
 	envPath := filepath.Join(state, "env")
 	if err := env.write(envPath); err != nil {
 		return err
@@ -145,6 +181,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	fmt.Fprintf(out, "\nready. Connection settings and credentials: %s (mode 0600)\n", envPath)
 	fmt.Fprintf(out, "  source %s && psql \"$BULKHEAD_POSTGRES_DSN\"\n", envPath)
+	if opts.MeshDir != "" {
+		fmt.Fprintln(out, "  bulkhead status --admin-address \"$BULKHEAD_ADMIN_ADDR\"   (after sourcing it)")
+	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 	<-ctx.Done()
 	return nil

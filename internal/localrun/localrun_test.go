@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,16 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out}) }()
+	mesh := filepath.Join(testenv.ReachableTempDir(t), "mesh")
+	if err := os.MkdirAll(mesh, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mesh, "svc.yaml"), []byte("apiVersion: v1\nkind: Service\nmetadata: {name: chat}\nspec:\n  ports: [{name: grpc, port: 9000}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out, MeshDir: mesh, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0"})
+	}()
 
 	deadline := time.After(2 * time.Minute)
 	for !strings.Contains(out.String(), "press Ctrl-C to stop") {
@@ -81,7 +91,7 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for _, name := range []string{"postgres", "redis", "vault", "kafka"} {
+	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control"} {
 		if !strings.Contains(out.String(), "  "+name) {
 			t.Errorf("report does not mention %s:\n%s", name, out)
 		}
@@ -122,6 +132,18 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 	if _, err := vc.KVv2("secret").Put(ctx, "smoke", map[string]any{"ok": "yes"}); err != nil {
 		t.Fatalf("vault: %v", err)
 	}
+
+	// The control plane answers on its admin endpoint with the mesh's status.
+	resp, err := http.Get("http://" + env["BULKHEAD_ADMIN_ADDR"] + "/healthz")
+	for i := 0; err == nil && resp.StatusCode != 200 && i < 100; i++ {
+		resp.Body.Close()
+		time.Sleep(50 * time.Millisecond)
+		resp, err = http.Get("http://" + env["BULKHEAD_ADMIN_ADDR"] + "/healthz")
+	}
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("control plane admin: %v %v", resp, err)
+	}
+	resp.Body.Close()
 
 	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env["BULKHEAD_KAFKA_SEEDS"], ",")...))
 	if err != nil {

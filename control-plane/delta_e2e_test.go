@@ -3,13 +3,11 @@ package controlplane_test
 import (
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
 const aiGateway = `apiVersion: gateway.networking.k8s.io/v1
@@ -32,17 +30,11 @@ spec:
 func TestDeltaADSForEnvoyNodes(t *testing.T) {
 	b := startBackend(t, "echo")
 	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b), "gateway.yaml": aiGateway})
-	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, err := m.adsClient().DeltaAggregatedResources(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "gateway", "namespace": "default", "name": "ai"}})
-	node := &corev3.Node{Id: "envoy-ai-1", Metadata: md}
+	node := node("envoy-ai-1", ir.RoleGateway, "ai")
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
 			t.Fatal(err)

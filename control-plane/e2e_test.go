@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
@@ -181,19 +184,20 @@ func call(ctx context.Context, c healthpb.HealthClient, md ...string) (string, e
 	return strings.Join(hdr.Get("x-backend"), ","), nil
 }
 
+// count makes n calls that must all succeed and counts them by backend.
 func count(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[string]int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	got := map[string]int{}
-	for range n {
-		b, err := call(ctx, c, md...)
-		if err != nil {
-			t.Fatalf("call: %v", err)
+	got := outcomes(t, c, n, md...)
+	for k := range got {
+		if !strings.HasPrefix(k, "backend:") {
+			t.Fatalf("calls ended %v; want all served", got)
 		}
-		got[b]++
 	}
-	return got
+	out := map[string]int{}
+	for k, v := range got {
+		out[strings.TrimPrefix(k, "backend:")] = v
+	}
+	return out
 }
 
 // eventually polls until cond holds, for changes that reach clients
@@ -307,4 +311,25 @@ func TestControlPlaneRestart(t *testing.T) {
 	eventually(t, 30*time.Second, "the client resynced with the new control plane", func() bool {
 		return count(t, c, 10)["v2"] == 10
 	})
+}
+
+// adsClient opens a raw ADS connection to the mesh's control plane, for
+// tests that play a proxy themselves.
+func (m *mesh) adsClient() discoveryv3.AggregatedDiscoveryServiceClient {
+	m.t.Helper()
+	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.t.Cleanup(func() { cc.Close() })
+	return discoveryv3.NewAggregatedDiscoveryServiceClient(cc)
+}
+
+// node is a node that says who it is as every proxy must (envoy/README.md).
+func node(id string, role ir.Role, name string) *corev3.Node {
+	md, err := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": string(role), "namespace": "default", "name": name}})
+	if err != nil {
+		panic(err)
+	}
+	return &corev3.Node{Id: id, Metadata: md}
 }

@@ -22,7 +22,7 @@ spec:
 ` + spec
 }
 
-// outcomes makes n calls and counts them by backend or status code.
+// outcomes makes n calls and counts them by "backend:NAME" or status code.
 func outcomes(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -34,7 +34,7 @@ func outcomes(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[st
 			got[status.Code(err).String()]++
 			continue
 		}
-		got[b]++
+		got["backend:"+b]++
 	}
 	return got
 }
@@ -52,7 +52,7 @@ func TestRetryRecoversUnavailable(t *testing.T) {
 	m.write("policy.yaml", policy(`  retry: {numRetries: 2, retryOn: [unavailable], backoff: {baseInterval: 10ms}}
 `))
 	eventually(t, 10*time.Second, "every call recovered by a retry", func() bool {
-		return outcomes(t, c, 20)["flaky"] == 20
+		return outcomes(t, c, 20)["backend:flaky"] == 20
 	})
 }
 
@@ -92,7 +92,7 @@ func TestOutlierDetectionEjectsFailingEndpoint(t *testing.T) {
 	c := m.client("echo.default:9000")
 	eventually(t, 15*time.Second, "the failing endpoint ejected: 40 calls in a row served by good", func() bool {
 		got := outcomes(t, c, 40)
-		return got["good"] == 40
+		return got["backend:good"] == 40
 	})
 }
 
@@ -154,7 +154,7 @@ func TestFaultInjectionAborts(t *testing.T) {
 	// Removing the fault restores service without reconnecting.
 	m.write("policy.yaml", policy("  timeout: {request: 5s}\n"))
 	eventually(t, 10*time.Second, "calls served after the fault is removed", func() bool {
-		return outcomes(t, c, 5)["echo"] == 5
+		return outcomes(t, c, 5)["backend:echo"] == 5
 	})
 }
 
@@ -166,12 +166,12 @@ func TestFallbackTakesTrafficWhenPrimaryIsDown(t *testing.T) {
 		"policy.yaml":   policy("  fallback: {backendRef: {name: echo-fallback, port: 9000}}\n"),
 	})
 	c := m.client("echo.default:9000")
-	if got := outcomes(t, c, 10); got["primary"] != 10 {
+	if got := outcomes(t, c, 10); got["backend:primary"] != 10 {
 		t.Fatalf("while the primary is up: %v; want all on primary", got)
 	}
 	primary.srv.Stop()
 	eventually(t, 15*time.Second, "all calls on the fallback once the primary is down", func() bool {
-		return outcomes(t, c, 10)["fallback"] == 10
+		return outcomes(t, c, 10)["backend:fallback"] == 10
 	})
 }
 
@@ -185,7 +185,7 @@ func TestRingHashAffinity(t *testing.T) {
 	used := map[string]bool{}
 	for i := range 30 {
 		session := fmt.Sprintf("session-%d", i)
-		got := outcomes(t, c, 10, "x-session", session)
+		got := count(t, c, 10, "x-session", session)
 		if len(got) != 1 {
 			t.Fatalf("session %s spread over %v; want one backend", session, got)
 		}

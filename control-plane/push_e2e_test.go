@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
 // adsWatcher is a raw state-of-the-world ADS client that subscribes to the
@@ -23,17 +21,11 @@ type adsWatcher struct {
 
 func watchADS(t *testing.T, m *mesh, name string) *adsWatcher {
 	t.Helper()
-	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close() })
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "grpc", "namespace": "default", "name": "watcher"}})
-	node := &corev3.Node{Id: "watcher-" + t.Name(), Metadata: md}
+	node := node("watcher-"+t.Name(), ir.RoleGRPC, "watcher")
 	names := map[string][]string{
 		resourcev3.ClusterType:  nil, // wildcard
 		resourcev3.ListenerType: {name},

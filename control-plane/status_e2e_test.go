@@ -13,11 +13,9 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
 func getStatus(t *testing.T, m *mesh) admin.StatusReport {
@@ -76,18 +74,12 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 
 	// A proxy that rejects the listeners it is sent (here a raw ADS client
 	// answering with error_detail) turns Programmed False with its message.
-	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "grpc", "namespace": "default", "name": "caller"}})
-	node := &corev3.Node{Id: "picky-node", Metadata: md}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"}}); err != nil {
+	picky := node("picky-node", ir.RoleGRPC, "caller")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"}}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := stream.Recv()
@@ -95,7 +87,7 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{
-		Node: node, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"},
+		Node: picky, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"},
 		ResponseNonce: resp.GetNonce(),
 		ErrorDetail:   &status.Status{Code: 3, Message: "listener echo.default:9000: unsupported filter"},
 	}); err != nil {
@@ -132,12 +124,7 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 // A node that does not say who it is gets no configuration.
 func TestNodeWithoutIdentityIsRefused(t *testing.T) {
 	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000)})
-	cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
+	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

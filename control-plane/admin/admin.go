@@ -13,8 +13,6 @@ import (
 	"slices"
 	"sort"
 
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
@@ -151,7 +149,7 @@ func Report(res *translate.Result, srv *server.Server) StatusReport {
 				continue // not subscribed to this type
 			}
 			if st.Nacked != "" && st.Nacked == versions[typ] {
-				ps.Rejected = fmt.Sprintf("node %s rejected %s version %s: %s", n.NodeID, shortType(typ), st.Nacked, st.NackError)
+				ps.Rejected = fmt.Sprintf("node %s rejected %s version %s: %s", n.NodeID, xds.TypeName(typ), st.Nacked, st.NackError)
 				inSync = false
 			} else if st.Acked != versions[typ] {
 				inSync = false
@@ -204,18 +202,4 @@ func sortedProxies(m map[string]*ProxySync) []*ProxySync {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Proxy < out[j].Proxy })
 	return out
-}
-
-func shortType(t resourcev3.Type) string {
-	switch t {
-	case resourcev3.ListenerType:
-		return "listeners"
-	case resourcev3.RouteType:
-		return "routes"
-	case resourcev3.ClusterType:
-		return "clusters"
-	case resourcev3.EndpointType:
-		return "endpoints"
-	}
-	return t
 }

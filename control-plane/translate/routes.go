@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -252,32 +253,14 @@ func (t *translator) grpcRules(key resource.Key, r *gwapiv1.GRPCRoute) ([]routeE
 		if len(backends) == 0 {
 			continue
 		}
-		matches := rule.Matches
-		if len(matches) == 0 {
-			matches = []gwapiv1.GRPCRouteMatch{{}}
-		}
-		for mi, m := range matches {
-			mfield := fmt.Sprintf("%s.matches[%d]", rfield, mi)
-			match, e, err := grpcMatch(m)
-			if err != nil {
-				t.fail(key, mfield, "%v", err)
-				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: mfield + ": " + err.Error()})
-				continue
-			}
-			e.route = &ir.Route{
-				Name:     fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
-				Source:   fmt.Sprintf("GRPCRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
-				Match:    match,
-				Backends: backends,
-			}
+		base := ir.Route{Backends: backends}
+		built = append(built, matchEntries(t, key, &r.ObjectMeta, "GRPCRoute", rfield, ri, rule.Matches, grpcMatch, base, func(e *routeEntry) {
 			if len(rule.Filters) > 0 {
 				e.envoyOnly = "filters"
 				t.grpcFilters(key, rfield+".filters", r.Namespace, rule.Filters, e.route)
 			}
 			e.hostnames = hostnames(r.Spec.Hostnames)
-			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
-			built = append(built, e)
-		}
+		})...)
 	}
 	return built, refsOK
 }
@@ -331,6 +314,35 @@ func gwDuration(d *gwapiv1.Duration) (*ir.Duration, error) {
 		return nil, fmt.Errorf("%q is not a duration (examples: 500ms, 10s, 1m)", string(*d))
 	}
 	return ir.D(v), nil
+}
+
+// matchEntries makes one route entry per match of a rule (one matching
+// everything when the rule has none), from base, then lets finish add what
+// depends on the route kind.
+func matchEntries[M any](t *translator, key resource.Key, meta *metav1.ObjectMeta, kind, rfield string, ri int, matches []M,
+	convert func(M) (ir.Match, routeEntry, error), base ir.Route, finish func(*routeEntry)) []routeEntry {
+	if len(matches) == 0 {
+		matches = make([]M, 1)
+	}
+	var out []routeEntry
+	for mi, m := range matches {
+		mfield := fmt.Sprintf("%s.matches[%d]", rfield, mi)
+		match, e, err := convert(m)
+		if err != nil {
+			t.fail(key, mfield, "%v", err)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: mfield + ": " + err.Error()})
+			continue
+		}
+		r := base
+		r.Name = fmt.Sprintf("%s/%s/rule/%d/match/%d", meta.Namespace, meta.Name, ri, mi)
+		r.Source = fmt.Sprintf("%s %s/%s rule %d match %d", kind, meta.Namespace, meta.Name, ri, mi)
+		r.Match = match
+		e.route = &r
+		e.created, e.owner, e.rule, e.match = meta.CreationTimestamp.Time, meta.Namespace+"/"+meta.Name, ri, mi
+		finish(&e)
+		out = append(out, e)
+	}
+	return out
 }
 
 // grpcMatch turns a GRPCRouteMatch into a path and header match.
@@ -423,27 +435,9 @@ func (t *translator) httpRules(key resource.Key, r *gwapiv1.HTTPRoute) ([]routeE
 				continue
 			}
 		}
-		matches := rule.Matches
-		if len(matches) == 0 {
-			matches = []gwapiv1.HTTPRouteMatch{{}}
-		}
-		for mi, m := range matches {
-			mfield := fmt.Sprintf("%s.matches[%d]", rfield, mi)
-			match, e, err := httpMatch(m)
-			if err != nil {
-				t.fail(key, mfield, "%v", err)
-				t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: mfield + ": " + err.Error()})
-				continue
-			}
-			e.route = &ir.Route{
-				Name:          fmt.Sprintf("%s/%s/rule/%d/match/%d", r.Namespace, r.Name, ri, mi),
-				Source:        fmt.Sprintf("HTTPRoute %s/%s rule %d match %d", r.Namespace, r.Name, ri, mi),
-				Match:         match,
-				Backends:      backends,
-				Timeout:       timeout,
-				PerTryTimeout: perTry,
-			}
-			if len(match.QueryParams) > 0 {
+		base := ir.Route{Backends: backends, Timeout: timeout, PerTryTimeout: perTry}
+		built = append(built, matchEntries(t, key, &r.ObjectMeta, "HTTPRoute", rfield, ri, rule.Matches, httpMatch, base, func(e *routeEntry) {
+			if len(e.route.Match.QueryParams) > 0 {
 				e.envoyOnly = "query parameter matches"
 			}
 			if len(rule.Filters) > 0 {
@@ -451,9 +445,7 @@ func (t *translator) httpRules(key resource.Key, r *gwapiv1.HTTPRoute) ([]routeE
 				t.httpFilters(key, rfield+".filters", r.Namespace, rule.Filters, e.route)
 			}
 			e.hostnames = hostnames(r.Spec.Hostnames)
-			e.created, e.owner, e.rule, e.match = r.CreationTimestamp.Time, r.Namespace+"/"+r.Name, ri, mi
-			built = append(built, e)
-		}
+		})...)
 	}
 	return built, refsOK
 }

@@ -178,6 +178,9 @@ func version(list []types.Resource) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
+// TypeName is a resource type's name for people ("listener", "cluster", …).
+func TypeName(t resourcev3.Type) string { return shortType(t) }
+
 func shortType(t resourcev3.Type) string {
 	switch t {
 	case resourcev3.ListenerType:

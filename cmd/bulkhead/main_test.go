@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 )
 
 func TestCommandLineErrors(t *testing.T) {
@@ -108,5 +112,46 @@ func TestTranslate(t *testing.T) {
 		if code := run(args, &out, &errOut); code != 2 {
 			t.Errorf("bulkhead %v: exit %d; want 2", args, code)
 		}
+	}
+}
+
+func TestStatusAgainstARunningControlPlane(t *testing.T) {
+	dir := writeDir(t, map[string]string{"chat.yaml": goodDir + `---
+apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: chat}
+spec:
+  targetRefs: [{group: "", kind: Service, name: ghost}]
+  timeout: {request: 1s}
+`})
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	var out, errOut strings.Builder
+	for i := 0; ; i++ {
+		out.Reset()
+		errOut.Reset()
+		if run([]string{"status", "--admin-address", cp.AdminAddr()}, &out, &errOut) == 0 {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("status: %s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{
+		"BackendPolicy  default/chat",
+		"target Service default/ghost not found",
+		"1 problem(s):",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status printed:\n%s\nwant it to contain %q", out.String(), want)
+		}
+	}
+	// Nothing listening: a clear error, not a hang.
+	if code := run([]string{"status", "--admin-address", "127.0.0.1:1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "is it running?") {
+		t.Errorf("status with no control plane: exit %d, %q", code, errOut.String())
 	}
 }

@@ -1,0 +1,68 @@
+package xds_test
+
+import (
+	"slices"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+)
+
+// The HTTP filters of every listener, Envoy and proxyless alike, run in the
+// documented order: ext_authz before rate limit before RBAC before fault,
+// and the router last. (The first three slots fill with issues #5 and #6.)
+var filterOrder = []string{
+	"envoy.filters.http.ext_authz",
+	"envoy.filters.http.ratelimit",
+	"envoy.filters.http.rbac",
+	"envoy.filters.http.fault",
+	"envoy.filters.http.router",
+}
+
+func TestHTTPFilterOrder(t *testing.T) {
+	gw := &ir.Listener{Name: "default/ai/8080", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 8080,
+		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
+	client := &ir.Listener{Name: "svc.default:9000", Kind: ir.ListenerClient,
+		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
+	for _, cfg := range []*ir.Config{
+		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw}},
+		{Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}, Listeners: []*ir.Listener{client}},
+	} {
+		res, err := xds.Build(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res[resourcev3.ListenerType] {
+			l := r.(*listenerv3.Listener)
+			hcm := &hcmv3.HttpConnectionManager{}
+			if api := l.GetApiListener(); api != nil {
+				if err := api.GetApiListener().UnmarshalTo(hcm); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			last := -1
+			for _, f := range hcm.GetHttpFilters() {
+				names = append(names, f.GetName())
+				i := slices.Index(filterOrder, f.GetName())
+				if i < 0 {
+					t.Errorf("%s: filter %s has no place in the documented order", l.GetName(), f.GetName())
+					continue
+				}
+				if i < last {
+					t.Errorf("%s: filters %v out of order; want the order %v", l.GetName(), names, filterOrder)
+				}
+				last = i
+			}
+			if len(names) == 0 || names[len(names)-1] != "envoy.filters.http.router" {
+				t.Errorf("%s: filters %v; the router must be last", l.GetName(), names)
+			}
+		}
+	}
+}

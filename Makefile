@@ -64,6 +64,10 @@ bench: deps tools ## run the benchmarks (BENCH=regexp, BENCH_COUNT=n); results i
 	@echo "==> summary (benchstat bench.txt)"
 	@benchstat bench.txt
 
+.PHONY: bench-egctl
+bench-egctl: ## compare translation time with Envoy Gateway's egctl on the same input (builds egctl once, minutes)
+	@./scripts/bench-egctl.sh
+
 .PHONY: run
 run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it)
 	@./tools/build.sh vault

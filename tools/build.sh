@@ -13,7 +13,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
 mkdir -p "$bin/.stamps"
 
-# name | module dir (relative to the repo) | package | module whose version is reported
+# name | module dir (relative to the repo) | package | module whose version is
+# reported | "optional" when built only on request (tools/build.sh NAME)
 tools=(
 	"kube-apiserver|tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
 	"etcd|tools/kube|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
@@ -25,11 +26,12 @@ tools=(
 	"controller-gen|tools/dev|sigs.k8s.io/controller-tools/cmd/controller-gen|sigs.k8s.io/controller-tools"
 	"staticcheck|tools/dev|honnef.co/go/tools/cmd/staticcheck|honnef.co/go/tools"
 	"benchstat|tools/dev|golang.org/x/perf/cmd/benchstat|golang.org/x/perf"
+	"egctl|tools/egctl|github.com/envoyproxy/gateway/cmd/egctl|github.com/envoyproxy/gateway|optional"
 )
 
 wanted=("$@")
 want() {
-	[ ${#wanted[@]} -eq 0 ] && return 0
+	[ ${#wanted[@]} -eq 0 ] && [ "$2" != optional ] && return 0
 	local w
 	for w in "${wanted[@]}"; do [ "$w" = "$1" ] && return 0; done
 	return 1
@@ -49,8 +51,8 @@ total_start=$(date +%s)
 built=0
 
 for t in "${tools[@]}"; do
-	IFS='|' read -r name dir pkg mod <<<"$t"
-	want "$name" || continue
+	IFS='|' read -r name dir pkg mod opt <<<"$t"
+	want "$name" "$opt" || continue
 	moddir="$root/$dir"
 	version=$(cd "$moddir" && go list -m -f '{{.Version}}' "$mod")
 	stamp=$( { echo "$goversion $pkg"; cat "$moddir/go.mod" "$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)

@@ -31,6 +31,10 @@ type kindSpec struct {
 
 // kinds lists every kind the control plane reads, by "apiVersion/kind".
 var kinds = map[string]kindSpec{
+	"gateway.networking.k8s.io/v1/GatewayClass": {newObj: func() client.Object { return &gwapiv1.GatewayClass{} },
+		add: func(r *Resources, o client.Object) {
+			r.GatewayClasses = append(r.GatewayClasses, o.(*gwapiv1.GatewayClass))
+		}},
 	"gateway.networking.k8s.io/v1/Gateway": {newObj: func() client.Object { return &gwapiv1.Gateway{} },
 		add: func(r *Resources, o client.Object) { r.Gateways = append(r.Gateways, o.(*gwapiv1.Gateway)) }},
 	"gateway.networking.k8s.io/v1/HTTPRoute": {newObj: func() client.Object { return &gwapiv1.HTTPRoute{} },

@@ -50,6 +50,9 @@ func KeyOf(kind string, obj client.Object) Key {
 // Resources is one consistent snapshot of the input. Lists are sorted by
 // namespace and name, so that translation is deterministic.
 type Resources struct {
+	// GatewayClasses are read (so that files shared with other Gateway API
+	// implementations load) but not used: every Gateway is ours.
+	GatewayClasses    []*gwapiv1.GatewayClass
 	Gateways          []*gwapiv1.Gateway
 	HTTPRoutes        []*gwapiv1.HTTPRoute
 	GRPCRoutes        []*gwapiv1.GRPCRoute
@@ -75,6 +78,7 @@ func (r *Resources) SetOrigin(k Key, o Origin) {
 
 // Sort orders every list by namespace, then name.
 func (r *Resources) Sort() {
+	sortObjects(r.GatewayClasses)
 	sortObjects(r.Gateways)
 	sortObjects(r.HTTPRoutes)
 	sortObjects(r.GRPCRoutes)

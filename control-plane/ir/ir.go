@@ -251,6 +251,23 @@ type Cluster struct {
 	// Fallback is the cluster whose endpoints take the traffic, at the next
 	// priority, when this one has no healthy endpoint.
 	Fallback string `json:"fallback,omitempty"`
+	// HealthCheck is an active health check (Envoy only).
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// HealthCheck probes every endpoint.
+type HealthCheck struct {
+	// Type is HTTP, GRPC or TCP.
+	Type               string   `json:"type"`
+	Interval           Duration `json:"interval"`
+	Timeout            Duration `json:"timeout"`
+	HealthyThreshold   uint32   `json:"healthyThreshold"`
+	UnhealthyThreshold uint32   `json:"unhealthyThreshold"`
+	// Path and ExpectedStatuses for HTTP.
+	Path             string   `json:"path,omitempty"`
+	ExpectedStatuses []uint32 `json:"expectedStatuses,omitempty"`
+	// GRPCServiceName for GRPC (empty: the server as a whole).
+	GRPCServiceName string `json:"grpcServiceName,omitempty"`
 }
 
 // LBPolicy is a load-balancing algorithm.

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/circuitbreaker"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/fallback"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/faultinjection"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/healthcheck"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/loadbalancer"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/outlierdetection"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/retry"
@@ -183,6 +184,15 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 				}
 			}
 		}
+		if clusterFeature("healthCheck", s.HealthCheck != nil) {
+			if hc, err := healthcheck.Build(s.HealthCheck); err != nil {
+				fail("spec.healthCheck", "%v", err)
+			} else {
+				for _, sp := range tg.ports {
+					set(sp.cluster, "healthCheck", func() { sp.cluster.HealthCheck = hc })
+				}
+			}
+		}
 		if clusterFeature("fallback", s.Fallback != nil) {
 			ref := s.Fallback.BackendRef
 			fs := t.svcs[svcKey{p.Namespace, ref.Name}]
@@ -211,8 +221,8 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "Conflicted", Message: strings.Join(conflicts, "; ") + " (older policies win)"})
 	default:
 		c := Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted}
-		if p.Spec.HealthCheck != nil || p.Spec.DegradedResponse != nil {
-			c.Message = "healthCheck and degradedResponse apply to Envoy proxies only, whose translation is not built yet; the rest is in force"
+		if p.Spec.DegradedResponse != nil {
+			c.Message = "degradedResponse is not translated yet (the edge issue, #6, makes the gateways answer it); the rest is in force"
 		}
 		t.status.Set(key, origin, c)
 	}

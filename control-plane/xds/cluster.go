@@ -36,6 +36,9 @@ func cluster(c *ir.Cluster, f flavour) *clusterv3.Cluster {
 	if c.OutlierDetection != nil {
 		out.OutlierDetection = outlierDetection(c.OutlierDetection)
 	}
+	if f == flavourEnvoy && c.HealthCheck != nil {
+		out.HealthChecks = healthChecks(c.HealthCheck)
+	}
 	if f == flavourEnvoy && c.HTTP2 {
 		// gRPC backends: HTTP/2 in clear text.
 		out.TypedExtensionProtocolOptions = map[string]*anypb.Any{

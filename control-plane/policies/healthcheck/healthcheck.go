@@ -1,0 +1,58 @@
+// Package healthcheck applies BackendPolicy.healthCheck to clusters: Envoy
+// probes each endpoint actively. Proxyless gRPC clients do not probe; they
+// rely on outlier detection and on the endpoints' health in EDS.
+package healthcheck
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// Build validates an active health check and returns its IR.
+func Build(spec *v1alpha1.HealthCheck) (*ir.HealthCheck, error) {
+	interval, err := spec.Interval.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("interval: %w", err)
+	}
+	timeout, err := spec.Timeout.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("timeout: %w", err)
+	}
+	if interval <= 0 || timeout <= 0 {
+		return nil, errors.New("interval and timeout must be greater than 0")
+	}
+	if timeout > interval {
+		return nil, fmt.Errorf("timeout: %s is longer than the interval %s", timeout, interval)
+	}
+	out := &ir.HealthCheck{
+		Type:               string(spec.Type),
+		Interval:           *ir.D(interval),
+		Timeout:            *ir.D(timeout),
+		HealthyThreshold:   2,
+		UnhealthyThreshold: 3,
+	}
+	if spec.HealthyThreshold != nil {
+		out.HealthyThreshold = uint32(*spec.HealthyThreshold)
+	}
+	if spec.UnhealthyThreshold != nil {
+		out.UnhealthyThreshold = uint32(*spec.UnhealthyThreshold)
+	}
+	switch spec.Type {
+	case v1alpha1.HealthCheckHTTP:
+		if spec.HTTP == nil {
+			return nil, errors.New("http: required when type is HTTP")
+		}
+		out.Path = spec.HTTP.Path
+		for _, s := range spec.HTTP.ExpectedStatuses {
+			out.ExpectedStatuses = append(out.ExpectedStatuses, uint32(s))
+		}
+	case v1alpha1.HealthCheckGRPC:
+		if spec.GRPC != nil {
+			out.GRPCServiceName = spec.GRPC.ServiceName
+		}
+	}
+	return out, nil
+}

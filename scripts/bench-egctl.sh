@@ -17,7 +17,7 @@ RUNS=${RUNS:-5}
 go build -o bin/bulkhead ./cmd/bulkhead
 
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 in="$dir/input.yaml"
 {
 	cat <<'YAML'

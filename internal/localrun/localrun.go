@@ -145,7 +145,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	if opts.MeshDir != "" {
-		if st, err := os.Stat(opts.MeshDir); err == nil && st.IsDir() {
+		if st, err := os.Stat(opts.MeshDir); err != nil || !st.IsDir() {
+			fmt.Fprintf(out, "  %-9s skipped: no directory %s (run from the repository, or pass --mesh-dir)\n", "control", opts.MeshDir)
+		} else {
 			if err := start("control", func() (component, error) {
 				logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {

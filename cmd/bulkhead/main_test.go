@@ -91,6 +91,27 @@ spec:
 	}
 }
 
+// A route that the xDS schema refuses is left out and named with its input.
+func TestValidateReportsRoutesLeftOut(t *testing.T) {
+	dir := writeDir(t, map[string]string{"chat.yaml": goodDir + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: odd}
+spec:
+  parentRefs: [{group: "", kind: Service, name: chat}]
+  rules:
+  - matches: [{headers: [{name: "x\nbad", value: "1"}]}]
+    backendRefs: [{name: chat, port: 9000}]
+`})
+	var out, errOut strings.Builder
+	if code := run([]string{"validate", "-f", dir}, &out, &errOut); code != 1 {
+		t.Fatalf("validate: exit %d; want 1\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), `(from GRPCRoute default/odd rule 0 match 0) left out of route configuration "chat.default:9000"`) {
+		t.Fatalf("validate printed:\n%s", out.String())
+	}
+}
+
 func TestTranslate(t *testing.T) {
 	dir := writeDir(t, map[string]string{"chat.yaml": goodDir})
 	var out, errOut strings.Builder

@@ -37,7 +37,10 @@ func translateCmd(args []string, stdout, stderr io.Writer) int {
 	for _, e := range r.Errors {
 		fmt.Fprintf(stderr, "warning: %v\n", e)
 	}
-	res, err := xds.Build(r.Config(id))
+	res, warnings, err := xds.BuildWithWarnings(r.Config(id))
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %v\n", w)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkhead translate: %v\n", err)
 		return 1

@@ -36,7 +36,12 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		proxies = append(proxies, ir.ProxyID{Role: ir.RoleGateway, Namespace: ns, Name: name})
 	}
 	for _, id := range proxies {
-		if _, err := xds.Build(r.Config(id)); err != nil {
+		_, warnings, err := xds.BuildWithWarnings(r.Config(id))
+		for _, w := range warnings {
+			fmt.Fprintf(stdout, "xDS for %s: %v\n", id, w)
+			problems++
+		}
+		if err != nil {
 			fmt.Fprintf(stdout, "xDS for %s: %v\n", id, err)
 			problems++
 		}

@@ -138,6 +138,11 @@ func Report(res *translate.Result, srv *server.Server) StatusReport {
 		if pubErr != nil {
 			ps.Pending = pubErr.Error()
 		}
+		for _, w := range srv.Warnings(id) {
+			if !slices.Contains(rep.Problems, w.Error()) {
+				rep.Problems = append(rep.Problems, w.Error())
+			}
+		}
 		versions, err := published.Versions()
 		if err != nil {
 			continue

@@ -41,6 +41,8 @@ type proxyState struct {
 	// err is why the latest translation could not replace it (nil when the
 	// latest is published).
 	err error
+	// warnings are the routes left out of the published configuration.
+	warnings []error
 }
 
 // New returns a server with nothing published yet: proxies that connect
@@ -94,7 +96,10 @@ func (s *Server) ensure(ctx context.Context, id ir.ProxyID) {
 }
 
 func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
-	res, err := xds.Build(s.result.Config(p.id))
+	res, warnings, err := xds.BuildWithWarnings(s.result.Config(p.id))
+	for _, w := range warnings {
+		s.log.Warn("route left out", "proxy", p.id.String(), "error", w)
+	}
 	if err == nil {
 		var snap *cachev3.Snapshot
 		if snap, err = res.Snapshot(); err == nil {
@@ -106,7 +111,18 @@ func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
 		s.log.Error("configuration rejected before publishing", "proxy", p.id.String(), "error", err)
 		return
 	}
-	p.good, p.err = res, nil
+	p.good, p.err, p.warnings = res, nil, warnings
+}
+
+// Warnings returns what was left out of the configuration published to a
+// ProxyID (routes that failed validation), each naming its input.
+func (s *Server) Warnings(id ir.ProxyID) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.proxies[id.String()]; p != nil {
+		return p.warnings
+	}
+	return nil
 }
 
 // Published returns the resources last published to a ProxyID (nil if

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/internal/golden"
@@ -66,9 +67,16 @@ func TestBuildRejectsInvalidResources(t *testing.T) {
 			}}}},
 		}},
 	}
-	_, err := xds.Build(cfg)
-	if err == nil || !strings.Contains(err.Error(), `route configuration "svc.default:9000"`) || !strings.Contains(err.Error(), "Cluster") {
-		t.Fatalf("Build: %v; want a validation error naming the route configuration and the field", err)
+	cfg.Listeners[0].VirtualHosts[0].Routes[0].Source = "GRPCRoute default/bad rule 0 match 0"
+	res, warnings, err := xds.BuildWithWarnings(cfg)
+	if err != nil {
+		t.Fatalf("a bad route must be left out, not fail the proxy: %v", err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), `route "r" (from GRPCRoute default/bad rule 0 match 0) left out of route configuration "svc.default:9000"`) || !strings.Contains(warnings[0].Error(), "Cluster") {
+		t.Fatalf("warnings %v; want the route, its source, the route configuration and the field", warnings)
+	}
+	if len(res[resourcev3.RouteType]) != 1 {
+		t.Fatal("the route configuration itself must still be published")
 	}
 
 	// A route to a cluster that is not generated is an inconsistency.

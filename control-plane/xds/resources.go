@@ -30,9 +30,19 @@ type Resources map[resourcev3.Type][]types.Resource
 type validator interface{ ValidateAll() error }
 
 // Build turns the IR of a proxy into its xDS resources. Every resource
-// passes ValidateAll, and every name a resource refers to exists; otherwise
-// the error names the resource and the rule, and nothing may be published.
+// passes ValidateAll, and every name a resource refers to exists.
+//
+// A route that fails validation is left out and reported in Warnings (the
+// rest of its listener applies); any other failure is an error, which
+// names the resource and the rule, and then nothing may be published.
 func Build(cfg *ir.Config) (Resources, error) {
+	res, _, err := BuildWithWarnings(cfg)
+	return res, err
+}
+
+// BuildWithWarnings is Build, also returning the routes left out.
+func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
+	var warnings []error
 	out := Resources{}
 	var errs []error
 	add := func(typ resourcev3.Type, r types.Resource) {
@@ -57,7 +67,9 @@ func Build(cfg *ir.Config) (Resources, error) {
 				continue
 			}
 			add(resourcev3.ListenerType, lis)
-			add(resourcev3.RouteType, routeConfiguration(l, flavourGRPC))
+			rc, w := routeConfiguration(l, flavourGRPC)
+			warnings = append(warnings, w...)
+			add(resourcev3.RouteType, rc)
 		}
 		for _, c := range cfg.Clusters {
 			add(resourcev3.ClusterType, cluster(c, flavourGRPC))
@@ -66,14 +78,16 @@ func Build(cfg *ir.Config) (Resources, error) {
 	case ir.RoleRouter, ir.RoleGateway:
 		for _, l := range cfg.Listeners {
 			add(resourcev3.ListenerType, httpListener(l))
-			add(resourcev3.RouteType, routeConfiguration(l, flavourEnvoy))
+			rc, w := routeConfiguration(l, flavourEnvoy)
+			warnings = append(warnings, w...)
+			add(resourcev3.RouteType, rc)
 		}
 		for _, c := range cfg.Clusters {
 			add(resourcev3.ClusterType, cluster(c, flavourEnvoy))
 			add(resourcev3.EndpointType, loadAssignment(c))
 		}
 	default:
-		return nil, fmt.Errorf("xds: role %q is not translated yet", cfg.Proxy.Role)
+		return nil, nil, fmt.Errorf("xds: role %q is not translated yet", cfg.Proxy.Role)
 	}
 	for _, list := range out {
 		sort.Slice(list, func(i, j int) bool { return cachev3.GetResourceName(list[i]) < cachev3.GetResourceName(list[j]) })
@@ -81,7 +95,7 @@ func Build(cfg *ir.Config) (Resources, error) {
 	if len(errs) == 0 {
 		errs = append(errs, out.consistent())
 	}
-	return out, errors.Join(errs...)
+	return out, warnings, errors.Join(errs...)
 }
 
 // consistent checks that every cluster a route names exists, every route

@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"fmt"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -19,17 +21,25 @@ const (
 	flavourGRPC
 )
 
-// routeConfiguration builds the RDS resource of a listener.
-func routeConfiguration(l *ir.Listener, f flavour) *routev3.RouteConfiguration {
+// routeConfiguration builds the RDS resource of a listener. A route that
+// fails validation is left out and reported with the input it comes from;
+// the listener's other routes still apply.
+func routeConfiguration(l *ir.Listener, f flavour) (*routev3.RouteConfiguration, []error) {
 	rc := &routev3.RouteConfiguration{Name: l.Name}
+	var errs []error
 	for _, vh := range l.VirtualHosts {
 		v := &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			v.Routes = append(v.Routes, route(r, f))
+			out := route(r, f)
+			if err := out.ValidateAll(); err != nil {
+				errs = append(errs, fmt.Errorf("route %q (from %s) left out of route configuration %q: %w", r.Name, r.Source, l.Name, err))
+				continue
+			}
+			v.Routes = append(v.Routes, out)
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
-	return rc
+	return rc, errs
 }
 
 func route(r *ir.Route, f flavour) *routev3.Route {

@@ -4,6 +4,7 @@
 //	bulkhead translate -f DIR [--node ROLE/NAME] [-o yaml|json]  the xDS a proxy would get, offline
 //	bulkhead validate -f DIR                                 every problem, with file, object and field
 //	bulkhead status [--admin-address HOST:PORT]              Accepted/Programmed of every object
+//	bulkhead bootstrap --role ROLE --name NAME               a proxy's bootstrap (grpc-go JSON or Envoy YAML)
 //
 // `bulkhead chat` arrives with the services (DESIGN.md §8).
 package main
@@ -21,6 +22,7 @@ commands:
   translate  print the xDS configuration a proxy would get from a directory, offline
   validate   check a directory of resources; list every problem with file, object and field
   status     show Accepted and Programmed for every object of a running control plane
+  bootstrap  print the bootstrap of a proxy: grpc-go JSON (role grpc) or Envoy YAML
 
 run 'bulkhead <command> -h' for the flags of a command
 `
@@ -43,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validateCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "bootstrap":
+		return bootstrapCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -176,3 +176,37 @@ spec:
 		t.Errorf("status with no control plane: exit %d, %q", code, errOut.String())
 	}
 }
+
+func TestBootstrap(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"bootstrap", "--name", "chat", "--node-id", "chat-1", "--xds-address", "127.0.0.1:18000"}, &out, &errOut); code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", code, errOut.String())
+	}
+	var bs struct {
+		Node struct {
+			ID       string                       `json:"id"`
+			Metadata map[string]map[string]string `json:"metadata"`
+		} `json:"node"`
+		Template string `json:"server_listener_resource_name_template"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &bs); err != nil {
+		t.Fatalf("grpc bootstrap is not JSON: %v", err)
+	}
+	if bs.Node.ID != "chat-1" || bs.Node.Metadata["bulkhead"]["role"] != "grpc" || bs.Node.Metadata["bulkhead"]["name"] != "chat" || bs.Template == "" {
+		t.Fatalf("grpc bootstrap: %+v", bs)
+	}
+	out.Reset()
+	if code := run([]string{"bootstrap", "--role", "gateway", "--name", "ai", "--node-id", "ai-1"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "api_type: DELTA_GRPC") {
+		t.Fatalf("envoy bootstrap: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, args := range [][]string{
+		{"bootstrap"},
+		{"bootstrap", "--name", "x", "--role", "mystery"},
+		{"bootstrap", "--name", "x", "--xds-address", "nowhere"},
+	} {
+		errOut.Reset()
+		if code := run(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("bulkhead %v: exit %d, %q; want 2 and a reason", args, code, errOut.String())
+		}
+	}
+}

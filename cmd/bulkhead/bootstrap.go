@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/envoy"
+)
+
+// bootstrapCmd prints the bootstrap of a proxy: grpc-go's JSON (role grpc,
+// for GRPC_XDS_BOOTSTRAP) or Envoy's YAML (router, gateway, sidecar).
+func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bulkhead bootstrap", flag.ContinueOnError)
+	role := fs.String("role", "grpc", "grpc (a proxyless application), router, gateway or sidecar")
+	name := fs.String("name", "", "the Service (grpc, sidecar) or Gateway (router, gateway) it is (required)")
+	namespace := fs.String("namespace", "default", "namespace of that Service or Gateway")
+	nodeID := fs.String("node-id", "", "unique id of this process (default: NAME-HOSTNAME-PID)")
+	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "the control plane's ADS address (ip:port)")
+	adminPort := fs.Int("admin-port", 19000, "Envoy's admin port on 127.0.0.1 (Envoy roles)")
+	zone := fs.String("zone", "", "locality zone of this process (grpc role)")
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if *name == "" {
+		fmt.Fprintln(stderr, "bulkhead bootstrap: --name is required")
+		return 2
+	}
+	if *nodeID == "" {
+		host, _ := os.Hostname()
+		*nodeID = fmt.Sprintf("%s-%s-%d", *name, host, os.Getpid())
+	}
+	var out []byte
+	var err error
+	if *role == "grpc" {
+		out, err = bootstrap.GRPC(bootstrap.GRPCOptions{
+			NodeID:     *nodeID,
+			Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: *namespace, Name: *name},
+			XDSAddress: *xdsAddr,
+			Zone:       *zone,
+		})
+	} else {
+		out, err = envoy.Render(envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkhead bootstrap: %v\n", err)
+		return 2
+	}
+	stdout.Write(out)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		fmt.Fprintln(stdout)
+	}
+	return 0
+}

@@ -9,7 +9,7 @@ SHELL := /usr/bin/env bash
 
 export PATH := $(CURDIR)/bin:$(PATH)
 
-GO_TEST_FLAGS ?= -count=1 -timeout=20m
+GO_TEST_FLAGS ?= -race -count=1 -timeout=20m
 BENCH ?= .
 BENCH_COUNT ?= 6
 
@@ -54,7 +54,7 @@ lint: ## gofmt, go vet, staticcheck, buf lint, generated code up to date
 test: deps tools ## everything: lint, then unit and integration tests on real servers
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory lint; \
-	echo "==> go test ./... (real PostgreSQL, Redis, Vault, kube-apiserver+etcd, Kafka)"; \
+	echo "==> go test -race ./... (real PostgreSQL, Redis, Vault, kube-apiserver+etcd, Kafka)"; \
 	go test $(GO_TEST_FLAGS) ./...; \
 	echo "==> make test passed in $$(( $$(date +%s) - start ))s (after deps and tools)"
 

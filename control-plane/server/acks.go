@@ -42,8 +42,15 @@ type streamState struct {
 	proxy  string
 	open   bool
 	sent   map[string]sentPush // by nonce
-	types  map[string]*TypeState
+	// order lists the nonces of sent, oldest first, to bound it: a node may
+	// never answer a push that a newer one superseded.
+	order []string
+	types map[string]*TypeState
 }
+
+// maxPending bounds the pushes remembered per stream while awaiting their
+// ACK or NACK.
+const maxPending = 64
 
 type sentPush struct {
 	typeURL string
@@ -107,6 +114,11 @@ func (a *acks) response(stream int64, resp *discoveryv3.DiscoveryResponse) {
 	defer a.mu.Unlock()
 	if s := a.streams[stream]; s != nil {
 		s.sent[resp.GetNonce()] = sentPush{typeURL: resp.GetTypeUrl(), version: resp.GetVersionInfo()}
+		s.order = append(s.order, resp.GetNonce())
+		for len(s.order) > maxPending {
+			delete(s.sent, s.order[0])
+			s.order = s.order[1:]
+		}
 	}
 }
 

@@ -1,11 +1,15 @@
 package controlplane_test
 
 import (
+	"sort"
+	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
@@ -67,5 +71,50 @@ func TestDeltaADSForEnvoyNodes(t *testing.T) {
 	}
 	if l := got[resourcev3.ListenerType]; len(l) != 1 || l[0] != "default/ai/8080" {
 		t.Errorf("listeners %v; want [default/ai/8080]", l)
+	}
+}
+
+// A sidecar instance (inbound port in its metadata) gets its inbound
+// listener and local app cluster, and the outbound listener.
+func TestDeltaADSForSidecar(t *testing.T) {
+	b := startBackend(t, "echo")
+	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b)})
+	stream, err := m.adsClient().DeltaAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{
+		"role": "sidecar", "namespace": "default", "name": "echo",
+		"inbound": map[string]any{"address": "127.0.0.1", "port": 9000, "appPort": 19000},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sidecar := &corev3.Node{Id: "echo-sidecar-1", Metadata: md}
+	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]string{}
+	for len(got) < 2 {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.GetResources() {
+			got[resp.GetTypeUrl()] = append(got[resp.GetTypeUrl()], r.GetName())
+		}
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(got[resourcev3.ListenerType])
+	sort.Strings(got[resourcev3.ClusterType])
+	if l := strings.Join(got[resourcev3.ListenerType], ","); l != "inbound/127.0.0.1:9000->19000,outbound" {
+		t.Errorf("listeners %s; want the inbound and the outbound listener", l)
+	}
+	if c := strings.Join(got[resourcev3.ClusterType], ","); c != "echo.default:9000,inbound|19000" {
+		t.Errorf("clusters %s; want the mesh's and the local app's", c)
 	}
 }

@@ -29,6 +29,11 @@ type Bootstrap struct {
 	XDSAddress string
 	// AdminPort of Envoy's admin interface, on 127.0.0.1.
 	AdminPort int
+	// InboundAddress:InboundPort is where a sidecar serves its app, which
+	// listens on 127.0.0.1:AppPort (sidecar only; 0: outbound only).
+	InboundAddress string
+	InboundPort    int
+	AppPort        int
 }
 
 // Render returns the bootstrap YAML.
@@ -50,6 +55,17 @@ func Render(b Bootstrap) ([]byte, error) {
 	}
 	if b.AdminPort <= 0 || b.AdminPort > 65535 {
 		return nil, fmt.Errorf("envoy bootstrap: admin port %d: want 1-65535", b.AdminPort)
+	}
+	if b.InboundPort != 0 || b.AppPort != 0 {
+		if b.Role != "sidecar" {
+			return nil, fmt.Errorf("envoy bootstrap: only a sidecar has an inbound port")
+		}
+		if b.InboundAddress == "" {
+			b.InboundAddress = "0.0.0.0"
+		}
+		if net.ParseIP(b.InboundAddress) == nil || b.InboundPort <= 0 || b.InboundPort > 65535 || b.AppPort <= 0 || b.AppPort > 65535 {
+			return nil, fmt.Errorf("envoy bootstrap: inbound %s:%d for app port %d: want an IP and ports 1-65535", b.InboundAddress, b.InboundPort, b.AppPort)
+		}
 	}
 	var out bytes.Buffer
 	err = tmpl.ExecuteTemplate(&out, b.Role+".yaml.tmpl", struct {

@@ -21,7 +21,13 @@ import (
 func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 	for _, role := range []string{"router", "gateway", "sidecar"} {
 		t.Run(role, func(t *testing.T) {
-			y, err := envoy.Render(envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000})
+			b := envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000}
+			want := ir.ProxyID{Role: ir.Role(role), Namespace: "bulkhead", Name: "ai"}
+			if role == "sidecar" {
+				b.InboundPort, b.AppPort = 9000, 19000
+				want.Inbound = "0.0.0.0:9000=19000"
+			}
+			y, err := envoy.Render(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -29,21 +35,21 @@ func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("not YAML: %v\n%s", err, y)
 			}
-			var b bootstrapv3.Bootstrap
-			if err := protojson.Unmarshal(j, &b); err != nil {
+			var parsed bootstrapv3.Bootstrap
+			if err := protojson.Unmarshal(j, &parsed); err != nil {
 				t.Fatalf("not an Envoy bootstrap: %v\n%s", err, y)
 			}
-			if err := b.ValidateAll(); err != nil {
+			if err := parsed.ValidateAll(); err != nil {
 				t.Fatalf("ValidateAll: %v", err)
 			}
-			id, err := server.ProxyOf(b.GetNode())
+			id, err := server.ProxyOf(parsed.GetNode())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (ir.ProxyID{Role: ir.Role(role), Namespace: "bulkhead", Name: "ai"}); id != want {
+			if id != want {
 				t.Fatalf("the control plane reads the node as %s; want %s", id, want)
 			}
-			if b.GetDynamicResources().GetAdsConfig().GetApiType().String() != "DELTA_GRPC" {
+			if parsed.GetDynamicResources().GetAdsConfig().GetApiType().String() != "DELTA_GRPC" {
 				t.Error("Envoy nodes use delta ADS")
 			}
 		})

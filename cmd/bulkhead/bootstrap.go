@@ -22,6 +22,9 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "the control plane's ADS address (ip:port)")
 	adminPort := fs.Int("admin-port", 19000, "Envoy's admin port on 127.0.0.1 (Envoy roles)")
 	zone := fs.String("zone", "", "locality zone of this process (grpc role)")
+	inAddr := fs.String("inbound-address", "0.0.0.0", "sidecar: address its inbound listener binds")
+	inPort := fs.Int("inbound-port", 0, "sidecar: port peers reach this instance on (0: outbound only)")
+	appPort := fs.Int("app-port", 0, "sidecar: port the app listens on, on 127.0.0.1")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -43,7 +46,11 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 			Zone:       *zone,
 		})
 	} else {
-		out, err = envoy.Render(envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort})
+		b := envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort}
+		if *inPort != 0 || *appPort != 0 {
+			b.InboundAddress, b.InboundPort, b.AppPort = *inAddr, *inPort, *appPort
+		}
+		out, err = envoy.Render(b)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkhead bootstrap: %v\n", err)

@@ -13,6 +13,10 @@ import (
 // says who it is (envoy/README.md documents the contract):
 //
 //	"bulkhead": {"role": "grpc", "namespace": "default", "name": "chat"}
+//
+// and a sidecar also says which port it serves for which app port:
+//
+//	"inbound": {"address": "10.0.0.5", "port": 9000, "appPort": 19000}
 const MetadataKey = "bulkhead"
 
 // ProxyOf reads a node's identity from its metadata. The control plane
@@ -31,7 +35,15 @@ func ProxyOf(n *corev3.Node) (ir.ProxyID, error) {
 	if ns == "" {
 		ns = "default"
 	}
-	id, err := ir.ParseProxyID(role + "/" + ns + "/" + name)
+	spec := role + "/" + ns + "/" + name
+	if in := md["inbound"].GetStructValue().GetFields(); in != nil {
+		addr := in["address"].GetStringValue()
+		if addr == "" {
+			addr = "0.0.0.0"
+		}
+		spec += "/" + ir.InboundPort{Address: addr, Port: uint32(in["port"].GetNumberValue()), AppPort: uint32(in["appPort"].GetNumberValue())}.String()
+	}
+	id, err := ir.ParseProxyID(spec)
 	if err != nil {
 		return ir.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), MetadataKey, err)
 	}

@@ -47,6 +47,14 @@ func TestGolden(t *testing.T) {
 			for _, g := range res.Gateways {
 				out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: g.Namespace, Name: g.Name}))
 			}
+			// The sidecar of the first Service, on that Service's first
+			// port, its app 10000 ports above.
+			if len(res.Services) > 0 && len(res.Services[0].Spec.Ports) > 0 {
+				s := res.Services[0]
+				p := uint32(s.Spec.Ports[0].Port)
+				in := ir.InboundPort{Address: "0.0.0.0", Port: p, AppPort: p + 10000}
+				out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleSidecar, Namespace: s.Namespace, Name: s.Name, Inbound: in.String()}))
+			}
 			if decodeErr != nil {
 				out.Errors = append(out.Errors, strings.Split(decodeErr.Error(), "\n")...)
 			}

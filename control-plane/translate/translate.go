@@ -54,6 +54,8 @@ func (r *Result) Config(id ir.ProxyID) *ir.Config {
 		// The router and the gateways are Gateways; the node's name is the
 		// Gateway's.
 		cfg.Listeners, cfg.Clusters = r.gatewayConfig(id)
+	case ir.RoleSidecar:
+		cfg.Listeners, cfg.Clusters = r.sidecarConfig(id)
 	}
 	return cfg
 }

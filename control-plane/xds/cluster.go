@@ -26,6 +26,12 @@ func cluster(c *ir.Cluster, f flavour) *clusterv3.Cluster {
 		ConnectTimeout: durationpb.New(defaultConnectTimeout),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 	}
+	if c.Static {
+		// The endpoints come inline: no EDS for this one.
+		out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+		out.EdsClusterConfig = nil
+		out.LoadAssignment = loadAssignment(c)
+	}
 	if c.ConnectTimeout != nil {
 		out.ConnectTimeout = durationpb.New(c.ConnectTimeout.Std())
 	}

@@ -75,7 +75,7 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 			add(resourcev3.ClusterType, cluster(c, flavourGRPC))
 			add(resourcev3.EndpointType, loadAssignment(c))
 		}
-	case ir.RoleRouter, ir.RoleGateway:
+	case ir.RoleRouter, ir.RoleGateway, ir.RoleSidecar:
 		for _, l := range cfg.Listeners {
 			add(resourcev3.ListenerType, httpListener(l))
 			rc, w := routeConfiguration(l, flavourEnvoy)
@@ -84,7 +84,9 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 		}
 		for _, c := range cfg.Clusters {
 			add(resourcev3.ClusterType, cluster(c, flavourEnvoy))
-			add(resourcev3.EndpointType, loadAssignment(c))
+			if !c.Static {
+				add(resourcev3.EndpointType, loadAssignment(c))
+			}
 		}
 	default:
 		return nil, nil, fmt.Errorf("xds: role %q is not translated yet", cfg.Proxy.Role)

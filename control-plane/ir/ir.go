@@ -152,6 +152,9 @@ type Listener struct {
 	Port uint32 `json:"port,omitempty"`
 	// VirtualHosts in match order.
 	VirtualHosts []*VirtualHost `json:"virtualHosts,omitempty"`
+	// Degraded replaces Envoy's own local replies when no upstream is left
+	// (Envoy listeners).
+	Degraded *DegradedResponse `json:"degraded,omitempty"`
 }
 
 // VirtualHost groups the routes of a set of domains.
@@ -309,6 +312,17 @@ type Cluster struct {
 	// Static clusters carry their endpoints inline instead of over EDS (a
 	// sidecar's local app).
 	Static bool `json:"static,omitempty"`
+	// Degraded is the reply Envoy sends when nothing of this cluster can
+	// take a request (from BackendPolicy.degradedResponse).
+	Degraded *DegradedResponse `json:"degraded,omitempty"`
+}
+
+// DegradedResponse is a fast, contract-shaped error reply.
+type DegradedResponse struct {
+	StatusCode uint32 `json:"statusCode"`
+	// Body is the JSON error object.
+	Body              string `json:"body"`
+	RetryAfterSeconds uint32 `json:"retryAfterSeconds,omitempty"`
 }
 
 // HealthCheck probes every endpoint.

@@ -9,6 +9,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/circuitbreaker"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/degradedresponse"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/fallback"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/faultinjection"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/healthcheck"
@@ -193,6 +194,15 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 				}
 			}
 		}
+		if clusterFeature("degradedResponse", s.DegradedResponse != nil) {
+			if dr, err := degradedresponse.Build(s.DegradedResponse); err != nil {
+				fail("spec.degradedResponse", "%v", err)
+			} else {
+				for _, sp := range tg.ports {
+					set(sp.cluster, "degradedResponse", func() { sp.cluster.Degraded = dr })
+				}
+			}
+		}
 		if clusterFeature("fallback", s.Fallback != nil) {
 			ref := s.Fallback.BackendRef
 			fs := t.svcs[svcKey{p.Namespace, ref.Name}]
@@ -220,11 +230,7 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 	case len(conflicts) > 0:
 		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "Conflicted", Message: strings.Join(conflicts, "; ") + " (older policies win)"})
 	default:
-		c := Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted}
-		if p.Spec.DegradedResponse != nil {
-			c.Message = "degradedResponse is not translated yet (the edge issue, #6, makes the gateways answer it); the rest is in force"
-		}
-		t.status.Set(key, origin, c)
+		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted})
 	}
 }
 

@@ -230,3 +230,45 @@ func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 	}
 	return ls, cs
 }
+
+// degradedReplies gives each Gateway listener the degraded response of the
+// Services its routes reach. One Envoy listener has one local-reply
+// configuration: when its Services disagree, the Service first by name wins
+// and the Gateway's status says so.
+func (t *translator) degradedReplies() {
+	clusters := map[string]*ir.Cluster{}
+	for _, s := range t.svcs {
+		for _, sp := range s.ports {
+			clusters[sp.cluster.Name] = sp.cluster
+		}
+	}
+	for _, gw := range t.gws {
+		for _, lis := range gw.ports {
+			var names []string
+			seen := map[string]bool{}
+			for _, vh := range lis.VirtualHosts {
+				for _, r := range vh.Routes {
+					for _, b := range r.Backends {
+						if c := clusters[b.Cluster]; c != nil && c.Degraded != nil && !seen[c.Name] {
+							seen[c.Name] = true
+							names = append(names, c.Name)
+						}
+					}
+				}
+			}
+			if len(names) == 0 {
+				continue
+			}
+			sort.Strings(names)
+			chosen := clusters[names[0]].Degraded
+			lis.Degraded = chosen
+			for _, n := range names[1:] {
+				if d := clusters[n].Degraded; *d != *chosen {
+					msg := fmt.Sprintf("listener %s: Services %s and %s have different degraded responses; one listener can answer only one, %s's applies", lis.Name, names[0], n, names[0])
+					t.fail(gw.key, "spec.listeners", "%s", msg)
+					t.status.Set(gw.key, t.res.Origin(gw.key), Condition{Type: "DegradedResponseConflict", Status: "True", Reason: "Conflicted", Message: msg})
+				}
+			}
+		}
+	}
+}

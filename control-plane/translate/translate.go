@@ -106,6 +106,7 @@ func Translate(res *resource.Resources) *Result {
 	t.gateways()
 	t.routes()
 	t.backendPolicies()
+	t.degradedReplies()
 	t.rateLimitAndSecurityPolicies()
 	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}}
 	for k, gw := range t.gws {

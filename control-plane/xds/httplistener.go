@@ -54,6 +54,9 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_REJECT_REQUEST,
 		},
 	}
+	if l.Degraded != nil {
+		hcm.LocalReplyConfig = localReply(l.Degraded)
+	}
 	return &listenerv3.Listener{
 		Name: l.Name,
 		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{

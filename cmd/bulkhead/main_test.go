@@ -107,7 +107,8 @@ spec:
 	if code := run([]string{"validate", "-f", dir}, &out, &errOut); code != 1 {
 		t.Fatalf("validate: exit %d; want 1\n%s", code, out.String())
 	}
-	if !strings.Contains(out.String(), `(from GRPCRoute default/odd rule 0 match 0) left out of route configuration "chat.default:9000"`) {
+	want := `(from GRPCRoute default/odd rule 0 match 0 (` + filepath.Join(dir, "chat.yaml") + `:16)) left out of route configuration "chat.default:9000"`
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "HeaderMatcher.Name") {
 		t.Fatalf("validate printed:\n%s", out.String())
 	}
 }

@@ -335,7 +335,7 @@ func matchEntries[M any](t *translator, key resource.Key, meta *metav1.ObjectMet
 		}
 		r := base
 		r.Name = fmt.Sprintf("%s/%s/rule/%d/match/%d", meta.Namespace, meta.Name, ri, mi)
-		r.Source = fmt.Sprintf("%s %s/%s rule %d match %d", kind, meta.Namespace, meta.Name, ri, mi)
+		r.Source = fmt.Sprintf("%s %s/%s rule %d match %d (%s)", kind, meta.Namespace, meta.Name, ri, mi, t.res.Origin(key))
 		r.Match = match
 		e.route = &r
 		e.created, e.owner, e.rule, e.match = meta.CreationTimestamp.Time, meta.Namespace+"/"+meta.Name, ri, mi

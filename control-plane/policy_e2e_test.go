@@ -197,3 +197,40 @@ func TestRingHashAffinity(t *testing.T) {
 		t.Fatalf("30 sessions all hashed to %v; want them spread", used)
 	}
 }
+
+// grpc-go accepts (ACKs) everything the control plane sends it for a
+// BackendPolicy that sets every field, including the Envoy-only ones it
+// ignores, and keeps serving.
+func TestGRPCAcceptsEveryBackendPolicyField(t *testing.T) {
+	a, fb := startBackend(t, "a"), startBackend(t, "fallback")
+	m := startMesh(t, map[string]string{
+		"echo.yaml":     service("echo", 9000, a),
+		"fallback.yaml": service("echo-fallback", 9000, fb),
+		"policy.yaml": policy(`  loadBalancer: {type: LeastRequest}
+  retry:
+    numRetries: 2
+    retryOn: [unavailable, reset, "5xx", retriable-status-codes]
+    retriableStatusCodes: [503]
+    backoff: {baseInterval: 10ms, maxInterval: 100ms}
+    perTryTimeout: 1s
+  timeout: {request: 5s, idle: 30s, connect: 1s}
+  circuitBreaker: {maxConnections: 100, maxPendingRequests: 100, maxRequests: 100, maxRetries: 3, retryBudget: {percent: 20, minRetryConcurrency: 3}}
+  outlierDetection: {consecutive5xx: 5, consecutiveGatewayErrors: 5, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50, failurePercentage: {threshold: 90, minimumHosts: 5, requestVolume: 100}}
+  healthCheck: {type: GRPC, interval: 5s, timeout: 1s}
+  fallback: {backendRef: {name: echo-fallback, port: 9000}}
+  faultInjection: {delay: {duration: 1ms, percentage: 1}}
+  degradedResponse: {message: "overloaded"}
+`),
+	})
+	c := m.client("echo.default:9000")
+	if got := count(t, c, 20); got["a"] != 20 {
+		t.Fatalf("calls %v; want all on a", got)
+	}
+	for _, n := range m.cp.Server.Nodes() {
+		for typ, st := range n.Types {
+			if st.Nacked != "" {
+				t.Errorf("node %s rejected %s: %s", n.NodeID, typ, st.NackError)
+			}
+		}
+	}
+}

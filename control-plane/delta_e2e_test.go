@@ -38,32 +38,10 @@ func TestDeltaADSForEnvoyNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := node("envoy-ai-1", ir.RoleGateway, "ai")
-	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
-		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := map[string][]string{}
-	for len(got) < 2 {
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range resp.GetResources() {
-			got[resp.GetTypeUrl()] = append(got[resp.GetTypeUrl()], r.GetName())
-			if resp.GetTypeUrl() == resourcev3.ListenerType {
-				var l listenerv3.Listener
-				if err := r.GetResource().UnmarshalTo(&l); err != nil {
-					t.Fatal(err)
-				}
-				if l.GetAddress().GetSocketAddress().GetPortValue() != 8080 {
-					t.Errorf("listener %s on %v; want port 8080", l.GetName(), l.GetAddress())
-				}
-			}
-		}
-		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
-			t.Fatal(err)
+	got, listeners := deltaWildcard(t, stream, node("envoy-ai-1", ir.RoleGateway, "ai"))
+	for _, l := range listeners {
+		if l.GetAddress().GetSocketAddress().GetPortValue() != 8080 {
+			t.Errorf("listener %s on %v; want port 8080", l.GetName(), l.GetAddress())
 		}
 	}
 	if c := got[resourcev3.ClusterType]; len(c) != 1 || c[0] != "echo.default:9000" {
@@ -90,13 +68,26 @@ func TestDeltaADSForSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sidecar := &corev3.Node{Id: "echo-sidecar-1", Metadata: md}
+	got, _ := deltaWildcard(t, stream, &corev3.Node{Id: "echo-sidecar-1", Metadata: md})
+	if l := strings.Join(got[resourcev3.ListenerType], ","); l != "inbound/127.0.0.1:9000->19000,outbound" {
+		t.Errorf("listeners %s; want the inbound and the outbound listener", l)
+	}
+	if c := strings.Join(got[resourcev3.ClusterType], ","); c != "echo.default:9000,inbound|19000" {
+		t.Errorf("clusters %s; want the mesh's and the local app's", c)
+	}
+}
+
+// deltaWildcard subscribes a delta stream to every cluster and listener and
+// returns their names and the listeners, ACKing each response.
+func deltaWildcard(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, n *corev3.Node) (map[string][]string, []*listenerv3.Listener) {
+	t.Helper()
 	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
-		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: n, TypeUrl: typ, ResourceNamesSubscribe: []string{"*"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got := map[string][]string{}
+	var listeners []*listenerv3.Listener
 	for len(got) < 2 {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -104,17 +95,20 @@ func TestDeltaADSForSidecar(t *testing.T) {
 		}
 		for _, r := range resp.GetResources() {
 			got[resp.GetTypeUrl()] = append(got[resp.GetTypeUrl()], r.GetName())
+			if resp.GetTypeUrl() == resourcev3.ListenerType {
+				var l listenerv3.Listener
+				if err := r.GetResource().UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				listeners = append(listeners, &l)
+			}
 		}
-		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: n, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sort.Strings(got[resourcev3.ListenerType])
-	sort.Strings(got[resourcev3.ClusterType])
-	if l := strings.Join(got[resourcev3.ListenerType], ","); l != "inbound/127.0.0.1:9000->19000,outbound" {
-		t.Errorf("listeners %s; want the inbound and the outbound listener", l)
+	for _, names := range got {
+		sort.Strings(names)
 	}
-	if c := strings.Join(got[resourcev3.ClusterType], ","); c != "echo.default:9000,inbound|19000" {
-		t.Errorf("clusters %s; want the mesh's and the local app's", c)
-	}
+	return got, listeners
 }

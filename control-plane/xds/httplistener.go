@@ -58,11 +58,8 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 		hcm.LocalReplyConfig = localReply(l.Degraded)
 	}
 	return &listenerv3.Listener{
-		Name: l.Name,
-		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-			Address:       l.Host,
-			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: l.Port},
-		}}},
+		Name:    l.Name,
+		Address: socketAddress(l.Host, l.Port),
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{
 				Name:       "envoy.filters.network.http_connection_manager",
@@ -71,4 +68,12 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 		}},
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(1 << 20),
 	}
+}
+
+// socketAddress is a TCP address.
+func socketAddress(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
 }

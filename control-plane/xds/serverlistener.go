@@ -1,7 +1,6 @@
 package xds
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -38,11 +37,8 @@ func serverListener(l *ir.Listener) *listenerv3.Listener {
 		}},
 	}
 	return &listenerv3.Listener{
-		Name: l.Name,
-		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-			Address:       l.Host,
-			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: l.Port},
-		}}},
+		Name:    l.Name,
+		Address: socketAddress(l.Host, l.Port),
 		FilterChains: []*listenerv3.FilterChain{{
 			Name: "inbound",
 			Filters: []*listenerv3.Filter{{

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
@@ -123,40 +125,38 @@ func Report(res *translate.Result, srv *server.Server) StatusReport {
 		rep.Problems = append(rep.Problems, e.Error())
 	}
 	byProxy := map[string]*ProxySync{}
+	versions := map[string]map[resourcev3.Type]string{}
 	for _, n := range srv.Nodes() {
 		ps := byProxy[n.Proxy]
 		if ps == nil {
+			// Once per proxy identity: what was published to it.
 			ps = &ProxySync{Proxy: n.Proxy}
 			byProxy[n.Proxy] = ps
-		}
-		ps.Nodes++
-		id, err := ir.ParseProxyID(n.Proxy)
-		if err != nil {
-			continue
-		}
-		published, pubErr := srv.Published(id)
-		if pubErr != nil {
-			ps.Pending = pubErr.Error()
-		}
-		for _, w := range srv.Warnings(id) {
-			if !slices.Contains(rep.Problems, w.Error()) {
-				rep.Problems = append(rep.Problems, w.Error())
+			if id, err := ir.ParseProxyID(n.Proxy); err == nil {
+				if _, pubErr := srv.Published(id); pubErr != nil {
+					ps.Pending = pubErr.Error()
+				}
+				for _, w := range srv.Warnings(id) {
+					if !slices.Contains(rep.Problems, w.Error()) {
+						rep.Problems = append(rep.Problems, w.Error())
+					}
+				}
+				versions[n.Proxy] = srv.PublishedVersions(id)
 			}
 		}
-		versions, err := published.Versions()
-		if err != nil {
-			continue
-		}
-		inSync := true
+		ps.Nodes++
+		published := versions[n.Proxy]
+		// Nothing published yet: the node cannot run it.
+		inSync := published != nil
 		for _, typ := range xds.Types {
 			st := n.Types[typ]
 			if st == nil {
 				continue // not subscribed to this type
 			}
-			if st.Nacked != "" && st.Nacked == versions[typ] {
+			if st.Nacked != "" && st.Nacked == published[typ] {
 				ps.Rejected = fmt.Sprintf("node %s rejected %s version %s: %s", n.NodeID, xds.TypeName(typ), st.Nacked, st.NackError)
 				inSync = false
-			} else if st.Acked != versions[typ] {
+			} else if st.Acked != published[typ] {
 				inSync = false
 			}
 		}

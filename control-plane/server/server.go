@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 
@@ -36,8 +37,10 @@ type Server struct {
 // proxyState is what was published for one ProxyID.
 type proxyState struct {
 	id ir.ProxyID
-	// good is the last configuration that built and validated.
-	good xds.Resources
+	// good is the last configuration that built and validated, and
+	// versions the per-type versions it was published under.
+	good     xds.Resources
+	versions map[resourcev3.Type]string
 	// err is why the latest translation could not replace it (nil when the
 	// latest is published).
 	err error
@@ -100,9 +103,10 @@ func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
 	for _, w := range warnings {
 		s.log.Warn("route left out", "proxy", p.id.String(), "error", w)
 	}
+	var versions map[resourcev3.Type]string
 	if err == nil {
 		var snap *cachev3.Snapshot
-		if snap, err = res.Snapshot(); err == nil {
+		if snap, versions, err = res.Snapshot(); err == nil {
 			err = s.cache.SetSnapshot(ctx, p.id.String(), snap)
 		}
 	}
@@ -111,7 +115,19 @@ func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
 		s.log.Error("configuration rejected before publishing", "proxy", p.id.String(), "error", err)
 		return
 	}
-	p.good, p.err, p.warnings = res, nil, warnings
+	p.good, p.versions, p.err, p.warnings = res, versions, nil, warnings
+}
+
+// PublishedVersions returns the per-type versions last published to a
+// ProxyID (nil if none): a node runs that configuration when it has ACKed
+// them.
+func (s *Server) PublishedVersions(id ir.ProxyID) map[resourcev3.Type]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.proxies[id.String()]; p != nil {
+		return p.versions
+	}
+	return nil
 }
 
 // Warnings returns what was left out of the configuration published to a

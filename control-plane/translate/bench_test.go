@@ -108,7 +108,7 @@ func BenchmarkTranslateAndBuild1000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := out.Snapshot(); err != nil {
+		if _, _, err := out.Snapshot(); err != nil {
 			b.Fatal(err)
 		}
 	}

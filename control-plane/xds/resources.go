@@ -154,30 +154,20 @@ func (r Resources) grouped() [types.UnknownType]cachev3.Resources {
 
 // Snapshot makes a cache snapshot whose per-type versions are hashes of the
 // content: a type whose resources did not change keeps its version and is
-// not pushed again (an endpoint-only change pushes EDS alone).
-func (r Resources) Snapshot() (*cachev3.Snapshot, error) {
+// not pushed again (an endpoint-only change pushes EDS alone). It also
+// returns those versions, which is what nodes ACK.
+func (r Resources) Snapshot() (*cachev3.Snapshot, map[resourcev3.Type]string, error) {
 	s := &cachev3.Snapshot{}
+	versions := map[resourcev3.Type]string{}
 	for _, typ := range Types {
 		v, err := version(r[typ])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		versions[typ] = v
 		s.Resources[cachev3.GetResponseType(typ)] = cachev3.NewResources(v, r[typ])
 	}
-	return s, nil
-}
-
-// Versions returns the content version of each type.
-func (r Resources) Versions() (map[resourcev3.Type]string, error) {
-	out := map[resourcev3.Type]string{}
-	for _, typ := range Types {
-		v, err := version(r[typ])
-		if err != nil {
-			return nil, err
-		}
-		out[typ] = v
-	}
-	return out, nil
+	return s, versions, nil
 }
 
 func version(list []types.Resource) (string, error) {

@@ -235,16 +235,24 @@ spec:
     - {name: echo-v2, port: 9000, weight: %d}
 `
 
-// Weighted split, header routing and a live route change, through grpc-go's
-// own xDS client against the running control plane.
-func TestProxylessRouting(t *testing.T) {
+// startEchoMesh runs Service echo whose GRPCRoute (echoRoute) splits between
+// echo-v1 and echo-v2 with the given weights, each with one backend.
+func startEchoMesh(t *testing.T, w1, w2 int) (*mesh, *backend, *backend) {
+	t.Helper()
 	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
 	m := startMesh(t, map[string]string{
 		"echo.yaml":    service("echo", 9000),
 		"echo-v1.yaml": service("echo-v1", 9000, v1),
 		"echo-v2.yaml": service("echo-v2", 9000, v2),
-		"route.yaml":   fmt.Sprintf(echoRoute, 80, 20),
+		"route.yaml":   fmt.Sprintf(echoRoute, w1, w2),
 	})
+	return m, v1, v2
+}
+
+// Weighted split, header routing and a live route change, through grpc-go's
+// own xDS client against the running control plane.
+func TestProxylessRouting(t *testing.T) {
+	m, _, v2 := startEchoMesh(t, 80, 20)
 	c := m.client("echo.default:9000")
 
 	t.Run("weighted split", func(t *testing.T) {
@@ -284,13 +292,7 @@ func TestProxylessRouting(t *testing.T) {
 // Clients keep serving on their last configuration while the control plane
 // is down, then resync with the one that replaces it.
 func TestControlPlaneRestart(t *testing.T) {
-	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
-	m := startMesh(t, map[string]string{
-		"echo.yaml":    service("echo", 9000),
-		"echo-v1.yaml": service("echo-v1", 9000, v1),
-		"echo-v2.yaml": service("echo-v2", 9000, v2),
-		"route.yaml":   fmt.Sprintf(echoRoute, 100, 0),
-	})
+	m, _, _ := startEchoMesh(t, 100, 0)
 	c := m.client("echo.default:9000")
 	if got := count(t, c, 10); got["v1"] != 10 {
 		t.Fatalf("before the restart: %v; want all on v1", got)

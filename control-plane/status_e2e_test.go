@@ -2,7 +2,6 @@ package controlplane_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -48,13 +47,7 @@ func programmed(rep admin.StatusReport, kind, name string) string {
 // Programmed follows what the proxies did: True once the connected client
 // ACKed, False with the proxy's own words when one NACKs.
 func TestStatusProgrammedAndNACK(t *testing.T) {
-	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
-	m := startMesh(t, map[string]string{
-		"echo.yaml":    service("echo", 9000),
-		"echo-v1.yaml": service("echo-v1", 9000, v1),
-		"echo-v2.yaml": service("echo-v2", 9000, v2),
-		"route.yaml":   fmt.Sprintf(echoRoute, 50, 50),
-	})
+	m, _, _ := startEchoMesh(t, 50, 50)
 	eventually(t, 10*time.Second, "first translation", func() bool {
 		resp, err := http.Get("http://" + m.cp.AdminAddr() + "/healthz")
 		if err != nil {

@@ -8,3 +8,13 @@
 // to the feature ("backoff.maxInterval: …"); the caller prefixes the
 // policy's own path.
 package policies
+
+// Uint32 converts an optional count of the API (int32, non-negative by its
+// CRD rules) to the IR's; nil stays unset.
+func Uint32(p *int32) *uint32 {
+	if p == nil {
+		return nil
+	}
+	v := uint32(*p)
+	return &v
+}

@@ -10,24 +10,26 @@ import (
 )
 
 func circuitBreakers(cb *ir.CircuitBreaker) *clusterv3.CircuitBreakers {
-	u := func(p *uint32) *wrapperspb.UInt32Value {
-		if p == nil {
-			return nil
-		}
-		return wrapperspb.UInt32(*p)
-	}
 	t := &clusterv3.CircuitBreakers_Thresholds{
 		Priority:           corev3.RoutingPriority_DEFAULT,
-		MaxConnections:     u(cb.MaxConnections),
-		MaxPendingRequests: u(cb.MaxPendingRequests),
-		MaxRequests:        u(cb.MaxRequests),
-		MaxRetries:         u(cb.MaxRetries),
+		MaxConnections:     optUint32(cb.MaxConnections),
+		MaxPendingRequests: optUint32(cb.MaxPendingRequests),
+		MaxRequests:        optUint32(cb.MaxRequests),
+		MaxRetries:         optUint32(cb.MaxRetries),
 	}
 	if cb.RetryBudgetPercent != nil {
 		t.RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{
 			BudgetPercent:       &typev3.Percent{Value: *cb.RetryBudgetPercent},
-			MinRetryConcurrency: u(cb.MinRetryConcurrency),
+			MinRetryConcurrency: optUint32(cb.MinRetryConcurrency),
 		}
 	}
 	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
+}
+
+// optUint32 wraps an optional value; nil stays unset (Envoy's default).
+func optUint32(p *uint32) *wrapperspb.UInt32Value {
+	if p == nil {
+		return nil
+	}
+	return wrapperspb.UInt32(*p)
 }

@@ -12,19 +12,13 @@ import (
 // Envoy enables consecutive-5xx and success-rate ejection by default, so
 // each is switched off unless set.
 func outlierDetection(od *ir.OutlierDetection) *clusterv3.OutlierDetection {
-	u := func(p *uint32) *wrapperspb.UInt32Value {
-		if p == nil {
-			return nil
-		}
-		return wrapperspb.UInt32(*p)
-	}
 	out := &clusterv3.OutlierDetection{
-		Consecutive_5Xx:                    u(od.Consecutive5xx),
-		ConsecutiveGatewayFailure:          u(od.ConsecutiveGatewayErrors),
-		MaxEjectionPercent:                 u(od.MaxEjectionPercent),
-		FailurePercentageThreshold:         u(od.FailurePercentageThreshold),
-		FailurePercentageMinimumHosts:      u(od.FailurePercentageMinimumHosts),
-		FailurePercentageRequestVolume:     u(od.FailurePercentageRequestVolume),
+		Consecutive_5Xx:                    optUint32(od.Consecutive5xx),
+		ConsecutiveGatewayFailure:          optUint32(od.ConsecutiveGatewayErrors),
+		MaxEjectionPercent:                 optUint32(od.MaxEjectionPercent),
+		FailurePercentageThreshold:         optUint32(od.FailurePercentageThreshold),
+		FailurePercentageMinimumHosts:      optUint32(od.FailurePercentageMinimumHosts),
+		FailurePercentageRequestVolume:     optUint32(od.FailurePercentageRequestVolume),
 		EnforcingSuccessRate:               wrapperspb.UInt32(0),
 		EnforcingConsecutive_5Xx:           enforcing(od.Consecutive5xx != nil),
 		EnforcingConsecutiveGatewayFailure: enforcing(od.ConsecutiveGatewayErrors != nil),

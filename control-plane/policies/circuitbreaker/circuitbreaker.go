@@ -6,22 +6,16 @@ package circuitbreaker
 import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
 
 // Build returns the IR of a circuit breaker.
 func Build(spec *v1alpha1.CircuitBreaker) *ir.CircuitBreaker {
-	u := func(p *int32) *uint32 {
-		if p == nil {
-			return nil
-		}
-		v := uint32(*p)
-		return &v
-	}
 	out := &ir.CircuitBreaker{
-		MaxConnections:     u(spec.MaxConnections),
-		MaxPendingRequests: u(spec.MaxPendingRequests),
-		MaxRequests:        u(spec.MaxRequests),
-		MaxRetries:         u(spec.MaxRetries),
+		MaxConnections:     policies.Uint32(spec.MaxConnections),
+		MaxPendingRequests: policies.Uint32(spec.MaxPendingRequests),
+		MaxRequests:        policies.Uint32(spec.MaxRequests),
+		MaxRetries:         policies.Uint32(spec.MaxRetries),
 	}
 	if b := spec.RetryBudget; b != nil {
 		pct := 20.0

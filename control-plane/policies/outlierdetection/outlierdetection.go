@@ -13,20 +13,14 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
 
 // Build validates an outlier-detection policy and returns its IR.
 func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {
-	u := func(p *int32) *uint32 {
-		if p == nil {
-			return nil
-		}
-		v := uint32(*p)
-		return &v
-	}
 	out := &ir.OutlierDetection{
-		Consecutive5xx:           u(spec.Consecutive5xx),
-		ConsecutiveGatewayErrors: u(spec.ConsecutiveGatewayErrors),
+		Consecutive5xx:           policies.Uint32(spec.Consecutive5xx),
+		ConsecutiveGatewayErrors: policies.Uint32(spec.ConsecutiveGatewayErrors),
 	}
 	var errs []error
 	dur := func(field string, d *v1alpha1.Duration) *ir.Duration {
@@ -52,8 +46,8 @@ func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {
 	if fp := spec.FailurePercentage; fp != nil {
 		t := uint32(fp.Threshold)
 		out.FailurePercentageThreshold = &t
-		out.FailurePercentageMinimumHosts = u(fp.MinimumHosts)
-		out.FailurePercentageRequestVolume = u(fp.RequestVolume)
+		out.FailurePercentageMinimumHosts = policies.Uint32(fp.MinimumHosts)
+		out.FailurePercentageRequestVolume = policies.Uint32(fp.RequestVolume)
 	}
 	if out.Consecutive5xx == nil && out.ConsecutiveGatewayErrors == nil && out.FailurePercentageThreshold == nil {
 		errs = append(errs, errors.New("set at least one ejection rule: consecutive5xx, consecutiveGatewayErrors or failurePercentage"))

@@ -33,8 +33,6 @@ type acks struct {
 	mu      sync.Mutex
 	streams map[int64]*streamState
 	now     func() time.Time
-	// changed is signalled (without blocking) after every ACK or NACK.
-	changed chan struct{}
 }
 
 type streamState struct {
@@ -58,7 +56,7 @@ type sentPush struct {
 }
 
 func newAcks() *acks {
-	return &acks{streams: map[int64]*streamState{}, now: time.Now, changed: make(chan struct{}, 1)}
+	return &acks{streams: map[int64]*streamState{}, now: time.Now}
 }
 
 func (a *acks) open(stream int64) {
@@ -71,7 +69,6 @@ func (a *acks) closed(stream int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.streams, stream)
-	a.signal()
 }
 
 // request records a request: the first names the node; later ones answer a
@@ -106,7 +103,6 @@ func (a *acks) request(stream int64, proxy string, req *discoveryv3.DiscoveryReq
 	} else {
 		ts.Acked, ts.Nacked, ts.NackError = push.version, "", ""
 	}
-	a.signal()
 }
 
 func (a *acks) response(stream int64, resp *discoveryv3.DiscoveryResponse) {
@@ -119,13 +115,6 @@ func (a *acks) response(stream int64, resp *discoveryv3.DiscoveryResponse) {
 			delete(s.sent, s.order[0])
 			s.order = s.order[1:]
 		}
-	}
-}
-
-func (a *acks) signal() {
-	select {
-	case a.changed <- struct{}{}:
-	default:
 	}
 }
 

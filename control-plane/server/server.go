@@ -156,9 +156,6 @@ func (s *Server) Published(id ir.ProxyID) (xds.Resources, error) {
 // Nodes returns the ACK/NACK state of every connected node.
 func (s *Server) Nodes() []NodeState { return s.acks.nodes() }
 
-// AcksChanged is signalled after ACKs and NACKs (coalesced).
-func (s *Server) AcksChanged() <-chan struct{} { return s.acks.changed }
-
 func (s *Server) callbacks() serverv3.Callbacks {
 	admit := func(ctx context.Context, n *corev3.Node) (string, error) {
 		id, err := ProxyOf(n)

@@ -48,7 +48,7 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 	add := func(typ resourcev3.Type, r types.Resource) {
 		if v, ok := r.(validator); ok {
 			if err := v.ValidateAll(); err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", shortType(typ), cachev3.GetResourceName(r), err))
+				errs = append(errs, fmt.Errorf("%s %q: %w", TypeName(typ), cachev3.GetResourceName(r), err))
 				return
 			}
 		}
@@ -113,7 +113,7 @@ func (r Resources) consistent() error {
 		}
 		for name := range refs {
 			if !have[name] {
-				errs = append(errs, fmt.Errorf("%s %q is referenced but not generated", shortType(typ), name))
+				errs = append(errs, fmt.Errorf("%s %q is referenced but not generated", TypeName(typ), name))
 			}
 		}
 	}
@@ -185,9 +185,7 @@ func version(list []types.Resource) (string, error) {
 }
 
 // TypeName is a resource type's name for people ("listener", "cluster", …).
-func TypeName(t resourcev3.Type) string { return shortType(t) }
-
-func shortType(t resourcev3.Type) string {
+func TypeName(t resourcev3.Type) string {
 	switch t {
 	case resourcev3.ListenerType:
 		return "listener"

@@ -26,8 +26,9 @@ import (
 
 // Options configures the control plane.
 type Options struct {
-	// ConfigDir is the directory of YAML the file provider watches.
-	ConfigDir string
+	// ConfigDirs are the directories of YAML the file provider watches, read
+	// as one input.
+	ConfigDirs []string
 	// XDSAddress is where ADS is served (host:port; port 0 picks one).
 	XDSAddress string
 	// AdminAddress serves the admin endpoint (empty: none).
@@ -62,8 +63,8 @@ type ControlPlane struct {
 
 // Start starts serving and translating; Stop ends both.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
-	if opts.ConfigDir == "" {
-		return nil, errors.New("control plane: config directory is required")
+	if len(opts.ConfigDirs) == 0 {
+		return nil, errors.New("control plane: a config directory is required")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -109,7 +110,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 
 	updates := make(chan provider.Update)
-	prov := &file.Provider{Dir: opts.ConfigDir, Log: opts.Log}
+	prov := &file.Provider{Dirs: opts.ConfigDirs, Log: opts.Log}
 	cp.wg.Add(3)
 	go func() {
 		defer cp.wg.Done()
@@ -226,11 +227,11 @@ func (cp *ControlPlane) Stop() error {
 	return cp.err
 }
 
-// Offline reads a directory and translates it as the running control plane
-// would, for `bulkhead translate` and `bulkhead validate`. The result's
+// Offline reads directories and translates them as the running control
+// plane would, for `bulkhead translate` and `bulkhead validate`. The result's
 // Errors include what could not be read.
-func Offline(dir string) *translate.Result {
-	res, err := file.Load(dir)
+func Offline(dirs ...string) *translate.Result {
+	res, err := file.Load(dirs...)
 	r := translate.Translate(res)
 	if err != nil {
 		r.Errors = append(splitJoined(err), r.Errors...)

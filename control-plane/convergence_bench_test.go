@@ -105,7 +105,7 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 	write("route.yaml", fmt.Sprintf(echoRoute, 50, 50))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp, err := controlplane.Start(ctx, controlplane.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cp, err := controlplane.Start(ctx, controlplane.Options{ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func startMesh(t *testing.T, files map[string]string) *mesh {
 		m.write(name, body)
 	}
 	cp, err := controlplane.Start(t.Context(), controlplane.Options{
-		ConfigDir:    m.dir,
+		ConfigDirs:   []string{m.dir},
 		XDSAddress:   "127.0.0.1:0",
 		AdminAddress: "127.0.0.1:0",
 		Log:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -305,7 +305,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		t.Fatalf("with the control plane down: %v; want all still on v1", got)
 	}
 	m.write("route.yaml", fmt.Sprintf(echoRoute, 0, 100))
-	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDir: m.dir, XDSAddress: addr, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDirs: []string{m.dir}, XDSAddress: addr, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}

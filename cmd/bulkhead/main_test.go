@@ -146,7 +146,7 @@ spec:
   targetRefs: [{group: "", kind: Service, name: ghost}]
   timeout: {request: 1s}
 `})
-	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,7 +154,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 					return component{}, err
 				}
 				cp, err := controlplane.Start(ctx, controlplane.Options{
-					ConfigDir:    opts.MeshDir,
+					ConfigDirs:   []string{opts.MeshDir},
 					XDSAddress:   opts.XDSAddress,
 					AdminAddress: opts.AdminAddress,
 					Log:          slog.New(slog.NewJSONHandler(logFile, nil)),

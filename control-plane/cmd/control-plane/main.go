@@ -1,16 +1,18 @@
 // Command control-plane is Bulkhead's xDS control plane (universal mode: a
 // directory of Kubernetes-style YAML).
 //
-//	control-plane --config-dir DIR --xds-address HOST:PORT --admin-address HOST:PORT
+//	control-plane --config-dir DIR [--config-dir DIR ...] --xds-address HOST:PORT --admin-address HOST:PORT
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
@@ -18,7 +20,8 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("control-plane", flag.ContinueOnError)
-	configDir := fs.String("config-dir", "policies", "directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes")
+	var configDirs dirList
+	fs.Var(&configDirs, "config-dir", "directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes; repeat it to read several as one input (default policies)")
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the admin endpoint (/status, /nodes, /config_dump)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -35,15 +38,20 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if st, err := os.Stat(*configDir); err != nil || !st.IsDir() {
-		log.Error("--config-dir must be a directory", "config_dir", *configDir, "error", err)
-		os.Exit(2)
+	if len(configDirs) == 0 {
+		configDirs = dirList{"policies"}
+	}
+	for _, dir := range configDirs {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			log.Error("--config-dir must be a directory", "config_dir", dir, "error", err)
+			os.Exit(2)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cp, err := controlplane.Start(ctx, controlplane.Options{
-		ConfigDir:    *configDir,
+		ConfigDirs:   configDirs,
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
 		Log:          log,
@@ -52,11 +60,24 @@ func main() {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
-	log.Info("serving", "xds", cp.XDSAddr(), "admin", cp.AdminAddr(), "config_dir", *configDir)
+	log.Info("serving", "xds", cp.XDSAddr(), "admin", cp.AdminAddr(), "config_dirs", []string(configDirs))
 	<-ctx.Done()
 	log.Info("stopping")
 	if err := cp.Stop(); err != nil {
 		log.Error("stop", "error", err)
 		os.Exit(1)
 	}
+}
+
+// dirList is a repeatable --config-dir.
+type dirList []string
+
+func (d *dirList) String() string { return strings.Join(*d, ",") }
+
+func (d *dirList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty directory")
+	}
+	*d = append(*d, v)
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package file is the universal-mode provider: Kubernetes-style YAML files
-// in a directory tree (*.yaml, *.yml), re-read as a whole when any of them
-// changes.
+// in one or more directory trees (*.yaml, *.yml), re-read as a whole when any
+// of them changes. `bulkhead up` uses two: the platform's policies and the
+// EndpointSlice files it writes for the processes it starts.
 package file
 
 import (
@@ -19,17 +20,27 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 )
 
-// Load reads every YAML file under dir. Files and directories whose name
-// starts with "." are skipped (editor swap files, .git).
-func Load(dir string) (*resource.Resources, error) {
+// Load reads every YAML file under the directories, as one input. Files and
+// directories whose name starts with "." are skipped (editor swap files,
+// .git).
+func Load(dirs ...string) (*resource.Resources, error) {
 	res := &resource.Resources{}
+	var errs []error
+	for _, dir := range dirs {
+		errs = append(errs, loadDir(res, dir))
+	}
+	res.Sort()
+	return res, errors.Join(errs...)
+}
+
+func loadDir(res *resource.Resources, dir string) error {
 	var errs []error
 	st, err := os.Stat(dir)
 	if err != nil {
-		return res, fmt.Errorf("config directory: %w", err)
+		return fmt.Errorf("config directory: %w", err)
 	}
 	if !st.IsDir() {
-		return res, fmt.Errorf("config directory %s is not a directory", dir)
+		return fmt.Errorf("config directory %s is not a directory", dir)
 	}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -58,8 +69,7 @@ func Load(dir string) (*resource.Resources, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	res.Sort()
-	return res, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 func isYAML(path string) bool {
@@ -67,10 +77,10 @@ func isYAML(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// Provider watches a directory.
+// Provider watches directories.
 type Provider struct {
-	Dir string
-	Log *slog.Logger
+	Dirs []string
+	Log  *slog.Logger
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -79,14 +89,16 @@ var _ provider.Provider = (*Provider)(nil)
 func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", p.Dir, err)
+		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
-	if err := watchTree(w, p.Dir); err != nil {
-		return err
+	for _, dir := range p.Dirs {
+		if err := watchTree(w, dir); err != nil {
+			return err
+		}
 	}
 	send := func() bool {
-		res, err := Load(p.Dir)
+		res, err := Load(p.Dirs...)
 		select {
 		case out <- provider.Update{Resources: res, Err: err}:
 			return true
@@ -117,7 +129,7 @@ func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 			if !ok {
 				return nil
 			}
-			p.Log.Warn("watching the config directory", "dir", p.Dir, "error", err)
+			p.Log.Warn("watching the config directories", "dirs", p.Dirs, "error", err)
 		}
 	}
 }

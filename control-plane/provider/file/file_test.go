@@ -46,12 +46,14 @@ func TestLoadReadsYAMLTreesAndSkipsTheRest(t *testing.T) {
 }
 
 func TestRunSendsAnUpdateOnEveryChange(t *testing.T) {
-	dir := t.TempDir()
+	// Two directories read as one input, as `bulkhead up` runs it: the
+	// policies and the endpoint files it writes.
+	dir, endpoints := t.TempDir(), t.TempDir()
 	write(t, filepath.Join(dir, "a.yaml"), strings.Replace(svc, "%s", "a", 1))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := make(chan provider.Update, 16)
-	p := &file.Provider{Dir: dir, Log: slog.New(slog.DiscardHandler)}
+	p := &file.Provider{Dirs: []string{dir, endpoints}, Log: slog.New(slog.DiscardHandler)}
 	go p.Run(ctx, out)
 	next := func(what string) provider.Update {
 		t.Helper()
@@ -76,6 +78,16 @@ func TestRunSendsAnUpdateOnEveryChange(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("new/b.yaml never showed up")
+		}
+	}
+	write(t, filepath.Join(endpoints, "c.yaml"), strings.Replace(svc, "%s", "c", 1))
+	for {
+		u := next("after adding c.yaml in the second directory")
+		if len(u.Resources.Services) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("c.yaml in the second directory never showed up")
 		}
 	}
 }

@@ -630,7 +630,10 @@ type ReserveRequest struct {
 	// Resolved model (name and version), for pricing.
 	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	// Upper bound of tokens the request may use (prompt + max completion).
-	MaxTokens     int64 `protobuf:"varint,4,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	MaxTokens int64 `protobuf:"varint,4,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	// Upper bound of its cost, held against the balance until Commit or
+	// Refund (the caller prices it: it knows the resolved model's prices).
+	HoldMicros    int64 `protobuf:"varint,5,opt,name=hold_micros,json=holdMicros,proto3" json:"hold_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -689,6 +692,13 @@ func (x *ReserveRequest) GetModel() string {
 func (x *ReserveRequest) GetMaxTokens() int64 {
 	if x != nil {
 		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *ReserveRequest) GetHoldMicros() int64 {
+	if x != nil {
+		return x.HoldMicros
 	}
 	return 0
 }
@@ -1174,7 +1184,7 @@ const file_bulkhead_users_v1_users_proto_rawDesc = "" +
 	"\x18prompt_cache_miss_tokens\x18\x05 \x01(\x03R\x15promptCacheMissTokens\x12\x1f\n" +
 	"\vcost_micros\x18\x06 \x01(\x03R\n" +
 	"costMicros\x12\x1a\n" +
-	"\brequests\x18\a \x01(\x03R\brequests\"\x83\x01\n" +
+	"\brequests\x18\a \x01(\x03R\brequests\"\xa4\x01\n" +
 	"\x0eReserveRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -1182,7 +1192,9 @@ const file_bulkhead_users_v1_users_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1d\n" +
 	"\n" +
-	"max_tokens\x18\x04 \x01(\x03R\tmaxTokens\"\xe7\x01\n" +
+	"max_tokens\x18\x04 \x01(\x03R\tmaxTokens\x12\x1f\n" +
+	"\vhold_micros\x18\x05 \x01(\x03R\n" +
+	"holdMicros\"\xe7\x01\n" +
 	"\x0fReserveResponse\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x129\n" +
 	"\n" +

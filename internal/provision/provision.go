@@ -1,0 +1,189 @@
+// Package provision prepares the shared stores and Vault for the platform's
+// services, the same way for `bulkhead up` and for the tests: per service a
+// PostgreSQL role and database, a Redis ACL user limited to its key prefix,
+// a Vault policy and AppRole, and its KV secret holding those credentials
+// and its keys. Services then learn everything secret from Vault alone.
+package provision
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Need is what one service needs provisioned.
+type Need struct {
+	Name     string
+	Database bool
+	Redis    bool
+	// Keys are generated once and kept (see Options.KeysFile): losing
+	// auth's pepper would invalidate every stored API key.
+	Keys []string
+}
+
+// Services are the platform's services and what each needs.
+var Services = []Need{
+	{Name: "auth", Database: true, Redis: true, Keys: []string{"pepper", "signing_key"}},
+	{Name: "users", Database: true, Redis: true},
+	{Name: "models", Database: true},
+	{Name: "chat", Database: true, Redis: true},
+	{Name: "inference"},
+	{Name: "api"},
+}
+
+// Options says where the shared stores and Vault are, with administrative
+// credentials that stay with the caller.
+type Options struct {
+	// PostgresAdminDSN is a superuser connection (any database).
+	PostgresAdminDSN string
+	// PostgresHost and PostgresPort are how services reach PostgreSQL.
+	PostgresHost string
+	PostgresPort int
+	// RedisAddr and RedisPassword (the default user's).
+	RedisAddr, RedisPassword string
+	// VaultAddr and VaultToken (a token allowed to configure Vault).
+	VaultAddr, VaultToken string
+	// Dir receives the AppRole secret-id files (mode 0600).
+	Dir string
+	// KeysFile keeps the generated service keys across runs (mode 0600),
+	// for a Vault that forgets them (dev mode). Empty: keys are not kept.
+	KeysFile string
+	// Extra secret values per service, merged into its KV secret (e.g. an
+	// upstream API key for the openai engine).
+	Extra map[string]map[string]string
+}
+
+// Credentials is what a service is started with.
+type Credentials struct {
+	RoleID       string
+	SecretIDFile string
+}
+
+// Provision sets up every service of Services.
+func Provision(ctx context.Context, o Options) (map[string]Credentials, error) {
+	if o.Dir == "" {
+		return nil, errors.New("provision: Dir is required")
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	keys, err := loadKeys(o.KeysFile)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := connectPostgres(ctx, o.PostgresAdminDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer pg.Close(context.WithoutCancel(ctx))
+	rd := connectRedis(o.RedisAddr, o.RedisPassword)
+	defer rd.Close()
+	v, err := connectVault(o.VaultAddr, o.VaultToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := enableAppRole(ctx, v); err != nil {
+		return nil, err
+	}
+	out := map[string]Credentials{}
+	for _, n := range Services {
+		secret := map[string]any{"service": n.Name}
+		if n.Database {
+			url, err := databaseFor(ctx, pg, n.Name, o.PostgresHost, o.PostgresPort)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: %w", n.Name, err)
+			}
+			secret["database_url"] = url
+		}
+		if n.Redis {
+			url, err := redisUserFor(ctx, rd, n.Name, o.RedisAddr)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: %w", n.Name, err)
+			}
+			secret["redis_url"] = url
+		}
+		for _, k := range n.Keys {
+			id := n.Name + "/" + k
+			if keys[id] == "" {
+				keys[id] = newKey(k)
+			}
+			secret[k] = keys[id]
+		}
+		for k, val := range o.Extra[n.Name] {
+			secret[k] = val
+		}
+		cred, err := appRoleFor(ctx, v, n.Name, secret, o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", n.Name, err)
+		}
+		out[n.Name] = cred
+	}
+	if err := saveKeys(o.KeysFile, keys); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Names lists the provisioned services.
+func Names() []string {
+	out := make([]string, 0, len(Services))
+	for _, n := range Services {
+		out = append(out, n.Name)
+	}
+	return slices.Clip(out)
+}
+
+func newKey(kind string) string {
+	if kind == "signing_key" {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		return base64.StdEncoding.EncodeToString(priv.Seed())
+	}
+	return randomHex(32)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func loadKeys(path string) (map[string]string, error) {
+	keys := map[string]string{}
+	if path == "" {
+		return keys, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return keys, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys, nil
+}
+
+func saveKeys(path string, keys map[string]string) error {
+	if path == "" {
+		return nil
+	}
+	b, _ := json.MarshalIndent(keys, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,76 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+func connectPostgres(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("provision: postgres: %w", err)
+	}
+	return conn, nil
+}
+
+// databaseFor gives service its own role (a new password each time: a
+// restart is a rotation) and database, which only that role may use.
+func databaseFor(ctx context.Context, pg *pgx.Conn, service, host string, port int) (string, error) {
+	password := randomHex(24)
+	role := pgx.Identifier{service}.Sanitize()
+	var exists bool
+	if err := pg.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, service).Scan(&exists); err != nil {
+		return "", err
+	}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	// Identifiers are sanitised; a password cannot be a bind parameter in
+	// DDL, and this one is hex.
+	if _, err := pg.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s'`, verb, role, password)); err != nil {
+		return "", fmt.Errorf("role: %w", err)
+	}
+	if err := pg.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, service).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := pg.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, role, role)); err != nil {
+			return "", fmt.Errorf("database: %w", err)
+		}
+	}
+	if _, err := pg.Exec(ctx, fmt.Sprintf(`REVOKE ALL ON DATABASE %s FROM PUBLIC`, role)); err != nil {
+		return "", err
+	}
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(service, password),
+		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
+		Path:     "/" + service,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String(), nil
+}
+
+func connectRedis(addr, password string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, Password: password})
+}
+
+// redisUserFor gives service its own ACL user whose keys must start with
+// "SERVICE:", without administrative or dangerous commands.
+func redisUserFor(ctx context.Context, rd *redis.Client, service, addr string) (string, error) {
+	password := randomHex(24)
+	err := rd.Do(ctx, "ACL", "SETUSER", service, "reset", "on", ">"+password,
+		"~"+service+":*", "&"+service+":*", "+@all", "-@admin", "-@dangerous").Err()
+	if err != nil {
+		return "", fmt.Errorf("redis ACL: %w", err)
+	}
+	u := url.URL{Scheme: "redis", User: url.UserPassword(service, password), Host: addr, Path: "/0"}
+	return u.String(), nil
+}

@@ -1,0 +1,36 @@
+// Package inference is the inference service: model engines behind one
+// interface, served as InferenceService.Generate (server streaming).
+//
+// Engines: "builtin" (a word-trigram model trained at start on a corpus
+// shipped in the repo; CPU; honours max_tokens, stop, temperature, top_p
+// and seed) and "openai" (any OpenAI-compatible upstream over HTTP: vLLM,
+// llama.cpp, Ollama, DeepSeek; its stream is passed through).
+package inference
+
+import (
+	"context"
+
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+)
+
+// Request is one generation.
+type Request struct {
+	// Model is the engine's own model name (the registry's engine_model).
+	Model    string
+	Messages []*inferencev1.Message
+	Sampling *inferencev1.Sampling
+}
+
+// Result ends a generation.
+type Result struct {
+	Finish           inferencev1.FinishReason
+	PromptTokens     int64
+	CompletionTokens int64
+}
+
+// Engine generates text. emit is called with each piece in order; an
+// error from emit (the caller went away) ends the generation with it.
+// Usage counts what was emitted, also when the generation ends early.
+type Engine interface {
+	Generate(ctx context.Context, req Request, emit func(piece string) error) (Result, error)
+}

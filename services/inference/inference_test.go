@@ -1,0 +1,142 @@
+package inference_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/bulkhead-mesh/bulkhead/services/inference"
+	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+)
+
+type generation struct {
+	started  *inferencev1.GenerateResponse_Started
+	pieces   []string
+	finished *inferencev1.GenerateResponse_Finished
+}
+
+func (g generation) text() string { return strings.Join(g.pieces, "") }
+
+func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string, s *inferencev1.Sampling) generation {
+	t.Helper()
+	st, err := c.Generate(t.Context(), &inferencev1.GenerateRequest{
+		Engine: "builtin", Model: "opticks-3gram",
+		Messages: []*inferencev1.Message{{Role: inferencev1.Role_ROLE_USER, Content: prompt}},
+		Sampling: s,
+	}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g generation
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e := r.Event.(type) {
+		case *inferencev1.GenerateResponse_Started_:
+			g.started = e.Started
+		case *inferencev1.GenerateResponse_Delta_:
+			if g.started == nil {
+				t.Fatal("a delta before Started")
+			}
+			g.pieces = append(g.pieces, e.Delta.Content)
+		case *inferencev1.GenerateResponse_Finished_:
+			g.finished = e.Finished
+		}
+	}
+	if g.started == nil || g.finished == nil {
+		t.Fatalf("generation without Started or Finished: %+v", g)
+	}
+	return g
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// The builtin engine over the proxyless mesh: streaming, max_tokens, stop,
+// seed, temperature 0 and the JSON response format.
+func TestBuiltinEngineThroughTheMesh(t *testing.T) {
+	s := stack.New(t)
+	s.StartService("inference", inference.Setup(&inference.Options{}), stack.Options{})
+	c := inferencev1.NewInferenceServiceClient(s.Dial("inference"))
+
+	t.Run("streams and counts", func(t *testing.T) {
+		g := generate(t, c, "Tell me about the colours of light", &inferencev1.Sampling{MaxTokens: ptr[int32](40), Seed: ptr[int64](7)})
+		if len(g.pieces) < 5 {
+			t.Fatalf("%d pieces: %q", len(g.pieces), g.text())
+		}
+		u := g.finished.GetUsage()
+		if g.started.GetPromptTokens() == 0 || u.GetPromptTokens() != g.started.GetPromptTokens() {
+			t.Errorf("prompt tokens: started %d, usage %d", g.started.GetPromptTokens(), u.GetPromptTokens())
+		}
+		if u.GetCompletionTokens() == 0 || u.GetCompletionTokens() > 40 {
+			t.Errorf("completion tokens %d; want 1..40", u.GetCompletionTokens())
+		}
+	})
+	t.Run("max_tokens", func(t *testing.T) {
+		g := generate(t, c, "light", &inferencev1.Sampling{MaxTokens: ptr[int32](5), Temperature: ptr(0.0)})
+		if g.finished.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_LENGTH || g.finished.GetUsage().GetCompletionTokens() != 5 {
+			t.Fatalf("finish %v with %d tokens (%q); want LENGTH with 5", g.finished.GetFinishReason(), g.finished.GetUsage().GetCompletionTokens(), g.text())
+		}
+	})
+	t.Run("same seed same output", func(t *testing.T) {
+		s := &inferencev1.Sampling{MaxTokens: ptr[int32](60), Temperature: ptr(1.2), TopP: ptr(0.9), Seed: ptr[int64](1234)}
+		a, b := generate(t, c, "prisms", s), generate(t, c, "prisms", s)
+		if a.text() != b.text() {
+			t.Fatalf("seed 1234 gave\n%q\nthen\n%q", a.text(), b.text())
+		}
+	})
+	t.Run("stop", func(t *testing.T) {
+		base := &inferencev1.Sampling{MaxTokens: ptr[int32](80), Temperature: ptr(0.0)}
+		full := generate(t, c, "the Rays of Light", base).text()
+		words := strings.Fields(full)
+		if len(words) < 8 {
+			t.Fatalf("too short to test stop: %q", full)
+		}
+		stop := " " + words[6]
+		want := full[:strings.Index(full, stop)]
+		base.Stop = []string{"never-there", stop}
+		g := generate(t, c, "the Rays of Light", base)
+		if g.text() != want || g.finished.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_STOP {
+			t.Fatalf("with stop %q: %q (%v); want %q", stop, g.text(), g.finished.GetFinishReason(), want)
+		}
+	})
+	t.Run("json_object", func(t *testing.T) {
+		g := generate(t, c, "Answer in JSON", &inferencev1.Sampling{MaxTokens: ptr[int32](30), Seed: ptr[int64](3), ResponseFormat: inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT})
+		var v map[string]string
+		if err := json.Unmarshal([]byte(g.text()), &v); err != nil || v["content"] == "" {
+			t.Fatalf("not a JSON object with content: %q (%v)", g.text(), err)
+		}
+	})
+	t.Run("cancel stops the generation", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		st, err := c.Generate(ctx, &inferencev1.GenerateRequest{Messages: []*inferencev1.Message{{Role: inferencev1.Role_ROLE_USER, Content: "x"}}, Sampling: &inferencev1.Sampling{MaxTokens: ptr[int32](100000)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for {
+			if _, err := st.Recv(); err != nil {
+				break
+			}
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		_, err := c.CountTokens(t.Context(), &inferencev1.CountTokensRequest{Engine: "nope"})
+		if err == nil || !strings.Contains(err.Error(), `engine "nope" is not enabled`) {
+			t.Fatalf("unknown engine: %v", err)
+		}
+	})
+}

@@ -1,0 +1,82 @@
+package ngram_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-mesh/bulkhead/services/inference/ngram"
+)
+
+var model = ngram.Train(ngram.Corpus())
+
+func run(prompt string, s ngram.Sampling, n int) string {
+	g := model.Start(prompt, s)
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		p, ok := g.Next(context.Background())
+		if !ok {
+			break
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func TestTrainedOnTheCorpus(t *testing.T) {
+	vocab, n, tri := model.Stats()
+	if vocab < 5000 || n < 100000 || tri < 30000 {
+		t.Fatalf("vocabulary %d, %d training tokens, %d trigram contexts: the corpus was not learnt", vocab, n, tri)
+	}
+}
+
+func TestSameSeedSameOutput(t *testing.T) {
+	s := ngram.Sampling{Temperature: 1, TopP: 1, Seed: 42}
+	a, b := run("Tell me about light", s, 60), run("Tell me about light", s, 60)
+	if a != b || a == "" {
+		t.Fatalf("seed 42 gave %q then %q", a, b)
+	}
+	s.Seed = 43
+	if c := run("Tell me about light", s, 60); c == a {
+		t.Fatalf("seeds 42 and 43 gave the same text %q", a)
+	}
+}
+
+func TestGreedyIsDeterministicWithoutSeed(t *testing.T) {
+	a := run("the Rays of Light", ngram.Sampling{Temperature: 0, Seed: 1}, 30)
+	b := run("the Rays of Light", ngram.Sampling{Temperature: 0, Seed: 2}, 30)
+	if a != b {
+		t.Fatalf("temperature 0 depends on the seed: %q vs %q", a, b)
+	}
+}
+
+// A continuation follows the prompt's last words: at temperature 0 the
+// first word is one the corpus has after them (capitalised: it opens the
+// reply).
+func TestContinuationUsesTheContext(t *testing.T) {
+	out := run("the Light which is", ngram.Sampling{Temperature: 0}, 5)
+	if len(strings.Fields(out)) < 3 {
+		t.Fatalf("continuation %q", out)
+	}
+	if !strings.Contains(ngram.Corpus(), "which is "+strings.ToLower(strings.Fields(out)[0])) {
+		t.Errorf("first word %q never follows %q in the corpus", strings.Fields(out)[0], "which is")
+	}
+}
+
+// top_p near 0 keeps only the most likely word: the same as greedy.
+func TestTopPTruncates(t *testing.T) {
+	greedy := run("the Rays of Light", ngram.Sampling{Temperature: 0}, 30)
+	nucleus := run("the Rays of Light", ngram.Sampling{Temperature: 1.5, TopP: 0.0001, Seed: 9}, 30)
+	if greedy != nucleus {
+		t.Fatalf("top_p 0.0001 %q; greedy %q", nucleus, greedy)
+	}
+}
+
+func BenchmarkNextWord(b *testing.B) {
+	g := model.Start("Light", ngram.Sampling{Temperature: 0.8, TopP: 0.95, Seed: 1})
+	for b.Loop() {
+		if _, ok := g.Next(context.Background()); !ok {
+			g = model.Start("Light", ngram.Sampling{Temperature: 0.8, TopP: 0.95, Seed: 1})
+		}
+	}
+}

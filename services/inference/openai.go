@@ -1,0 +1,202 @@
+package inference
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
+)
+
+// OpenAI is the engine of an OpenAI-compatible upstream (vLLM, llama.cpp,
+// Ollama, DeepSeek, or another Bulkhead): POST {BaseURL}/chat/completions
+// with stream=true, its deltas passed through as they come.
+type OpenAI struct {
+	// BaseURL ends before /chat/completions, e.g. http://127.0.0.1:11434/v1.
+	BaseURL string
+	// APIKey is sent as a bearer token when set (from Vault).
+	APIKey string
+	Client *http.Client
+}
+
+var roleNames = map[inferencev1.Role]string{
+	inferencev1.Role_ROLE_SYSTEM: "system", inferencev1.Role_ROLE_USER: "user",
+	inferencev1.Role_ROLE_ASSISTANT: "assistant", inferencev1.Role_ROLE_TOOL: "tool",
+}
+
+type upstreamMessage struct {
+	Role       string `json:"role"`
+	Content    string `json:"content"`
+	Name       string `json:"name,omitempty"`
+	ToolCallID string `json:"tool_call_id,omitempty"`
+}
+
+type upstreamRequest struct {
+	Model          string            `json:"model"`
+	Messages       []upstreamMessage `json:"messages"`
+	Stream         bool              `json:"stream"`
+	StreamOptions  map[string]bool   `json:"stream_options"`
+	MaxTokens      *int32            `json:"max_tokens,omitempty"`
+	Temperature    *float64          `json:"temperature,omitempty"`
+	TopP           *float64          `json:"top_p,omitempty"`
+	Stop           []string          `json:"stop,omitempty"`
+	Seed           *int64            `json:"seed,omitempty"`
+	ResponseFormat map[string]string `json:"response_format,omitempty"`
+}
+
+type upstreamChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+var finishReasons = map[string]inferencev1.FinishReason{
+	"stop":                         inferencev1.FinishReason_FINISH_REASON_STOP,
+	"length":                       inferencev1.FinishReason_FINISH_REASON_LENGTH,
+	"content_filter":               inferencev1.FinishReason_FINISH_REASON_CONTENT_FILTER,
+	"tool_calls":                   inferencev1.FinishReason_FINISH_REASON_TOOL_CALLS,
+	"insufficient_system_resource": inferencev1.FinishReason_FINISH_REASON_INSUFFICIENT_SYSTEM_RESOURCE,
+}
+
+// Generate implements Engine.
+func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) error) (Result, error) {
+	s := req.Sampling
+	body := upstreamRequest{
+		Model: req.Model, Stream: true, StreamOptions: map[string]bool{"include_usage": true},
+		MaxTokens: s.MaxTokens, Temperature: s.Temperature, TopP: s.TopP, Stop: s.GetStop(), Seed: s.Seed,
+	}
+	if s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT {
+		body.ResponseFormat = map[string]string{"type": "json_object"}
+	}
+	for _, m := range req.Messages {
+		body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(), ToolCallID: m.GetToolCallId()})
+	}
+	b, _ := json.Marshal(body)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+"/chat/completions", bytes.NewReader(b))
+	if err != nil {
+		return Result{}, status.Errorf(codes.FailedPrecondition, "openai engine: base url: %v", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if o.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.APIKey)
+	}
+	client := o.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		return Result{}, status.Errorf(codes.Unavailable, "openai engine: upstream: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Result{}, upstreamError(resp)
+	}
+
+	var text strings.Builder
+	res := Result{Finish: inferencev1.FinishReason_FINISH_REASON_STOP}
+	var usageSeen bool
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data:")
+		if !ok {
+			continue // blank separators and ": keep-alive" comments
+		}
+		data = strings.TrimSpace(data)
+		if data == "[DONE]" {
+			break
+		}
+		var c upstreamChunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: %v", err)
+		}
+		if c.Error != nil {
+			return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: upstream error: %s", c.Error.Message)
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != "" {
+				text.WriteString(ch.Delta.Content)
+				if err := emit(ch.Delta.Content); err != nil {
+					return o.partial(res, req, text.String(), usageSeen), err
+				}
+			}
+			if ch.FinishReason != nil {
+				if f, ok := finishReasons[*ch.FinishReason]; ok {
+					res.Finish = f
+				}
+			}
+		}
+		if c.Usage != nil {
+			usageSeen = true
+			res.PromptTokens, res.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if ctx.Err() != nil {
+			return o.partial(res, req, text.String(), usageSeen), ctx.Err()
+		}
+		return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
+	}
+	return o.partial(res, req, text.String(), usageSeen), nil
+}
+
+// partial fills the usage from our tokenizer when the upstream did not
+// report it (older servers, or a stream cut short).
+func (o *OpenAI) partial(res Result, req Request, text string, usageSeen bool) Result {
+	if !usageSeen {
+		res.PromptTokens = tokens.Prompt(req.Messages)
+		res.CompletionTokens = int64(tokens.Count(text))
+	}
+	return res
+}
+
+// upstreamError maps an upstream HTTP error to the gRPC code that carries
+// the same meaning to the client.
+func upstreamError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg := strings.TrimSpace(string(b))
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		msg = e.Error.Message
+	}
+	text := fmt.Sprintf("openai engine: upstream answered %d: %s", resp.StatusCode, msg)
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return status.Error(codes.ResourceExhausted, text)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return status.Error(codes.FailedPrecondition, text+" (check the upstream API key in Vault)")
+	case resp.StatusCode >= 500:
+		return status.Error(codes.Unavailable, text)
+	default:
+		return status.Error(codes.InvalidArgument, text)
+	}
+}

@@ -1,0 +1,171 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
+)
+
+type server struct {
+	inferencev1.UnimplementedInferenceServiceServer
+	engines map[string]Engine
+	slots   chan struct{}
+
+	requests metric.Int64Counter
+	tokens   metric.Int64Counter
+	ttft     metric.Float64Histogram
+}
+
+var _ inferencev1.InferenceServiceServer = (*server)(nil)
+
+// Options are the inference service's own settings.
+type Options struct {
+	// TokenInterval is the builtin engine's per-piece decode time.
+	TokenInterval time.Duration
+	// MaxConcurrency bounds the generations running at once; more are
+	// refused with RESOURCE_EXHAUSTED, which the mesh retries on another
+	// replica (default 64).
+	MaxConcurrency int
+	// OpenAIBaseURL enables the openai engine (its API key, if any, is
+	// openai_api_key in the Vault secret).
+	OpenAIBaseURL string
+}
+
+// Flags registers the options as flags.
+func (o *Options) Flags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.TokenInterval, "token-interval", 0, "builtin engine: time per generated piece, like a real model's decode step (0: as fast as the CPU goes)")
+	fs.IntVar(&o.MaxConcurrency, "max-concurrency", 64, "generations at once; beyond it calls get RESOURCE_EXHAUSTED")
+	fs.StringVar(&o.OpenAIBaseURL, "openai-base-url", "", "enable the openai engine with this OpenAI-compatible upstream (e.g. http://127.0.0.1:11434/v1)")
+}
+
+// Setup wires the service. o is read when the service starts (after the
+// flags are parsed).
+func Setup(opts *Options) platform.Setup {
+	return func(ctx context.Context, rt *platform.Runtime) error {
+		o := *opts
+		if o.MaxConcurrency <= 0 {
+			o.MaxConcurrency = 64
+		}
+		tokens.Warm()
+		t0 := time.Now()
+		s := &server{engines: map[string]Engine{"builtin": NewBuiltin(o.TokenInterval)}, slots: make(chan struct{}, o.MaxConcurrency)}
+		rt.Log.Info("builtin model trained", "duration", time.Since(t0))
+		if o.OpenAIBaseURL != "" {
+			s.engines["openai"] = &OpenAI{BaseURL: o.OpenAIBaseURL, APIKey: rt.Secrets["openai_api_key"]}
+		}
+		m := rt.Telemetry.Meter
+		var err error
+		if s.requests, err = m.Int64Counter("bulkhead.inference.requests", metric.WithDescription("generations by engine and finish reason")); err != nil {
+			return err
+		}
+		if s.tokens, err = m.Int64Counter("bulkhead.inference.completion_tokens", metric.WithDescription("tokens generated")); err != nil {
+			return err
+		}
+		if s.ttft, err = m.Float64Histogram("bulkhead.inference.time_to_first_token", metric.WithUnit("s")); err != nil {
+			return err
+		}
+		inferencev1.RegisterInferenceServiceServer(rt.GRPC, s)
+		return nil
+	}
+}
+
+func (s *server) engine(name string) (Engine, error) {
+	if name == "" {
+		name = "builtin"
+	}
+	e, ok := s.engines[name]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "engine %q is not enabled on this server", name)
+	}
+	return e, nil
+}
+
+// Generate streams a generation. Nothing is sent before the first piece:
+// a replica that fails before it has not committed the call, so the
+// mesh's retry policy can replay it on another replica.
+func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.InferenceService_GenerateServer) error {
+	ctx := stream.Context()
+	eng, err := s.engine(req.GetEngine())
+	if err != nil {
+		return err
+	}
+	if len(req.GetMessages()) == 0 {
+		return status.Error(codes.InvalidArgument, "messages: at least one message is required")
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		return status.Error(codes.ResourceExhausted, "inference: all generation slots are busy")
+	}
+	t0 := time.Now()
+	started := false
+	var promptTokens int64
+	emit := func(piece string) error {
+		if !started {
+			started = true
+			s.ttft.Record(ctx, time.Since(t0).Seconds())
+			promptTokens = tokens.Prompt(req.GetMessages())
+			if err := stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Started_{
+				Started: &inferencev1.GenerateResponse_Started{Model: req.GetModel(), PromptTokens: promptTokens}}}); err != nil {
+				return err
+			}
+		}
+		return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Delta_{
+			Delta: &inferencev1.GenerateResponse_Delta{Content: piece}}})
+	}
+	sampling := req.GetSampling()
+	if sampling == nil {
+		sampling = &inferencev1.Sampling{}
+	}
+	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling}, emit)
+	attrs := metric.WithAttributes(attribute.String("engine", req.GetEngine()), attribute.String("model", req.GetModel()), attribute.String("finish", finishName(res.Finish, err)))
+	s.requests.Add(ctx, 1, attrs)
+	s.tokens.Add(ctx, res.CompletionTokens, attrs)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return status.FromContextError(err).Err()
+		}
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Errorf(codes.Internal, "generation: %v", err)
+	}
+	if !started {
+		// An empty generation still announces itself.
+		if err := stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Started_{
+			Started: &inferencev1.GenerateResponse_Started{Model: req.GetModel(), PromptTokens: res.PromptTokens}}}); err != nil {
+			return err
+		}
+	}
+	return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Finished_{Finished: &inferencev1.GenerateResponse_Finished{
+		FinishReason: res.Finish,
+		Usage:        &inferencev1.TokenUsage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens},
+	}}})
+}
+
+// CountTokens counts the prompt tokens of a conversation.
+func (s *server) CountTokens(_ context.Context, req *inferencev1.CountTokensRequest) (*inferencev1.CountTokensResponse, error) {
+	if _, err := s.engine(req.GetEngine()); err != nil {
+		return nil, err
+	}
+	return &inferencev1.CountTokensResponse{PromptTokens: tokens.Prompt(req.GetMessages())}, nil
+}
+
+func finishName(f inferencev1.FinishReason, err error) string {
+	if err != nil {
+		return fmt.Sprintf("error:%s", status.Code(err))
+	}
+	return f.String()
+}

@@ -1,0 +1,104 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// VaultConfig is how a service logs in to Vault: AppRole locally (the role
+// id is not secret; the secret id is read from a file that only the
+// service's user can read). Kubernetes auth comes with the kind deployment.
+type VaultConfig struct {
+	// Address of Vault (default $VAULT_ADDR).
+	Address string
+	// RoleID of the service's AppRole.
+	RoleID string
+	// SecretIDFile holds the AppRole secret id.
+	SecretIDFile string
+	// KVMount is the KV v2 mount (default "secret").
+	KVMount string
+}
+
+// Secrets is a service's Vault KV secret. Its values are never logged.
+type Secrets map[string]string
+
+// Get returns the value of key, or an error naming the path and key.
+func (s Secrets) Get(key string) (string, error) {
+	v, ok := s[key]
+	if !ok || v == "" {
+		keys := make([]string, 0, len(s))
+		for k := range s {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return "", fmt.Errorf("vault secret has no %q (it has: %s)", key, strings.Join(keys, ", "))
+	}
+	return v, nil
+}
+
+// String hides the values.
+func (s Secrets) String() string { return fmt.Sprintf("Secrets(%d keys)", len(s)) }
+
+func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, error) {
+	vc := cfg.Vault
+	if vc.Address == "" {
+		vc.Address = os.Getenv("VAULT_ADDR")
+	}
+	if vc.Address == "" {
+		return nil, errors.New("--vault-address (or VAULT_ADDR) is required: every secret comes from Vault")
+	}
+	if vc.RoleID == "" || vc.SecretIDFile == "" {
+		return nil, errors.New("--vault-role-id and --vault-secret-id-file are required (the service's AppRole)")
+	}
+	if vc.KVMount == "" {
+		vc.KVMount = "secret"
+	}
+	secretID, err := os.ReadFile(vc.SecretIDFile)
+	if err != nil {
+		return nil, fmt.Errorf("vault secret id: %w", err)
+	}
+	conf := vault.DefaultConfig()
+	conf.Address = vc.Address
+	client, err := vault.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	client.ClearToken()
+	login, err := client.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{
+		"role_id":   vc.RoleID,
+		"secret_id": strings.TrimSpace(string(secretID)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault AppRole login at %s: %w", vc.Address, err)
+	}
+	if login == nil || login.Auth == nil {
+		return nil, fmt.Errorf("vault AppRole login at %s: no token in the answer", vc.Address)
+	}
+	client.SetToken(login.Auth.ClientToken)
+	kv, err := client.KVv2(vc.KVMount).Get(ctx, cfg.SecretsPath)
+	if err != nil {
+		return nil, fmt.Errorf("vault: read %s/%s: %w", vc.KVMount, cfg.SecretsPath, err)
+	}
+	out := Secrets{}
+	for k, v := range kv.Data {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("vault: %s/%s: key %q is not a string", vc.KVMount, cfg.SecretsPath, k)
+		}
+		out[k] = s
+	}
+	log.Info("secrets read from vault", "path", vc.KVMount+"/"+cfg.SecretsPath, "keys", len(out))
+	// The token was only needed to read; revoke it rather than leave it
+	// valid until its TTL.
+	if err := client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		log.Warn("vault: revoking the login token", "error", err)
+	}
+	return out, nil
+}

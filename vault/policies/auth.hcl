@@ -1,0 +1,4 @@
+# Vault policy of the auth service: read its own secret, nothing else.
+path "secret/data/bulkhead/auth" {
+  capabilities = ["read"]
+}

@@ -118,7 +118,7 @@ type Runtime struct {
 	GRPC grpc.ServiceRegistrar
 	// Health reports SERVING once the service is ready; a service may set
 	// it NOT_SERVING when a dependency it cannot do without is gone.
-	Health *health.Server
+	Health    *health.Server
 	Telemetry *Telemetry
 
 	mesh     *mesh

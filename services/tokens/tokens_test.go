@@ -3,8 +3,8 @@ package tokens_test
 import (
 	"testing"
 
-	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
 
 // cl100k_base's published counts for a few strings (as counted by OpenAI's

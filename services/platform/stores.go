@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -51,15 +52,24 @@ func (rt *Runtime) Postgres(ctx context.Context, migrations fs.FS) (*pgxpool.Poo
 	return pool, nil
 }
 
-// Migrate applies the *.sql files of dir that the database has not seen,
-// under an advisory lock so that replicas starting together apply each
-// once.
+// Migrate applies the *.sql files of dir (at any depth, ordered by file
+// name) that the database has not seen, under an advisory lock so that
+// replicas starting together apply each once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, dir fs.FS) error {
-	names, err := fs.Glob(dir, "*.sql")
+	var names []string
+	err := fs.WalkDir(dir, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".sql") {
+			names = append(names, p)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
+	if len(names) == 0 {
+		return errors.New("migrate: no *.sql file")
+	}
+	sort.Slice(names, func(i, j int) bool { return path.Base(names[i]) < path.Base(names[j]) })
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

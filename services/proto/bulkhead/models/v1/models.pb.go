@@ -112,8 +112,10 @@ type Model struct {
 	PromptPriceMicrosPerMtok     int64                  `protobuf:"varint,14,opt,name=prompt_price_micros_per_mtok,json=promptPriceMicrosPerMtok,proto3" json:"prompt_price_micros_per_mtok,omitempty"`
 	CompletionPriceMicrosPerMtok int64                  `protobuf:"varint,15,opt,name=completion_price_micros_per_mtok,json=completionPriceMicrosPerMtok,proto3" json:"completion_price_micros_per_mtok,omitempty"`
 	CreatedAt                    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// Price of prompt tokens served from the cache.
+	CacheHitPriceMicrosPerMtok int64 `protobuf:"varint,17,opt,name=cache_hit_price_micros_per_mtok,json=cacheHitPriceMicrosPerMtok,proto3" json:"cache_hit_price_micros_per_mtok,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
@@ -256,6 +258,13 @@ func (x *Model) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Model) GetCacheHitPriceMicrosPerMtok() int64 {
+	if x != nil {
+		return x.CacheHitPriceMicrosPerMtok
+	}
+	return 0
 }
 
 type ListModelsRequest struct {
@@ -759,7 +768,7 @@ var File_bulkhead_models_v1_models_proto protoreflect.FileDescriptor
 
 const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x05\n" +
+	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x05\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -780,7 +789,8 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\x1cprompt_price_micros_per_mtok\x18\x0e \x01(\x03R\x18promptPriceMicrosPerMtok\x12F\n" +
 	" completion_price_micros_per_mtok\x18\x0f \x01(\x03R\x1ccompletionPriceMicrosPerMtok\x129\n" +
 	"\n" +
-	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"c\n" +
+	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12C\n" +
+	"\x1fcache_hit_price_micros_per_mtok\x18\x11 \x01(\x03R\x1acacheHitPriceMicrosPerMtok\"c\n" +
 	"\x11ListModelsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +

@@ -1,0 +1,9 @@
+// Command models is the model registry service (services/models).
+package main
+
+import (
+	"github.com/bulkhead-mesh/bulkhead/services/models"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
+)
+
+func main() { platform.Main("models", nil, models.Setup()) }

@@ -1,0 +1,121 @@
+package models
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+type store struct{ db *pgxpool.Pool }
+
+var states = map[string]modelsv1.ModelState{
+	"enabled":   modelsv1.ModelState_MODEL_STATE_ENABLED,
+	"disabled":  modelsv1.ModelState_MODEL_STATE_DISABLED,
+	"unhealthy": modelsv1.ModelState_MODEL_STATE_UNHEALTHY,
+}
+
+func stateName(s modelsv1.ModelState) string {
+	for k, v := range states {
+		if v == s {
+			return k
+		}
+	}
+	return ""
+}
+
+const columns = `name, version, engine, engine_model, context_length, max_output_tokens, default_max_tokens,
+	fallbacks, state, owned_by, base_model, fine_tuning_job_id, account_id,
+	prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok, created_at`
+
+func scan(row pgx.Row) (*modelsv1.Model, error) {
+	var m modelsv1.Model
+	var state string
+	var created time.Time
+	err := row.Scan(&m.Name, &m.Version, &m.Engine, &m.EngineModel, &m.ContextLength, &m.MaxOutputTokens, &m.DefaultMaxTokens,
+		&m.Fallbacks, &state, &m.OwnedBy, &m.BaseModel, &m.FineTuningJobId, &m.AccountId,
+		&m.PromptPriceMicrosPerMtok, &m.CacheHitPriceMicrosPerMtok, &m.CompletionPriceMicrosPerMtok, &created)
+	if err != nil {
+		return nil, err
+	}
+	m.State = states[state]
+	m.CreatedAt = timestamppb.New(created)
+	return &m, nil
+}
+
+func (s *store) all(ctx context.Context) ([]*modelsv1.Model, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM models ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*modelsv1.Model
+	for rows.Next() {
+		m, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// upsert registers a model; registering an existing name is a new version
+// of it (which, among others, invalidates the response cache entries of
+// the old one).
+func (s *store) upsert(ctx context.Context, m *modelsv1.Model) (*modelsv1.Model, error) {
+	return scan(s.db.QueryRow(ctx, `
+		INSERT INTO models (name, engine, engine_model, context_length, max_output_tokens, default_max_tokens, fallbacks,
+			owned_by, base_model, fine_tuning_job_id, account_id,
+			prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (name) DO UPDATE SET
+			version = models.version + 1, engine = EXCLUDED.engine, engine_model = EXCLUDED.engine_model,
+			context_length = EXCLUDED.context_length, max_output_tokens = EXCLUDED.max_output_tokens,
+			default_max_tokens = EXCLUDED.default_max_tokens, fallbacks = EXCLUDED.fallbacks,
+			owned_by = EXCLUDED.owned_by, base_model = EXCLUDED.base_model, fine_tuning_job_id = EXCLUDED.fine_tuning_job_id,
+			account_id = EXCLUDED.account_id, prompt_price_micros_per_mtok = EXCLUDED.prompt_price_micros_per_mtok,
+			cache_hit_price_micros_per_mtok = EXCLUDED.cache_hit_price_micros_per_mtok,
+			completion_price_micros_per_mtok = EXCLUDED.completion_price_micros_per_mtok, updated_at = now()
+		RETURNING `+columns,
+		m.GetName(), m.GetEngine(), m.GetEngineModel(), m.GetContextLength(), m.GetMaxOutputTokens(), m.GetDefaultMaxTokens(),
+		nonNil(m.GetFallbacks()), ownedBy(m), m.GetBaseModel(), m.GetFineTuningJobId(), m.GetAccountId(),
+		m.GetPromptPriceMicrosPerMtok(), m.GetCacheHitPriceMicrosPerMtok(), m.GetCompletionPriceMicrosPerMtok()))
+}
+
+var errNotFound = errors.New("not found")
+
+func (s *store) setState(ctx context.Context, name string, state modelsv1.ModelState, reason string) (*modelsv1.Model, error) {
+	m, err := scan(s.db.QueryRow(ctx, `UPDATE models SET state = $2, state_reason = $3, updated_at = now() WHERE name = $1 RETURNING `+columns,
+		name, stateName(state), reason))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errNotFound
+	}
+	return m, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func ownedBy(m *modelsv1.Model) string {
+	if m.GetOwnedBy() != "" {
+		return m.GetOwnedBy()
+	}
+	if m.GetAccountId() != "" {
+		return m.GetAccountId()
+	}
+	return "bulkhead"
+}

@@ -39,7 +39,7 @@ type mesh struct {
 func newMesh(cfg Config, tel *Telemetry, log *slog.Logger) (*mesh, error) {
 	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 		NodeID:     cfg.Instance,
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Name},
+		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
 		XDSAddress: cfg.XDSAddress,
 	})
 	if err != nil {

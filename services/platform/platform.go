@@ -43,6 +43,10 @@ type Config struct {
 	// Name is the Service's name in policies/mesh (auth, users, ...). It
 	// also names its Vault role and secret path (secret/bulkhead/NAME).
 	Name string
+	// Service is the mesh Service this process is an endpoint of (default
+	// Name): auth's cache-only pool is Service auth-cache, the fallback
+	// inference pool inference-fallback. It is the process's xDS identity.
+	Service string
 	// Namespace of the Service (default "default").
 	Namespace string
 	// Instance is unique per process (the xDS node id); default
@@ -78,6 +82,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Namespace == "" {
 		c.Namespace = "default"
+	}
+	if c.Service == "" {
+		c.Service = c.Name
 	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()
@@ -223,7 +230,7 @@ func Start(ctx context.Context, cfg Config, setup Setup) (*Service, error) {
 	case <-time.After(cfg.ServingTimeout):
 		srv.Stop()
 		return fail(fmt.Errorf("the control plane at %s did not send the inbound listener for %s within %s (is there an EndpointSlice of Service %s with this address?)",
-			cfg.XDSAddress, lis.Addr(), cfg.ServingTimeout, cfg.Name))
+			cfg.XDSAddress, lis.Addr(), cfg.ServingTimeout, cfg.Service))
 	case <-ctx.Done():
 		srv.Stop()
 		return fail(ctx.Err())

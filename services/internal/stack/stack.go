@@ -141,6 +141,7 @@ func (s *Stack) StartService(name string, setup platform.Setup, o Options) *plat
 		}
 		cfg := platform.Config{
 			Name:           name,
+			Service:        o.Service,
 			Instance:       o.Instance,
 			GRPCAddress:    addr.String(),
 			XDSAddress:     s.ControlPlane.XDSAddr(),

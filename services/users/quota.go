@@ -1,0 +1,107 @@
+package users
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The quota lives in Redis so that admission is one atomic script per
+// request across every users replica; the balance there mirrors the
+// database's (loaded when missing, debited on commit with the ledger).
+// Keys per account (hash-tagged by account): users:{A}:res (reservations:
+// id → hold|tokens|expiry), users:{A}:bal, users:{A}:tpm:MINUTE,
+// users:{A}:rpm:MINUTE.
+
+//go:embed reserve.lua
+var reserveLua string
+
+//go:embed commit.lua
+var commitLua string
+
+var (
+	reserveScript = redis.NewScript(reserveLua)
+	commitScript  = redis.NewScript(commitLua)
+)
+
+// ReservationTTL is how long an uncommitted reservation holds quota; a
+// request that runs longer is still committed (its usage is recorded) but
+// its hold stops counting.
+const ReservationTTL = 15 * time.Minute
+
+type quota struct{ rdb *redis.Client }
+
+func accountKeys(account string, minute int64) (res, bal, tpm, rpm string) {
+	p := "users:{" + account + "}:"
+	m := strconv.FormatInt(minute, 10)
+	return p + "res", p + "bal", p + "tpm:" + m, p + "rpm:" + m
+}
+
+// reservationID carries what Commit needs to find the reservation again.
+func reservationID(account string, minute int64, requestID string) string {
+	return account + "/" + strconv.FormatInt(minute, 10) + "/" + requestID
+}
+
+func parseReservationID(id string) (account string, minute int64, requestID string, err error) {
+	parts := strings.SplitN(id, "/", 3)
+	if len(parts) != 3 {
+		return "", 0, "", fmt.Errorf("malformed reservation id %q", id)
+	}
+	minute, err = strconv.ParseInt(parts[1], 10, 64)
+	return parts[0], minute, parts[2], err
+}
+
+type limits struct {
+	concurrent, tpm, rpm int64
+}
+
+// reserve admits a request or says which limit refuses it.
+func (q *quota) reserve(ctx context.Context, account, requestID string, hold, tokens int64, l limits, balance func() (int64, error), now time.Time) (string, string, error) {
+	minute := now.Unix() / 60
+	res, bal, tpm, rpm := accountKeys(account, minute)
+	if n, err := q.rdb.Exists(ctx, bal).Result(); err != nil {
+		return "", "", err
+	} else if n == 0 {
+		b, err := balance()
+		if err != nil {
+			return "", "", err
+		}
+		if err := q.rdb.SetNX(ctx, bal, b, 0).Err(); err != nil {
+			return "", "", err
+		}
+	}
+	r, err := reserveScript.Run(ctx, q.rdb, []string{res, bal, tpm, rpm},
+		reservationID(account, minute, requestID), hold, tokens, now.UnixMilli(), ReservationTTL.Milliseconds(),
+		l.concurrent, l.tpm, l.rpm).Text()
+	if err != nil {
+		return "", "", err
+	}
+	return reservationID(account, minute, requestID), r, nil
+}
+
+// settle ends a reservation: debits cost from the mirrored balance and
+// gives back the unused tokens of its minute. It reports whether the
+// reservation was still there (false: settled before, or expired).
+func (q *quota) settle(ctx context.Context, reservation string, cost, tokens int64) (bool, error) {
+	account, minute, _, err := parseReservationID(reservation)
+	if err != nil {
+		return false, err
+	}
+	res, bal, tpm, _ := accountKeys(account, minute)
+	n, err := commitScript.Run(ctx, q.rdb, []string{res, bal, tpm}, reservation, cost, tokens).Int()
+	return n == 1, err
+}
+
+// debit moves the mirrored balance (a commit whose reservation had
+// expired, or a top-up).
+func (q *quota) adjust(ctx context.Context, account string, delta int64) error {
+	_, bal, _, _ := accountKeys(account, 0)
+	// Only an already-loaded mirror is adjusted; a missing one is loaded
+	// from the database, which has the change.
+	return q.rdb.Eval(ctx, `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end return 0`, []string{bal}, delta).Err()
+}

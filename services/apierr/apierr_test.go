@@ -32,7 +32,7 @@ func TestFromGRPC(t *testing.T) {
 		var body struct {
 			Error struct {
 				Message, Type, Code string
-				Param              any
+				Param               any
 			}
 		}
 		if err := json.Unmarshal(e.Body(), &body); err != nil {

@@ -117,8 +117,14 @@ func TestQuota(t *testing.T) {
 
 	t.Run("bad input", func(t *testing.T) {
 		for field, call := range map[string]func() error{
-			"tier":           func() error { _, err := c.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "x", Tier: "gold"}); return err },
-			"max_tokens":     func() error { _, err := c.Reserve(ctx, &usersv1.ReserveRequest{AccountId: id, RequestId: "r"}); return err },
+			"tier": func() error {
+				_, err := c.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "x", Tier: "gold"})
+				return err
+			},
+			"max_tokens": func() error {
+				_, err := c.Reserve(ctx, &usersv1.ReserveRequest{AccountId: id, RequestId: "r"})
+				return err
+			},
 			"reservation_id": func() error { _, err := c.Refund(ctx, &usersv1.RefundRequest{ReservationId: "nope"}); return err },
 		} {
 			_, f, _ := platform.Details(call())

@@ -123,12 +123,13 @@ func NewVerifier(ctx context.Context, fetch func(context.Context) (string, error
 	return v, nil
 }
 
-// FromAuth fetches the keys from auth's GetSigningKeys.
-func FromAuth(ctx context.Context, c authv1.AuthServiceClient) (*Verifier, error) {
-	return NewVerifier(ctx, func(ctx context.Context) (string, error) {
+// FromAuth verifies with the keys of auth's GetSigningKeys, fetched on
+// the first verification (so that a service may start before auth).
+func FromAuth(c authv1.AuthServiceClient) *Verifier {
+	return &Verifier{keys: map[string]ed25519.PublicKey{}, fetch: func(ctx context.Context) (string, error) {
 		r, err := c.GetSigningKeys(ctx, &authv1.GetSigningKeysRequest{})
 		return r.GetJwksJson(), err
-	})
+	}}
 }
 
 func (v *Verifier) refresh(ctx context.Context) error {
@@ -216,8 +217,11 @@ func (v *Verifier) FromContext(ctx context.Context) (*authv1.Identity, error) {
 		return nil, status.Error(codes.Unauthenticated, "missing identity token")
 	}
 	id, err := v.Verify(ctx, toks[0], time.Now())
-	if err != nil {
+	if errors.Is(err, ErrInvalid) {
 		return nil, status.Error(codes.Unauthenticated, "invalid identity token")
+	}
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "identity keys unavailable")
 	}
 	return id, nil
 }

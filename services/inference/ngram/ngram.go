@@ -151,7 +151,11 @@ type Generator struct {
 	prev   string
 	// pending is a chosen sentence start not yet returned.
 	pending string
+	count   int
 }
+
+// MinWords is the shortest generation: the model may not end before.
+const MinWords = 12
 
 // Start begins a continuation of prompt: the context is the last two words
 // of the prompt the model knows, else a sentence start.
@@ -181,6 +185,7 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 	if g.pending != "" {
 		w := g.pending
 		g.pending = ""
+		g.count++
 		return g.piece(w), true
 	}
 	var cands []next
@@ -194,11 +199,17 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 		cands = g.m.uni
 	}
 	id := g.pick(cands)
+	if g.m.vocab[id] == eos && g.count < MinWords {
+		// Too early to end (a prompt ending a paragraph): open a sentence.
+		id = g.m.starts[g.rng.IntN(len(g.m.starts))]
+		g.prev = "."
+	}
 	g.w1, g.w2 = g.w2, id
 	w := g.m.vocab[id]
 	if w == eos {
 		return "", false
 	}
+	g.count++
 	return g.piece(w), true
 }
 

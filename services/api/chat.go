@@ -1,0 +1,276 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	"github.com/bulkhead-mesh/bulkhead/services/identity"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+)
+
+// toComplete validates the request body and builds the chat call.
+func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *apierr.Error) {
+	if body.Model == "" {
+		return nil, apierr.InvalidParam("model", "model: is required")
+	}
+	if len(body.Messages) == 0 {
+		return nil, apierr.InvalidParam("messages", "messages: at least one message is required")
+	}
+	req := &chatv1.CompleteRequest{Model: body.Model, User: body.User, RequestId: requestID, Sampling: &inferencev1.Sampling{}}
+	for i, m := range body.Messages {
+		param := fmt.Sprintf("messages[%d]", i)
+		role, ok := roles[m.Role]
+		if !ok {
+			return nil, apierr.InvalidParam(param+".role", fmt.Sprintf("%s.role: %q is not one of system, user, assistant, tool", param, m.Role))
+		}
+		text, aerr := content(m.Content, param+".content")
+		if aerr != nil {
+			return nil, aerr
+		}
+		if role == inferencev1.Role_ROLE_TOOL && m.ToolCallID == "" {
+			return nil, apierr.InvalidParam(param+".tool_call_id", param+".tool_call_id: is required for a tool message")
+		}
+		msg := &inferencev1.Message{Role: role, Content: text, Name: m.Name, ToolCallId: m.ToolCallID}
+		for _, tc := range m.ToolCalls {
+			msg.ToolCalls = append(msg.ToolCalls, &inferencev1.ToolCall{Id: tc.ID, Type: tc.Type, FunctionName: tc.Function.Name, FunctionArguments: tc.Function.Arguments})
+		}
+		req.Messages = append(req.Messages, msg)
+	}
+	s := req.Sampling
+	maxTokens := body.MaxTokens
+	if maxTokens == nil {
+		maxTokens = body.MaxCompletionTokens
+	}
+	if maxTokens != nil {
+		if *maxTokens < 1 || *maxTokens > 1<<30 {
+			return nil, apierr.InvalidParam("max_tokens", "max_tokens: must be a positive integer")
+		}
+		s.MaxTokens = proto.Int32(int32(*maxTokens))
+	}
+	if t := body.Temperature; t != nil {
+		if *t < 0 || *t > 2 {
+			return nil, apierr.InvalidParam("temperature", "temperature: must be in [0, 2]")
+		}
+		s.Temperature = t
+	}
+	if p := body.TopP; p != nil {
+		if *p <= 0 || *p > 1 {
+			return nil, apierr.InvalidParam("top_p", "top_p: must be in (0, 1]")
+		}
+		s.TopP = p
+	}
+	for name, v := range map[string]*float64{"frequency_penalty": body.FrequencyPenalty, "presence_penalty": body.PresencePenalty} {
+		if v != nil && (*v < -2 || *v > 2) {
+			return nil, apierr.InvalidParam(name, name+": must be in [-2, 2]")
+		}
+	}
+	if body.N != nil && *body.N != 1 {
+		return nil, apierr.InvalidParam("n", "n: only 1 is supported")
+	}
+	if body.StreamOptions != nil && !body.Stream {
+		return nil, apierr.InvalidParam("stream_options", "stream_options: only allowed when stream is true")
+	}
+	st, aerr := stops(body.Stop)
+	if aerr != nil {
+		return nil, aerr
+	}
+	s.Stop = st
+	s.Seed = body.Seed
+	if rf := body.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "text":
+			s.ResponseFormat = inferencev1.ResponseFormat_RESPONSE_FORMAT_TEXT
+		case "json_object":
+			s.ResponseFormat = inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT
+		default:
+			return nil, apierr.InvalidParam("response_format.type", fmt.Sprintf("response_format.type: %q is not text or json_object", rf.Type))
+		}
+	}
+	req.CacheOptIn = body.Cache != nil && *body.Cache
+	return req, nil
+}
+
+func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c caller) {
+	var body chatRequest
+	if aerr := decode(w, r, s.o.MaxBodyBytes, &body); aerr != nil {
+		aerr.Write(w)
+		return
+	}
+	req, aerr := toComplete(&body, platform.RequestID(r.Context()))
+	if aerr != nil {
+		aerr.Write(w)
+		return
+	}
+	// The request's context ends when the client goes away: the call to
+	// chat is cancelled with it, and so is the generation upstream.
+	ctx := metadata.AppendToOutgoingContext(r.Context(), identity.Header, c.token)
+	stream, err := s.chat.Complete(ctx, req)
+	if err != nil {
+		apierr.FromGRPC(err).Write(w)
+		return
+	}
+	// The first event says whether the request was admitted: errors before
+	// it are HTTP errors, after it they are in the stream.
+	first, err := stream.Recv()
+	if err != nil {
+		apierr.FromGRPC(err).Write(w)
+		return
+	}
+	started := first.GetStarted()
+	if started == nil {
+		apierr.Internal("chat stream did not start").Write(w)
+		return
+	}
+	if body.Stream {
+		s.writeStream(w, r, stream, started, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
+		return
+	}
+	var text strings.Builder
+	out := chatCompletion{ID: started.GetId(), Object: "chat.completion", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
+	finish := ""
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			apierr.FromGRPC(err).Write(w)
+			return
+		}
+		switch e := ev.Event.(type) {
+		case *chatv1.CompleteResponse_Delta_:
+			text.WriteString(e.Delta.GetContent())
+		case *chatv1.CompleteResponse_Finished_:
+			finish = finishNames[e.Finished.GetFinishReason()]
+		case *chatv1.CompleteResponse_Usage:
+			out.Usage = wireUsage(e.Usage)
+		}
+	}
+	out.Choices = []completionChoice{{Message: completionMessage{Role: "assistant", Content: text.String()}, FinishReason: finish}}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func wireUsage(u *chatv1.Usage) *chatUsage {
+	out := &chatUsage{
+		PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens(),
+		PromptCacheHitTokens: u.GetPromptCacheHitTokens(), PromptCacheMissTokens: u.GetPromptCacheMissTokens(),
+	}
+	out.PromptTokensDetails.CachedTokens = u.GetPromptCacheHitTokens()
+	return out
+}
+
+// writeStream writes the SSE stream exactly as DeepSeek does: a first
+// chunk with the role, content chunks, a chunk with the finish reason,
+// the usage chunk (choices: []) when asked, then data: [DONE]; and a
+// ": keep-alive" comment whenever the stream has been silent too long.
+func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chatv1.ChatService_CompleteClient, started *chatv1.CompleteResponse_Started, includeUsage bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+
+	events := make(chan *chatv1.CompleteResponse)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-r.Context().Done():
+				errc <- r.Context().Err()
+				return
+			}
+		}
+	}()
+
+	base := chatChunk{ID: started.GetId(), Object: "chat.completion.chunk", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
+	write := func(payload string) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(w, payload); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	chunk := func(c chatChunk) bool {
+		b, _ := json.Marshal(c)
+		return write("data: " + string(b) + "\n\n")
+	}
+	empty := ""
+	first := base
+	first.Choices = []chunkChoice{{Delta: chunkDelta{Role: "assistant", Content: &empty}}}
+	if !chunk(first) {
+		return
+	}
+	keepAlive := time.NewTimer(s.o.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepAlive.C:
+			if !write(": keep-alive\n\n") {
+				return
+			}
+			keepAlive.Reset(s.o.KeepAlive)
+		case ev, ok := <-events:
+			if !ok {
+				err := <-errc
+				if errors.Is(err, io.EOF) {
+					write("data: [DONE]\n\n")
+					return
+				}
+				if r.Context().Err() != nil {
+					return
+				}
+				// An error after the stream started: the OpenAI SDKs raise
+				// it from an error event.
+				write("data: " + string(apierr.FromGRPC(err).Body()) + "\n\n")
+				return
+			}
+			c := base
+			switch e := ev.Event.(type) {
+			case *chatv1.CompleteResponse_Delta_:
+				piece := e.Delta.GetContent()
+				c.Choices = []chunkChoice{{Delta: chunkDelta{Content: &piece}}}
+			case *chatv1.CompleteResponse_Finished_:
+				reason := finishNames[e.Finished.GetFinishReason()]
+				c.Choices = []chunkChoice{{Delta: chunkDelta{}, FinishReason: &reason}}
+			case *chatv1.CompleteResponse_Usage:
+				if !includeUsage {
+					continue
+				}
+				c.Choices = []chunkChoice{}
+				c.Usage = wireUsage(e.Usage)
+			default:
+				continue
+			}
+			if !chunk(c) {
+				return
+			}
+			keepAlive.Reset(s.o.KeepAlive)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+)
+
+// The request body of POST /v1/chat/completions (fields the platform does
+// not use, like logit_bias, are accepted and ignored, as the OpenAI SDKs
+// send them).
+type chatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []wireMessage   `json:"messages"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	Stop                json.RawMessage `json:"stop"`
+	Seed                *int64          `json:"seed"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	ResponseFormat *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+	User             string   `json:"user"`
+	N                *int     `json:"n"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	Logprobs         *bool    `json:"logprobs"`
+	// Cache opts a non-deterministic request into the response cache
+	// (Bulkhead extension).
+	Cache *bool `json:"cache"`
+}
+
+type wireMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCallID string          `json:"tool_call_id"`
+	ToolCalls  []struct {
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	} `json:"tool_calls"`
+}
+
+var roles = map[string]inferencev1.Role{
+	"system": inferencev1.Role_ROLE_SYSTEM, "user": inferencev1.Role_ROLE_USER,
+	"assistant": inferencev1.Role_ROLE_ASSISTANT, "tool": inferencev1.Role_ROLE_TOOL,
+}
+
+// decode reads a JSON body: 413 when too large, 400 when not JSON, 422
+// naming the field when a value has the wrong type.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) *apierr.Error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &apierr.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+			Message: fmt.Sprintf("Request body larger than %d bytes", limit)}
+	}
+	if err != nil {
+		return apierr.Malformed("Could not read the request body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return apierr.InvalidParam(typeErr.Field, fmt.Sprintf("%s: expected %s, got a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value))
+		}
+		return apierr.Malformed("Failed to deserialize the JSON body into the target type: " + err.Error())
+	}
+	if dec.More() {
+		return apierr.Malformed("Trailing data after the JSON body")
+	}
+	return nil
+}
+
+// content reads a message's content: a string, or an array of text parts.
+func content(raw json.RawMessage, param string) (string, *apierr.Error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", apierr.InvalidParam(param, param+": must be a string or an array of text parts")
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if p.Type != "text" {
+			return "", apierr.InvalidParam(fmt.Sprintf("%s[%d].type", param, i), fmt.Sprintf("content part type %q is not supported (text only)", p.Type))
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// stops reads stop: a string or up to 16 strings.
+func stops(raw json.RawMessage) ([]string, *apierr.Error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, apierr.InvalidParam("stop", "stop: must be a string or an array of strings")
+	}
+	if len(many) > 16 {
+		return nil, apierr.InvalidParam("stop", "stop: at most 16 sequences")
+	}
+	return many, nil
+}
+
+// The response objects.
+
+type chatUsage struct {
+	PromptTokens          int64 `json:"prompt_tokens"`
+	CompletionTokens      int64 `json:"completion_tokens"`
+	TotalTokens           int64 `json:"total_tokens"`
+	PromptCacheHitTokens  int64 `json:"prompt_cache_hit_tokens"`
+	PromptCacheMissTokens int64 `json:"prompt_cache_miss_tokens"`
+	PromptTokensDetails   struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+type completionMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type completionChoice struct {
+	Index        int               `json:"index"`
+	Message      completionMessage `json:"message"`
+	Logprobs     *struct{}         `json:"logprobs"`
+	FinishReason string            `json:"finish_reason"`
+}
+
+type chatCompletion struct {
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	Created           int64              `json:"created"`
+	Model             string             `json:"model"`
+	Choices           []completionChoice `json:"choices"`
+	Usage             *chatUsage         `json:"usage"`
+	SystemFingerprint string             `json:"system_fingerprint"`
+}
+
+type chunkDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+type chunkChoice struct {
+	Index        int        `json:"index"`
+	Delta        chunkDelta `json:"delta"`
+	Logprobs     *struct{}  `json:"logprobs"`
+	FinishReason *string    `json:"finish_reason"`
+}
+
+type chatChunk struct {
+	ID                string        `json:"id"`
+	Object            string        `json:"object"`
+	Created           int64         `json:"created"`
+	Model             string        `json:"model"`
+	SystemFingerprint string        `json:"system_fingerprint"`
+	Choices           []chunkChoice `json:"choices"`
+	Usage             *chatUsage    `json:"usage"`
+}
+
+var finishNames = map[inferencev1.FinishReason]string{
+	inferencev1.FinishReason_FINISH_REASON_STOP:                         "stop",
+	inferencev1.FinishReason_FINISH_REASON_LENGTH:                       "length",
+	inferencev1.FinishReason_FINISH_REASON_CONTENT_FILTER:               "content_filter",
+	inferencev1.FinishReason_FINISH_REASON_TOOL_CALLS:                   "tool_calls",
+	inferencev1.FinishReason_FINISH_REASON_INSUFFICIENT_SYSTEM_RESOURCE: "insufficient_system_resource",
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,69 @@
+package chat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+)
+
+// CacheTTL is how long a cached response lives, per data type: plain text
+// completions, JSON-object completions (more often tied to changing data).
+var CacheTTL = map[inferencev1.ResponseFormat]time.Duration{
+	inferencev1.ResponseFormat_RESPONSE_FORMAT_UNSPECIFIED: time.Hour,
+	inferencev1.ResponseFormat_RESPONSE_FORMAT_TEXT:        time.Hour,
+	inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT: 15 * time.Minute,
+}
+
+// responseCache keeps deterministic responses per tenant:
+// chat:cache:ACCOUNT:MODEL:vVERSION:HASH. The model version in the key
+// invalidates every entry of a model when it is re-registered.
+type responseCache struct{ rdb *redis.Client }
+
+type cachedResponse struct {
+	Pieces           []string `json:"p"`
+	Finish           int32    `json:"f"`
+	CompletionTokens int64    `json:"c"`
+}
+
+func cacheKey(account string, m *modelsv1.Model, msgs []*inferencev1.Message, s *inferencev1.Sampling) string {
+	h := sha256.New()
+	for _, msg := range msgs {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+		h.Write([]byte(strconv.Itoa(len(b))))
+		h.Write(b)
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	h.Write([]byte("|"))
+	h.Write(b)
+	return "chat:cache:" + account + ":" + m.GetName() + ":v" + strconv.FormatInt(m.GetVersion(), 10) + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *responseCache) get(ctx context.Context, key string) (*cachedResponse, error) {
+	b, err := c.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r cachedResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, nil
+	}
+	return &r, nil
+}
+
+func (c *responseCache) put(ctx context.Context, key string, r *cachedResponse, ttl time.Duration) error {
+	b, _ := json.Marshal(r)
+	return c.rdb.Set(ctx, key, b, ttl).Err()
+}

@@ -27,7 +27,7 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 	if len(body.Messages) == 0 {
 		return nil, apierr.InvalidParam("messages", "messages: at least one message is required")
 	}
-	req := &chatv1.CompleteRequest{Model: body.Model, User: body.User, RequestId: requestID, Sampling: &inferencev1.Sampling{}}
+	req := &chatv1.CompleteRequest{Model: body.Model, User: body.User, RequestId: requestID, Stream: body.Stream, Sampling: &inferencev1.Sampling{}}
 	for i, m := range body.Messages {
 		param := fmt.Sprintf("messages[%d]", i)
 		role, ok := roles[m.Role]

@@ -222,7 +222,7 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 	ctx := metadata.AppendToOutgoingContext(t.ctx, ConversationHeader, conv)
 	gen, err := t.s.inference.Generate(ctx, &inferencev1.GenerateRequest{
 		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
-		Sampling: sampling, RequestId: t.requestID,
+		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(),
 	})
 	if err != nil {
 		t.settle(nil, 0)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
 
 // response is one HTTP answer of the API.
@@ -122,4 +124,12 @@ func stream(t *testing.T, ctx context.Context, url, key string, body any) sse {
 		}
 	}
 	return out
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+func jsonContains(body []byte, s string) bool { return bytes.Contains(body, []byte(s)) }
+
+func accountRequest(name string) *usersv1.CreateAccountRequest {
+	return &usersv1.CreateAccountRequest{Name: name, Tier: "standard", BalanceMicros: 100_000_000}
 }

@@ -91,9 +91,10 @@ func (s *server) engine(name string) (Engine, error) {
 	return e, nil
 }
 
-// Generate streams a generation. Nothing is sent before the first piece:
-// a replica that fails before it has not committed the call, so the
-// mesh's retry policy can replay it on another replica.
+// Generate streams a generation. Nothing is sent before the first piece
+// (or, buffered, before the last): a replica that fails before then has
+// not committed the call, so the mesh's retry policy can replay it on
+// another replica.
 func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.InferenceService_GenerateServer) error {
 	ctx := stream.Context()
 	eng, err := s.engine(req.GetEngine())
@@ -112,7 +113,8 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	t0 := time.Now()
 	started := false
 	var promptTokens int64
-	emit := func(piece string) error {
+	var buffered []string
+	send := func(piece string) error {
 		if !started {
 			started = true
 			s.ttft.Record(ctx, time.Since(t0).Seconds())
@@ -125,11 +127,20 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 		return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Delta_{
 			Delta: &inferencev1.GenerateResponse_Delta{Content: piece}}})
 	}
+	emit := send
+	if req.GetBuffered() {
+		emit = func(piece string) error { buffered = append(buffered, piece); return nil }
+	}
 	sampling := req.GetSampling()
 	if sampling == nil {
 		sampling = &inferencev1.Sampling{}
 	}
 	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling}, emit)
+	if err != nil && ctx.Err() != nil {
+		// However it surfaced (a failed send, the engine's own check), the
+		// caller went away.
+		err = ctx.Err()
+	}
 	attrs := metric.WithAttributes(attribute.String("engine", req.GetEngine()), attribute.String("model", req.GetModel()), attribute.String("finish", finishName(res.Finish, err)))
 	s.requests.Add(ctx, 1, attrs)
 	s.tokens.Add(ctx, res.CompletionTokens, attrs)
@@ -141,6 +152,11 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 			return err
 		}
 		return status.Errorf(codes.Internal, "generation: %v", err)
+	}
+	for _, piece := range buffered {
+		if err := send(piece); err != nil {
+			return err
+		}
 	}
 	if !started {
 		// An empty generation still announces itself.
@@ -165,7 +181,11 @@ func (s *server) CountTokens(_ context.Context, req *inferencev1.CountTokensRequ
 
 func finishName(f inferencev1.FinishReason, err error) string {
 	if err != nil {
-		return fmt.Sprintf("error:%s", status.Code(err))
+		code := status.Code(err)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			code = status.FromContextError(err).Code()
+		}
+		return fmt.Sprintf("error:%s", code)
 	}
 	return f.String()
 }

@@ -58,7 +58,8 @@ func StartPlatform(t testing.TB, o PlatformOptions) *Platform {
 
 	ctx := t.Context()
 	uc := usersv1.NewUsersServiceClient(s.Dial("users"))
-	acct, err := uc.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "test", Tier: "standard", BalanceMicros: 100_000_000}, grpc.WaitForReady(true))
+	acct, err := uc.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "test", Tier: "enterprise", BalanceMicros: 100_000_000,
+		Limits: &usersv1.Limits{RequestsPerMinute: 1 << 30, TokensPerMinute: 1 << 40}}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatal(err)
 	}

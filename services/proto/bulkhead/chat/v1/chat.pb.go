@@ -42,7 +42,12 @@ type CompleteRequest struct {
 	// Idempotency key of the request (the x-request-id at the edge).
 	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Allow the response cache even when sampling is not deterministic.
-	CacheOptIn    bool `protobuf:"varint,7,opt,name=cache_opt_in,json=cacheOptIn,proto3" json:"cache_opt_in,omitempty"`
+	CacheOptIn bool `protobuf:"varint,7,opt,name=cache_opt_in,json=cacheOptIn,proto3" json:"cache_opt_in,omitempty"`
+	// The client reads the reply as a stream (SSE). When false the engine
+	// may generate the whole reply before sending any of it, which leaves
+	// the call uncommitted, and so retryable by the mesh on another
+	// replica, until it is complete.
+	Stream        bool `protobuf:"varint,8,opt,name=stream,proto3" json:"stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -115,6 +120,13 @@ func (x *CompleteRequest) GetRequestId() string {
 func (x *CompleteRequest) GetCacheOptIn() bool {
 	if x != nil {
 		return x.CacheOptIn
+	}
+	return false
+}
+
+func (x *CompleteRequest) GetStream() bool {
+	if x != nil {
+		return x.Stream
 	}
 	return false
 }
@@ -540,7 +552,7 @@ var File_bulkhead_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\xfb\x01\n" +
+	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\x93\x02\n" +
 	"\x0fCompleteRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12:\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1e.bulkhead.inference.v1.MessageR\bmessages\x12;\n" +
@@ -549,7 +561,8 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12 \n" +
 	"\fcache_opt_in\x18\a \x01(\bR\n" +
-	"cacheOptInJ\x04\b\x04\x10\x05\"\xec\x01\n" +
+	"cacheOptIn\x12\x16\n" +
+	"\x06stream\x18\b \x01(\bR\x06streamJ\x04\b\x04\x10\x05\"\xec\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12!\n" +

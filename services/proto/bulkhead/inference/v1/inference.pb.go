@@ -494,7 +494,11 @@ type GenerateRequest struct {
 	Messages []*Message `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
 	Sampling *Sampling  `protobuf:"bytes,4,opt,name=sampling,proto3" json:"sampling,omitempty"`
 	// Request id, for logs and the upstream.
-	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Send nothing until the generation is complete: a replica that fails
+	// before then has not committed the call, so the mesh's retry policy
+	// replays it on another replica. For clients that do not stream.
+	Buffered      bool `protobuf:"varint,6,opt,name=buffered,proto3" json:"buffered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +566,13 @@ func (x *GenerateRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *GenerateRequest) GetBuffered() bool {
+	if x != nil {
+		return x.Buffered
+	}
+	return false
 }
 
 type GenerateResponse struct {
@@ -951,14 +962,15 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
 	"TokenUsage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\"\xd7\x01\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\"\xf3\x01\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12:\n" +
 	"\bmessages\x18\x03 \x03(\v2\x1e.bulkhead.inference.v1.MessageR\bmessages\x12;\n" +
 	"\bsampling\x18\x04 \x01(\v2\x1f.bulkhead.inference.v1.SamplingR\bsampling\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"\xf8\x03\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bbuffered\x18\x06 \x01(\bR\bbuffered\"\xf8\x03\n" +
 	"\x10GenerateResponse\x12K\n" +
 	"\astarted\x18\x01 \x01(\v2/.bulkhead.inference.v1.GenerateResponse.StartedH\x00R\astarted\x12E\n" +
 	"\x05delta\x18\x02 \x01(\v2-.bulkhead.inference.v1.GenerateResponse.DeltaH\x00R\x05delta\x12N\n" +

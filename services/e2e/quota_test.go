@@ -1,0 +1,67 @@
+package e2e_test
+
+import (
+	"math"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+)
+
+// 200 concurrent requests against a budget that admits exactly 50: exactly
+// 50 are served, the others refused with 402 (or 429), and the ledger adds
+// up to the tokens served, to the micro.
+func TestBudgetUnderConcurrency(t *testing.T) {
+	p := stack.StartPlatform(t, stack.PlatformOptions{})
+	ctx := t.Context()
+	url := p.APIURL + "/v1/chat/completions"
+	// Every request costs exactly its hold: a fixed seed and a max_tokens
+	// the model always reaches.
+	body := chatBody(map[string]any{"max_tokens": 5, "temperature": 0.7, "seed": 1})
+	cal := do(t, ctx, "POST", url, p.Key, body).json(t)
+	prompt, completion, _, _, _ := usageOf(t, cal)
+	if completion != 5 || cal["choices"].([]any)[0].(map[string]any)["finish_reason"] != "length" {
+		t.Fatalf("calibration: %v", cal)
+	}
+	// deepseek-chat prices (micro-units per million tokens): 270000 input,
+	// 1100000 output; the hold is rounded up like the cost.
+	hold := int64(math.Ceil((float64(prompt)*270000 + 5*1100000) / 1e6))
+	acct, key := newKey(t, p, &usersv1.CreateAccountRequest{Name: "fifty", Tier: "standard", BalanceMicros: 50 * hold,
+		Limits: &usersv1.Limits{MaxConcurrentRequests: 1000, TokensPerMinute: 1 << 40, RequestsPerMinute: 1 << 40}})
+
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	tokens := 0
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := do(t, ctx, "POST", url, key, body)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[r.status]++
+			if r.status == 200 {
+				_, _, total, _, _ := usageOf(t, r.json(t))
+				tokens += total
+			} else {
+				r.errorOf(t)
+			}
+		}()
+	}
+	wg.Wait()
+	if statuses[200] != 50 || statuses[200]+statuses[402]+statuses[429] != 200 {
+		t.Fatalf("statuses %v; want exactly 50 × 200 and the rest 402/429", statuses)
+	}
+	u := do(t, ctx, "GET", p.APIURL+"/v1/usage", key, nil).json(t)["total"].(map[string]any)
+	if int(u["requests"].(float64)) != 50 || int(u["total_tokens"].(float64)) != tokens || int64(u["cost_micros"].(float64)) != 50*hold {
+		t.Fatalf("ledger %v; want 50 requests, %d tokens, %d micros", u, tokens, 50*hold)
+	}
+	a, err := usersv1.NewUsersServiceClient(p.Dial("users")).GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct}, grpc.WaitForReady(true))
+	if err != nil || a.Account.BalanceMicros != 0 {
+		t.Fatalf("balance %v (%v); want 0", a.GetAccount().GetBalanceMicros(), err)
+	}
+}

@@ -68,11 +68,17 @@ bench: deps tools ## run the benchmarks (BENCH=regexp, BENCH_COUNT=n); results i
 bench-egctl: ## compare translation time with Envoy Gateway's egctl on the same input (builds egctl once, minutes)
 	@./scripts/bench-egctl.sh
 
+SERVICES := auth users models chat inference api
+
+.PHONY: build
+build: ## build the CLI, the control plane and the services (bin/bulkhead-NAME) into bin/
+	@echo "==> go build: bin/bulkhead, bin/control-plane, $(foreach s,$(SERVICES),bin/bulkhead-$(s))"
+	@go build -o bin/ ./cmd/bulkhead ./control-plane/cmd/control-plane $(foreach s,$(SERVICES),./services/$(s)/cmd/bulkhead-$(s))
+
 .PHONY: run
 run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it)
 	@./tools/build.sh vault
-	@echo "==> go build ./cmd/bulkhead"
-	@go build -o bin/bulkhead ./cmd/bulkhead
+	@$(MAKE) --no-print-directory build
 	@exec bin/bulkhead up
 
 .PHONY: clean

@@ -5,8 +5,7 @@
 //	bulkhead validate -f DIR                                 every problem, with file, object and field
 //	bulkhead status [--admin-address HOST:PORT]              Accepted/Programmed of every object
 //	bulkhead bootstrap --role ROLE --name NAME               a proxy's bootstrap (grpc-go JSON or Envoy YAML)
-//
-// `bulkhead chat` arrives with the services (DESIGN.md §8).
+//	bulkhead chat [--model M] TEXT                           stream a reply from the running platform
 package main
 
 import (
@@ -23,6 +22,7 @@ commands:
   validate   check a directory of resources; list every problem with file, object and field
   status     show Accepted and Programmed for every object of a running control plane
   bootstrap  print the bootstrap of a proxy: grpc-go JSON (role grpc) or Envoy YAML
+  chat       send TEXT to the running platform's API and stream the reply
 
 run 'bulkhead <command> -h' for the flags of a command
 `
@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return statusCmd(args[1:], stdout, stderr)
 	case "bootstrap":
 		return bootstrapCmd(args[1:], stdout, stderr)
+	case "chat":
+		return chatCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

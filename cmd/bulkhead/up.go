@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
 )
@@ -18,12 +19,18 @@ func up(args []string, stdout, stderr io.Writer) int {
 	meshDir := fs.String("mesh-dir", "policies/mesh", "the control plane's input: Services, routes and policies")
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the control plane's ADS server")
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the control plane's admin endpoint")
+	apiAddr := fs.String("api-address", "127.0.0.1:8080", "address of the public API")
+	binDir := fs.String("bin-dir", "", "directory of the service binaries bulkhead-NAME (default: this executable's directory)")
+	tokenInterval := fs.Duration("token-interval", 15*time.Millisecond, "builtin engine: time per generated piece, so that streaming is visible (0: as fast as the CPU goes)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := localrun.Run(ctx, localrun.Options{StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr}); err != nil {
+	if err := localrun.Run(ctx, localrun.Options{
+		StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr,
+		APIAddress: *apiAddr, BinDir: *binDir, TokenInterval: *tokenInterval,
+	}); err != nil {
 		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
 		return 1
 	}

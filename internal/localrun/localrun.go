@@ -1,10 +1,13 @@
 // Package localrun is `bulkhead up`: it runs the platform on this machine as
 // processes, with all state under one directory (.bulkhead/ by default).
 //
-// At this stage it brings up the dependencies (PostgreSQL, Redis, Vault, a
-// Kafka broker) and the control plane on policies/mesh. The services join in
-// the same order-aware way: each component is started after the ones it
-// needs, and stopped before them.
+// It brings up the dependencies (PostgreSQL, Redis, Vault, a Kafka broker),
+// provisions them for the services (internal/provision: databases, Redis
+// users, Vault policies and AppRoles), starts the control plane on
+// policies/mesh plus the EndpointSlice files it writes into
+// STATE/endpoints, then every service as its own process on the proxyless
+// mesh. Each component is started after the ones it needs, and stopped
+// before them.
 package localrun
 
 import (
@@ -16,10 +19,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
@@ -34,6 +39,13 @@ type Options struct {
 	MeshDir string
 	// XDSAddress and AdminAddress of the control plane.
 	XDSAddress, AdminAddress string
+	// BinDir holds the service binaries bulkhead-NAME (default: the
+	// directory of the running executable, bin/ under `make run`).
+	BinDir string
+	// APIAddress is the public API's address (default 127.0.0.1:8080).
+	APIAddress string
+	// TokenInterval is the builtin engine's time per generated piece.
+	TokenInterval time.Duration
 }
 
 // component is one running part of the platform.
@@ -51,6 +63,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	if opts.Out == nil {
 		opts.Out = os.Stdout
+	}
+	if opts.APIAddress == "" {
+		opts.APIAddress = "127.0.0.1:8080"
+	}
+	if opts.BinDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opts.BinDir = filepath.Dir(exe)
 	}
 	out := opts.Out
 	state, err := filepath.Abs(opts.StateDir)
@@ -77,15 +99,17 @@ func Run(ctx context.Context, opts Options) (err error) {
 			c := running[i]
 			if cerr := c.close(); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("stop %s: %w", c.name, cerr))
-				fmt.Fprintf(out, "  %-9s stop failed: %v\n", c.name, cerr)
+				fmt.Fprintf(out, "  %-20s stop failed: %v\n", c.name, cerr)
 				continue
 			}
-			fmt.Fprintf(out, "  %-9s stopped\n", c.name)
+			fmt.Fprintf(out, "  %-20s stopped\n", c.name)
 		}
 	}()
 
+	var stopping atomic.Bool
+	defer stopping.Store(true)
 	start := func(name string, fn func() (component, error)) error {
-		fmt.Fprintf(out, "  %-9s starting ...", name)
+		fmt.Fprintf(out, "  %-20s starting ...", name)
 		t0 := time.Now()
 		c, err := fn()
 		if err != nil {
@@ -100,9 +124,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	fmt.Fprintf(out, "bulkhead up: state in %s\n", state)
 	env := envFile{}
+	var pg *testenv.Postgres
+	var rd *testenv.Redis
+	var vlt *testenv.Vault
 
 	if err := start("postgres", func() (component, error) {
-		pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: filepath.Join(state, "postgres")})
+		var err error
+		pg, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: filepath.Join(state, "postgres")})
 		if err != nil {
 			return component{}, err
 		}
@@ -116,6 +144,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		if err != nil {
 			return component{}, err
 		}
+		rd = r
 		env.add("BULKHEAD_REDIS_ADDR", r.Addr)
 		env.add("BULKHEAD_REDIS_PASSWORD", r.Password)
 		return component{where: r.Addr, close: r.Close}, nil
@@ -127,6 +156,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		if err != nil {
 			return component{}, err
 		}
+		vlt = v
 		env.add("VAULT_ADDR", v.Addr)
 		env.add("VAULT_TOKEN", v.RootToken)
 		return component{where: v.Addr + " (dev mode, in memory)", close: v.Close}, nil
@@ -144,17 +174,26 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
+	var cp *controlplane.ControlPlane
+	endpointsDir := filepath.Join(state, "endpoints")
 	if opts.MeshDir != "" {
 		if st, err := os.Stat(opts.MeshDir); err != nil || !st.IsDir() {
 			fmt.Fprintf(out, "  %-9s skipped: no directory %s (run from the repository, or pass --mesh-dir)\n", "control", opts.MeshDir)
 		} else {
+			// Endpoints of an earlier run are stale: their processes are gone.
+			if err := os.RemoveAll(endpointsDir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(endpointsDir, 0o755); err != nil {
+				return err
+			}
 			if err := start("control", func() (component, error) {
 				logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
 					return component{}, err
 				}
-				cp, err := controlplane.Start(ctx, controlplane.Options{
-					ConfigDirs:   []string{opts.MeshDir},
+				cp, err = controlplane.Start(ctx, controlplane.Options{
+					ConfigDirs:   []string{opts.MeshDir, endpointsDir},
 					XDSAddress:   opts.XDSAddress,
 					AdminAddress: opts.AdminAddress,
 					Log:          slog.New(slog.NewJSONHandler(logFile, nil)),
@@ -166,12 +205,41 @@ func Run(ctx context.Context, opts Options) (err error) {
 				env.add("BULKHEAD_XDS_ADDR", cp.XDSAddr())
 				env.add("BULKHEAD_ADMIN_ADDR", cp.AdminAddr())
 				return component{
-					where: fmt.Sprintf("xDS %s, admin http://%s (reads %s; log .bulkhead/control-plane.log)", cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir),
+					where: fmt.Sprintf("xDS %s, admin http://%s (reads %s and %s; log %s)", cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir, relLog(endpointsDir), relLog(filepath.Join(state, "control-plane.log"))),
 					close: func() error { err := cp.Stop(); logFile.Close(); return err },
 				}, nil
 			}); err != nil {
 				return err
 			}
+		}
+	}
+
+	var keyPath string
+	if cp != nil {
+		fmt.Fprintln(out, "provisioning databases, Redis users, Vault policies and AppRoles ...")
+		creds, err := provision.Provision(ctx, provision.Options{
+			PostgresAdminDSN: pg.DSN(), PostgresHost: pg.Host, PostgresPort: pg.Port,
+			RedisAddr: rd.Addr, RedisPassword: rd.Password,
+			VaultAddr: vlt.Addr, VaultToken: vlt.RootToken,
+			Dir:      filepath.Join(state, "secrets"),
+			KeysFile: filepath.Join(state, "secrets", "keys.json"),
+		})
+		if err != nil {
+			return err
+		}
+		logDir := filepath.Join(state, "logs")
+		if err := os.MkdirAll(logDir, 0o700); err != nil {
+			return err
+		}
+		for _, p := range processes(opts) {
+			if err := start(p.instance, func() (component, error) {
+				return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, creds[p.name], stopping.Load, out)
+			}); err != nil {
+				return err
+			}
+		}
+		if keyPath, err = devKey(ctx, state, cp.XDSAddr()); err != nil {
+			return err
 		}
 	}
 
@@ -185,6 +253,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	fmt.Fprintf(out, "  source %s && psql \"$BULKHEAD_POSTGRES_DSN\"\n", envPath)
 	if opts.MeshDir != "" {
 		fmt.Fprintln(out, "  bulkhead status --admin-address \"$BULKHEAD_ADMIN_ADDR\"   (after sourcing it)")
+	}
+	if keyPath != "" {
+		fmt.Fprintf(out, "\nThe API is at http://%s (OpenAI/DeepSeek-compatible). Development key (admin): %s\n", opts.APIAddress, relLog(keyPath))
+		fmt.Fprintf(out, "  curl http://%s/v1/chat/completions -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' \\\n", opts.APIAddress, relLog(keyPath))
+		fmt.Fprintln(out, `    -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "What is light?"}], "stream": true}'`)
+		fmt.Fprintf(out, "  bin/bulkhead chat \"What is light?\"\n")
 	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 	<-ctx.Done()

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,7 +63,27 @@ func readEnv(t *testing.T, path string) map[string]string {
 	return env
 }
 
-func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
+// buildServices builds the service binaries, as `make run` does.
+func buildServices(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join("..", "..")
+	args := []string{"build", "-o", dir + "/"}
+	for _, s := range []string{"auth", "users", "models", "chat", "inference", "api"} {
+		args = append(args, "./services/"+s+"/cmd/bulkhead-"+s)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// The whole `make run`: dependencies, control plane, every service as a
+// process on the mesh, the development key; a chat completion through the
+// public API; Ctrl-C stops everything in reverse order.
+func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	// PostgreSQL may run as another user when tests run as root: the state
 	// directory must be reachable, as .bulkhead/ in the repository is.
 	state := filepath.Join(testenv.ReachableTempDir(t), ".bulkhead")
@@ -70,15 +93,15 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	mesh := filepath.Join(testenv.ReachableTempDir(t), "mesh")
-	if err := os.MkdirAll(mesh, 0o755); err != nil {
+	bin := buildServices(t)
+	port, err := testenv.FreePort()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(mesh, "svc.yaml"), []byte("apiVersion: v1\nkind: Service\nmetadata: {name: chat}\nspec:\n  ports: [{name: grpc, port: 9000}]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	api := fmt.Sprintf("127.0.0.1:%d", port)
 	go func() {
-		done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out, MeshDir: mesh, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0"})
+		done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out, MeshDir: filepath.Join("..", "..", "policies", "mesh"),
+			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", APIAddress: api, BinDir: bin})
 	}()
 
 	deadline := time.After(2 * time.Minute)
@@ -91,7 +114,8 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control"} {
+	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control", "users-1", "models-1", "inference-1", "inference-2",
+		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "api-1"} {
 		if !strings.Contains(out.String(), "  "+name) {
 			t.Errorf("report does not mention %s:\n%s", name, out)
 		}
@@ -154,6 +178,30 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 	}
 	kc.Close()
 
+	// A chat completion through the public API with the development key.
+	key, err := os.ReadFile(filepath.Join(state, "dev-api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(state, "dev-api-key")); st.Mode().Perm() != 0o600 {
+		t.Errorf("dev-api-key mode %s", st.Mode().Perm())
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+api+"/v1/chat/completions",
+		strings.NewReader(`{"model": "deepseek-chat", "messages": [{"role": "user", "content": "What is light?"}], "max_tokens": 12}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	cresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	if cresp.StatusCode != 200 || !strings.Contains(string(body), `"object":"chat.completion"`) {
+		t.Fatalf("chat completion: %d %s", cresp.StatusCode, body)
+	}
+	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 9 {
+		t.Errorf("%d endpoint files; want one per process (9)", len(eps))
+	}
+
 	// A second `bulkhead up` on the same state is refused, not interleaved.
 	err = localrun.Run(ctx, localrun.Options{StateDir: state, Out: &syncBuffer{}})
 	if err == nil || !strings.Contains(err.Error(), "another `bulkhead up` is running") {
@@ -171,8 +219,12 @@ func TestUpStartsDependenciesAndStopsThem(t *testing.T) {
 		t.Fatal("Run did not return within 1m of cancellation")
 	}
 	report := out.String()
-	if i, j := strings.Index(report, "postgres  stopped"), strings.Index(report, "kafka     stopped"); i < 0 || j < 0 || j > i {
-		t.Errorf("want kafka stopped before postgres:\n%s", report)
+	stopped := func(name string) int { return strings.Index(report, fmt.Sprintf("  %-20s stopped", name)) }
+	if i, j, k := stopped("postgres"), stopped("kafka"), stopped("api-1"); i < 0 || j < 0 || k < 0 || j > i || k > j {
+		t.Errorf("want api-1, then kafka, then postgres stopped:\n%s", report)
+	}
+	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 0 {
+		t.Errorf("%d endpoint files left after stop", len(eps))
 	}
 	if _, err := os.Stat(envPath); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still there after stop: %v", envPath, err)

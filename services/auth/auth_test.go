@@ -13,7 +13,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/services/auth"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
-	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/users"

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 )
 
 func chatBody(extra map[string]any) map[string]any {

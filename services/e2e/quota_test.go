@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
 

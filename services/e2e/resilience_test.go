@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
-	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 )
 
 // A client that disconnects mid-stream: the generation stops upstream

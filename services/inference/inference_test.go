@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
-	"github.com/bulkhead-mesh/bulkhead/services/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 )
 

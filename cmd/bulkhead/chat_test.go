@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+)
+
+func TestChatCommand(t *testing.T) {
+	p := stack.StartPlatform(t, stack.PlatformOptions{})
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, p.Key+"\n")
+
+	var out, errOut strings.Builder
+	if code := run([]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--max-tokens", "15", "What", "is", "light?"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if len(strings.Fields(out.String())) < 3 || !strings.Contains(errOut.String(), "15 completion tokens") {
+		t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+	}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"chat", "--api", p.APIURL, "--key-file", keyFile}, 2, "say something"},
+		{[]string{"chat", "--api", p.APIURL, "--key-file", filepath.Join(t.TempDir(), "none"), "hi"}, 1, "is `make run` running?"},
+		{[]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--temperature", "5", "hi"}, 1, "422 Unprocessable Entity: temperature: must be in [0, 2]"},
+	} {
+		var out, errOut strings.Builder
+		if code := run(c.args, &out, &errOut); code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.want)
+		}
+	}
+	t.Setenv("BULKHEAD_API_KEY", "sk-wrong")
+	errOut.Reset()
+	if code := run([]string{"chat", "--api", p.APIURL, "hi"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "401 Unauthorized: Authentication Fails") {
+		t.Errorf("wrong key: exit %d, %q", code, errOut.String())
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

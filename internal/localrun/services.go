@@ -1,0 +1,227 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/xds"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
+	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+)
+
+// process is one service process of the platform.
+type process struct {
+	// name is the service (its binary is bin/bulkhead-NAME, its Vault role
+	// bulkhead-NAME); service the mesh Service it is an endpoint of;
+	// instance its unique name (log file, EndpointSlice, xDS node id).
+	name, service, instance string
+	args                    []string
+}
+
+// processes are the platform's service processes in start order: each
+// after what it calls at start.
+func processes(o Options) []process {
+	return []process{
+		{name: "users", service: "users", instance: "users-1"},
+		{name: "models", service: "models", instance: "models-1"},
+		{name: "inference", service: "inference", instance: "inference-1", args: []string{"--token-interval", o.TokenInterval.String()}},
+		{name: "inference", service: "inference", instance: "inference-2", args: []string{"--token-interval", o.TokenInterval.String()}},
+		{name: "inference", service: "inference-fallback", instance: "inference-fallback-1", args: []string{"--token-interval", o.TokenInterval.String()}},
+		{name: "auth", service: "auth", instance: "auth-1"},
+		{name: "auth", service: "auth-cache", instance: "auth-cache-1", args: []string{"--cache-only"}},
+		{name: "chat", service: "chat", instance: "chat-1"},
+		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}},
+	}
+}
+
+// serviceBinary finds bin/bulkhead-NAME.
+func serviceBinary(binDir, name string) (string, error) {
+	bin := filepath.Join(binDir, "bulkhead-"+name)
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s not found: build the services first (`make run` does it, or `make build`)", bin)
+	}
+	return bin, nil
+}
+
+// startProcess starts one service process: a free port, its EndpointSlice
+// in the endpoints directory, the process, then waits until its gRPC
+// health says SERVING (the control plane has programmed its listener and
+// its setup is done).
+func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, xdsAddr, vaultAddr string, cred provision.Credentials, stopping func() bool, out io.Writer) (component, error) {
+	bin, err := serviceBinary(binDir, p.name)
+	if err != nil {
+		return component{}, err
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		return component{}, err
+	}
+	metricsPort, err := testenv.FreePort()
+	if err != nil {
+		return component{}, err
+	}
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+	endpoint, err := provision.WriteEndpoint(endpointsDir, p.service, p.instance, addr)
+	if err != nil {
+		return component{}, err
+	}
+	metrics := "127.0.0.1:" + strconv.Itoa(metricsPort)
+	args := append([]string{
+		"--grpc-address", addr.String(),
+		"--metrics-address", metrics,
+		"--xds-address", xdsAddr,
+		"--vault-address", vaultAddr,
+		"--vault-role-id", cred.RoleID,
+		"--vault-secret-id-file", cred.SecretIDFile,
+		"--instance", p.instance,
+		"--service", p.service,
+	}, p.args...)
+	logPath := filepath.Join(logDir, p.instance+".log")
+	proc, err := testenv.StartProcess(p.instance, bin, args, serviceEnv(), logPath)
+	if err != nil {
+		os.Remove(endpoint)
+		return component{}, err
+	}
+	err = proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error { return serving(ctx, addr.String()) })
+	if err != nil {
+		proc.Stop(5 * time.Second)
+		os.Remove(endpoint)
+		return component{}, err
+	}
+	// A process that dies on its own is reported, and its endpoint goes.
+	go func() {
+		<-proc.Done()
+		if !stopping() {
+			os.Remove(endpoint)
+			fmt.Fprintf(out, "  %-9s exited unexpectedly; its endpoint is removed. Log: %s\n%s\n", p.instance, logPath, proc.LogTail())
+		}
+	}()
+	return component{
+		where: fmt.Sprintf("%s (metrics http://%s/metrics, log %s)", addr, metrics, relLog(logPath)),
+		close: func() error {
+			os.Remove(endpoint)
+			return proc.Stop(15 * time.Second)
+		},
+	}, nil
+}
+
+func relLog(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+	}
+	return path
+}
+
+// serviceEnv is the environment of a service process: this one's, without
+// Vault credentials (a service logs in with its own AppRole).
+func serviceEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "VAULT_TOKEN=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func serving(ctx context.Context, addr string) error {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return errors.New(r.GetStatus().String())
+	}
+	return nil
+}
+
+// devKey makes sure the development account and its admin key exist,
+// reusing those of an earlier run (the databases persist under the state
+// directory), and writes the key to STATE/dev-api-key (mode 0600).
+func devKey(ctx context.Context, state, xdsAddr string) (string, error) {
+	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+		NodeID:     fmt.Sprintf("bulkhead-up-%d", os.Getpid()),
+		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "bulkhead-up"},
+		XDSAddress: xdsAddr,
+	})
+	if err != nil {
+		return "", err
+	}
+	r, err := xds.NewXDSResolverWithConfigForTesting(bs)
+	if err != nil {
+		return "", err
+	}
+	dial := func(svc string) (*grpc.ClientConn, error) {
+		return grpc.NewClient("xds:///"+svc+".default:9000", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	ucc, err := dial("users")
+	if err != nil {
+		return "", err
+	}
+	defer ucc.Close()
+	acc, err := dial("auth")
+	if err != nil {
+		return "", err
+	}
+	defer acc.Close()
+	users, auth := usersv1.NewUsersServiceClient(ucc), authv1.NewAuthServiceClient(acc)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	wait := grpc.WaitForReady(true)
+
+	keyPath := filepath.Join(state, "dev-api-key")
+	if b, err := os.ReadFile(keyPath); err == nil {
+		if _, err := auth.IssueToken(ctx, &authv1.IssueTokenRequest{Secret: strings.TrimSpace(string(b))}, wait); err == nil {
+			return keyPath, nil
+		}
+	}
+	acctPath := filepath.Join(state, "dev-account")
+	var account string
+	if b, err := os.ReadFile(acctPath); err == nil {
+		if a, err := users.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: strings.TrimSpace(string(b))}, wait); err == nil {
+			account = a.Account.Id
+		}
+	}
+	if account == "" {
+		a, err := users.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "dev", Email: "dev@localhost", Tier: "enterprise", BalanceMicros: 1_000_000_000}, wait)
+		if err != nil {
+			return "", fmt.Errorf("development account: %w", err)
+		}
+		account = a.Account.Id
+		if err := os.WriteFile(acctPath, []byte(account+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	}
+	k, err := auth.CreateKey(ctx, &authv1.CreateKeyRequest{AccountId: account, Name: "dev (bulkhead up)", Role: authv1.Role_ROLE_ADMIN}, wait)
+	if err != nil {
+		return "", fmt.Errorf("development key: %w", err)
+	}
+	if err := os.WriteFile(keyPath, []byte(k.Secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return keyPath, nil
+}

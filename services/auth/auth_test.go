@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/services/auth"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
-	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/users"

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-mesh/bulkhead/services/inference"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/inference"
 )
 
 // A client that disconnects mid-stream: the generation stops upstream

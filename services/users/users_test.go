@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bulkhead-mesh/bulkhead/services/apierr"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/users"

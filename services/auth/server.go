@@ -43,8 +43,10 @@ type server struct {
 	cache  *cache
 	hash   hasher
 	signer *identity.Signer
-	users  usersv1.UsersServiceClient // nil in cache-only mode
-	log    interface {
+	// verifier checks tokens against this replica's own key.
+	verifier *identity.Verifier
+	users    usersv1.UsersServiceClient // nil in cache-only mode
+	log      interface {
 		WarnContext(context.Context, string, ...any)
 	}
 }
@@ -70,7 +72,11 @@ func Setup(opts *Options) platform.Setup {
 		if err != nil {
 			return err
 		}
-		s := &server{cache: &cache{rdb: rdb}, hash: hasher{[]byte(pepper)}, signer: signer, log: rt.Log}
+		verifier, err := identity.NewVerifier(ctx, func(context.Context) (string, error) { return signer.JWKS(), nil })
+		if err != nil {
+			return err
+		}
+		s := &server{cache: &cache{rdb: rdb}, hash: hasher{[]byte(pepper)}, signer: signer, verifier: verifier, log: rt.Log}
 		if !opts.CacheOnly {
 			db, err := rt.Postgres(ctx, migrations)
 			if err != nil {
@@ -244,11 +250,7 @@ func (s *server) IssueToken(ctx context.Context, req *authv1.IssueTokenRequest) 
 }
 
 func (s *server) VerifyToken(ctx context.Context, req *authv1.VerifyTokenRequest) (*authv1.VerifyTokenResponse, error) {
-	v, err := identity.NewVerifier(ctx, func(context.Context) (string, error) { return s.signer.JWKS(), nil })
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
-	}
-	id, err := v.Verify(ctx, req.GetToken(), time.Now())
+	id, err := s.verifier.Verify(ctx, req.GetToken(), time.Now())
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, fmt.Sprint(err))
 	}

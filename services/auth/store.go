@@ -79,14 +79,6 @@ func (s *store) byHash(ctx context.Context, hash string) (keyRow, error) {
 	return r, err
 }
 
-func (s *store) byID(ctx context.Context, id string) (keyRow, error) {
-	r, err := scanKey(s.db.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return r, errNoKey
-	}
-	return r, err
-}
-
 // list pages by creation time then id; after is the last id of the
 // previous page.
 func (s *store) list(ctx context.Context, account string, revoked bool, limit int, after string) ([]*authv1.ApiKey, error) {

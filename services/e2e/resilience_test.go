@@ -68,8 +68,8 @@ func TestDisconnectMidStream(t *testing.T) {
 	}
 }
 
-// metric reads a counter from a service's Prometheus endpoint.
-func metric(t *testing.T, p *stack.Platform, instance, prefix, label string) int {
+// scrape returns a service's Prometheus exposition.
+func scrape(t testing.TB, p *stack.Platform, instance string) string {
 	t.Helper()
 	srv := httptest.NewServer(p.Services[instance].Runtime().Telemetry.Handler())
 	defer srv.Close()
@@ -79,16 +79,35 @@ func metric(t *testing.T, p *stack.Platform, instance, prefix, label string) int
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
+	return string(b)
+}
+
+// sum adds the values of the lines that start with prefix and contain
+// label.
+func sum(exposition, prefix, label string) float64 {
+	var n float64
+	for _, line := range strings.Split(exposition, "\n") {
 		if strings.HasPrefix(line, prefix) && strings.Contains(line, label) {
 			var v float64
 			fields := strings.Fields(line)
 			json.Unmarshal([]byte(fields[len(fields)-1]), &v)
-			n += int(v)
+			n += v
 		}
 	}
 	return n
+}
+
+// metric reads a counter from a service's Prometheus endpoint.
+func metric(t *testing.T, p *stack.Platform, instance, prefix, label string) int {
+	t.Helper()
+	return int(sum(scrape(t, p, instance), prefix, label))
+}
+
+// histogram reads a histogram's sum and count.
+func histogram(t testing.TB, p *stack.Platform, instance, name string) (float64, int) {
+	t.Helper()
+	e := scrape(t, p, instance)
+	return sum(e, name+"_sum", ""), int(sum(e, name+"_count", ""))
 }
 
 // One inference replica killed mid-traffic: no client request fails. The

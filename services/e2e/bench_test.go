@@ -1,0 +1,154 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+)
+
+// BenchmarkCacheHitPath measures the platform's own latency: a request
+// answered from the response cache goes through api (key check with
+// auth, JSON), chat (identity, resolve, reserve and commit with users,
+// Redis lookup) and back, with no engine time at all. 200 clients on
+// loopback; everything, load generator included, shares the machine.
+// Reported: p50 and p99 per request, and requests per second.
+func BenchmarkCacheHitPath(b *testing.B) {
+	p := stack.StartPlatform(b, stack.PlatformOptions{})
+	url := p.APIURL + "/v1/chat/completions"
+	body, _ := json.Marshal(chatBody(map[string]any{"temperature": 0, "max_tokens": 32}))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	send := func() (time.Duration, error) {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+p.Key)
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"prompt_cache_miss_tokens":0`)) {
+			b = append([]byte(resp.Status+" "), b...)
+			return 0, &benchErr{string(b)}
+		}
+		return time.Since(t0), err
+	}
+	// Warm: the cache entry, the connections, every service's mesh state.
+	if _, err := sendWarm(client, url, p.Key, body); err != nil {
+		b.Fatal(err)
+	}
+	for range 50 {
+		if _, err := send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const clients = 200
+	lat := make([]time.Duration, 0, b.N)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan struct{}, b.N)
+	for range b.N {
+		work <- struct{}{}
+	}
+	close(work)
+	b.ResetTimer()
+	t0 := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				d, err := send()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+	}
+}
+
+type benchErr struct{ s string }
+
+func (e *benchErr) Error() string { return e.s }
+
+func sendWarm(c *http.Client, url, key string, body []byte) (int, error) {
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// BenchmarkTimeToFirstToken measures what the platform adds to the
+// engine's own time to first token: a streaming request's first content
+// chunk at the client, minus the engine's time to its first piece as
+// inference measured it (bulkhead.inference.time_to_first_token).
+func BenchmarkTimeToFirstToken(b *testing.B) {
+	p := stack.StartPlatform(b, stack.PlatformOptions{})
+	url := p.APIURL + "/v1/chat/completions"
+	client := &http.Client{}
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		body, _ := json.Marshal(chatBody(map[string]any{"max_tokens": 8, "seed": i, "stream": true}))
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+p.Key)
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"content":"`) && !strings.Contains(sc.Text(), `"role":"assistant"`) {
+				total += time.Since(t0)
+				break
+			}
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.StopTimer()
+	var engineSum float64
+	var engineCount int
+	for _, name := range []string{"inference-1", "inference-2"} {
+		s, c := histogram(b, p, name, "bulkhead_inference_time_to_first_token_seconds")
+		engineSum += s
+		engineCount += c
+	}
+	if engineCount != b.N {
+		b.Fatalf("engine measured %d first tokens; want %d", engineCount, b.N)
+	}
+	client0 := total.Seconds() / float64(b.N)
+	engine := engineSum / float64(engineCount)
+	b.ReportMetric(client0*1000, "ttft-ms")
+	b.ReportMetric(engine*1000, "engine-ttft-ms")
+	b.ReportMetric((client0-engine)*1000, "added-ms")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -12,10 +13,12 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/services/apierr"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 )
 
 // checkServer is Envoy's ext_authz API (envoy.service.auth.v3), used by
@@ -50,7 +53,7 @@ func (c *checkServer) Check(ctx context.Context, req *authzv3.CheckRequest) (*au
 	case err != nil:
 		return denied(codes.Unavailable, apierr.Overloaded("Authentication is temporarily unavailable, please retry", time.Second)), nil
 	}
-	tok, _ := c.s.signer.Sign(id, time.Now())
+	tok := c.s.tokens.get(id, c.s.signer)
 	set := func(k, v string) *corev3.HeaderValueOption {
 		return &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: k, Value: v},
@@ -85,4 +88,34 @@ func denied(code codes.Code, e *apierr.Error) *authzv3.CheckResponse {
 			Body:    string(e.Body()),
 		}},
 	}
+}
+
+// tokenReuse hands out the same identity token for a key while it is
+// young (the first fifth of its life): verifiers then check its signature
+// once, not on every request. A token is only handed out after the key was
+// checked, so a revoked key gets none.
+type tokenReuse struct {
+	mu     sync.Mutex
+	tokens map[string]issued
+}
+
+type issued struct {
+	id    *authv1.Identity
+	token string
+	at    time.Time
+}
+
+func (r *tokenReuse) get(id *authv1.Identity, signer *identity.Signer) string {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.tokens[id.KeyId]; ok && now.Sub(t.at) < TokenTTL/5 && proto.Equal(t.id, id) {
+		return t.token
+	}
+	tok, _ := signer.Sign(id, now)
+	if r.tokens == nil || len(r.tokens) >= 100000 {
+		r.tokens = map[string]issued{}
+	}
+	r.tokens[id.KeyId] = issued{id: id, token: tok, at: now}
+	return tok
 }

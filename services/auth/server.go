@@ -45,6 +45,7 @@ type server struct {
 	signer *identity.Signer
 	// verifier checks tokens against this replica's own key.
 	verifier *identity.Verifier
+	tokens   tokenReuse
 	users    usersv1.UsersServiceClient // nil in cache-only mode
 	log      interface {
 		WarnContext(context.Context, string, ...any)

@@ -53,24 +53,58 @@ func (r *recorder) close() error {
 	return nil
 }
 
+// maxBatch bounds the turns written in one transaction.
+const maxBatch = 256
+
+// run writes what is queued in batches: one transaction, one round trip
+// of statements, for everything that arrived since the last write.
 func (r *recorder) run() {
 	defer r.wg.Done()
 	for t := range r.queue {
-		if err := r.write(context.Background(), t); err != nil {
-			r.log.Warn("recording a conversation turn", "request_id", t.requestID, "error", err)
+		batch := []turn{t}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case t, ok := <-r.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, t)
+			default:
+				break drain
+			}
+		}
+		if err := r.write(context.Background(), batch); err != nil {
+			r.log.Warn("recording conversation turns", "turns", len(batch), "error", err)
 		}
 	}
 }
 
-func (r *recorder) write(ctx context.Context, t turn) error {
-	return pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, account_id, model) VALUES ($1, $2, $3)
-			ON CONFLICT (id) DO UPDATE SET updated_at = now(), model = EXCLUDED.model`, t.conversation, t.account, t.model); err != nil {
-			return err
+func (r *recorder) write(ctx context.Context, turns []turn) error {
+	var convIDs, accounts, models []string
+	seen := map[string]bool{}
+	var mConv, mReq, mRole, mContent, mFinish []string
+	var mSeq []int32
+	for _, t := range turns {
+		if !seen[t.conversation] {
+			seen[t.conversation] = true
+			convIDs, accounts, models = append(convIDs, t.conversation), append(accounts, t.account), append(models, t.model)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO messages (conversation_id, request_id, seq, role, content, finish_reason)
-			VALUES ($1, $2, 0, $3, $4, ''), ($1, $2, 1, 'assistant', $5, $6) ON CONFLICT DO NOTHING`,
-			t.conversation, t.requestID, t.userRole, t.userContent, t.reply, t.finish)
-		return err
+		mConv = append(mConv, t.conversation, t.conversation)
+		mReq = append(mReq, t.requestID, t.requestID)
+		mSeq = append(mSeq, 0, 1)
+		mRole = append(mRole, t.userRole, "assistant")
+		mContent = append(mContent, t.userContent, t.reply)
+		mFinish = append(mFinish, "", t.finish)
+	}
+	return pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO conversations (id, account_id, model)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (id) DO UPDATE SET updated_at = now(), model = EXCLUDED.model`, convIDs, accounts, models)
+		b.Queue(`INSERT INTO messages (conversation_id, request_id, seq, role, content, finish_reason)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])
+			ON CONFLICT DO NOTHING`, mConv, mReq, mSeq, mRole, mContent, mFinish)
+		return tx.SendBatch(ctx, b).Close()
 	})
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 )
@@ -125,6 +128,52 @@ func TestChatCompletionFlow(t *testing.T) {
 		_, c, _, _, _ := usageOf(t, usage)
 		if c == 0 {
 			t.Fatal("no completion tokens in the usage chunk")
+		}
+	})
+
+	t.Run("conversation turns recorded", func(t *testing.T) {
+		db, err := pgx.Connect(ctx, p.Postgres.DatabaseDSN("chat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close(ctx)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var convs, msgs int
+			err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages WHERE role = 'assistant' AND content <> '')`).Scan(&convs, &msgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Three completions so far, all opening the same conversation.
+			if convs == 1 && msgs == 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d conversations, %d replies recorded; want 1 and 3", convs, msgs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("reference metrics", func(t *testing.T) {
+		do(t, ctx, "POST", url, p.Key, chatBody(map[string]any{"temperature": 0, "max_tokens": 5}))
+		for instance, names := range map[string][]string{
+			"api-1":       {"bulkhead_api_request_duration_seconds_bucket", "bulkhead_api_requests_total", "process_cpu_seconds_total", "go_memstats_heap_alloc_bytes"},
+			"chat-1":      {"bulkhead_chat_cache_total", "bulkhead_chat_completions_total", "rpc_server_call_duration_seconds_bucket", "db_client_connections"},
+			"users-1":     {"bulkhead_users_admissions_total", "bulkhead_users_active_requests"},
+			"inference-*": {"bulkhead_inference_requests_total", "bulkhead_inference_time_to_first_token_seconds_bucket"},
+		} {
+			var e string
+			if instance == "inference-*" {
+				e = scrape(t, p, "inference-1") + scrape(t, p, "inference-2")
+			} else {
+				e = scrape(t, p, instance)
+			}
+			for _, n := range names {
+				if !strings.Contains(e, "\n"+n) {
+					t.Errorf("%s: no metric %s", instance, n)
+				}
+			}
 		}
 	})
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/api"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
 )
 
@@ -22,7 +23,12 @@ import (
 // (inference reports the call cancelled) and the usage served so far is
 // in the ledger.
 func TestDisconnectMidStream(t *testing.T) {
-	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{TokenInterval: 5 * time.Millisecond}})
+	// A slow engine and a short keep-alive: the silences between pieces
+	// carry ": keep-alive" comments.
+	p := stack.StartPlatform(t, stack.PlatformOptions{
+		Inference: inference.Options{TokenInterval: 30 * time.Millisecond},
+		API:       api.Options{KeepAlive: 10 * time.Millisecond},
+	})
 	ctx, cancel := context.WithCancel(t.Context())
 	j, _ := json.Marshal(chatBody(map[string]any{"max_tokens": 4000, "stream": true, "seed": 11}))
 	req, _ := http.NewRequestWithContext(ctx, "POST", p.APIURL+"/v1/chat/completions", bytes.NewReader(j))
@@ -32,13 +38,19 @@ func TestDisconnectMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	chunks := 0
+	chunks, keepAlives := 0, 0
 	for chunks < 10 && sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "data: ") {
 			chunks++
 		}
+		if sc.Text() == ": keep-alive" {
+			keepAlives++
+		}
 	}
 	cancel()
+	if keepAlives == 0 {
+		t.Error("no ': keep-alive' comment in the silences of the stream")
+	}
 	resp.Body.Close()
 
 	// The ledger has the request, with what was served: more than the

@@ -104,13 +104,26 @@ func (s *Signer) JWKS() string {
 	return string(b)
 }
 
-// Verifier checks tokens against published keys.
+// Verifier checks tokens against published keys. It remembers the tokens
+// it verified until they expire (a token is reused by auth for a while, so
+// most calls skip the signature check).
 type Verifier struct {
 	mu    sync.RWMutex
 	keys  map[string]ed25519.PublicKey
 	fetch func(context.Context) (string, error)
 	last  time.Time
+
+	seenMu sync.Mutex
+	seen   map[string]verified
 }
+
+type verified struct {
+	id  *authv1.Identity
+	exp time.Time
+}
+
+// maxSeen bounds the verified-token memory; it is cleared when full.
+const maxSeen = 50000
 
 // NewVerifier verifies with the keys fetch returns (auth's
 // GetSigningKeys), fetching them again when a token names a key it does
@@ -169,43 +182,66 @@ var ErrInvalid = errors.New("invalid identity token")
 
 // Verify returns the identity a token carries.
 func (v *Verifier) Verify(ctx context.Context, token string, now time.Time) (*authv1.Identity, error) {
+	v.seenMu.Lock()
+	if s, ok := v.seen[token]; ok {
+		v.seenMu.Unlock()
+		if now.Before(s.exp) {
+			return s.id, nil
+		}
+		return nil, fmt.Errorf("%w: expired", ErrInvalid)
+	}
+	v.seenMu.Unlock()
+	id, exp, err := v.verify(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	v.seenMu.Lock()
+	if v.seen == nil || len(v.seen) >= maxSeen {
+		v.seen = map[string]verified{}
+	}
+	v.seen[token] = verified{id: id, exp: exp}
+	v.seenMu.Unlock()
+	return id, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*authv1.Identity, time.Time, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return nil, fmt.Errorf("%w: not a JWT", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: not a JWT", ErrInvalid)
 	}
 	var h header
 	if err := unb64JSON(parts[0], &h); err != nil || h.Alg != "EdDSA" {
-		return nil, fmt.Errorf("%w: header", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: header", ErrInvalid)
 	}
 	v.mu.RLock()
 	key, ok := v.keys[h.Kid]
 	v.mu.RUnlock()
 	if !ok {
 		if err := v.refresh(ctx); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		v.mu.RLock()
 		key, ok = v.keys[h.Kid]
 		v.mu.RUnlock()
 		if !ok {
-			return nil, fmt.Errorf("%w: unknown key %q", ErrInvalid, h.Kid)
+			return nil, time.Time{}, fmt.Errorf("%w: unknown key %q", ErrInvalid, h.Kid)
 		}
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
-		return nil, fmt.Errorf("%w: signature", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: signature", ErrInvalid)
 	}
 	var c claims
 	if err := unb64JSON(parts[1], &c); err != nil {
-		return nil, fmt.Errorf("%w: claims", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: claims", ErrInvalid)
 	}
 	if c.Iss != Issuer {
-		return nil, fmt.Errorf("%w: issuer %q", ErrInvalid, c.Iss)
+		return nil, time.Time{}, fmt.Errorf("%w: issuer %q", ErrInvalid, c.Iss)
 	}
 	if now.Unix() >= c.Exp {
-		return nil, fmt.Errorf("%w: expired", ErrInvalid)
+		return nil, time.Time{}, fmt.Errorf("%w: expired", ErrInvalid)
 	}
-	return &authv1.Identity{KeyId: c.Sub, AccountId: c.Account, Tier: c.Tier, Role: roleValue(c.Role)}, nil
+	return &authv1.Identity{KeyId: c.Sub, AccountId: c.Account, Tier: c.Tier, Role: roleValue(c.Role)}, time.Unix(c.Exp, 0), nil
 }
 
 // FromContext verifies the identity token of an incoming gRPC call; the
@@ -247,6 +283,9 @@ func roleValue(s string) authv1.Role {
 
 // RoleName is the role as identity headers and tokens spell it.
 func RoleName(r authv1.Role) string { return roleName(r) }
+
+// RoleValue reads a role as identity headers spell it.
+func RoleValue(s string) authv1.Role { return roleValue(s) }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 

@@ -193,7 +193,8 @@ func upstreamError(resp *http.Response) error {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return status.Error(codes.ResourceExhausted, text)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return status.Error(codes.FailedPrecondition, text+" (check the upstream API key in Vault)")
+		// Our configuration, not the caller's request, is wrong.
+		return status.Error(codes.Internal, text+" (check openai_api_key in the inference secret in Vault)")
 	case resp.StatusCode >= 500:
 		return status.Error(codes.Unavailable, text)
 	default:

@@ -86,28 +86,23 @@ func (s *store) update(ctx context.Context, req *usersv1.UpdateAccountRequest) e
 }
 
 // record writes the ledger row and debits the balance, once per request
-// id; it reports whether this call wrote it.
+// id, in one statement (one round trip, atomic); it reports whether this
+// call wrote it.
 func (s *store) record(ctx context.Context, account string, req *usersv1.CommitRequest) (bool, int64, error) {
 	u := req.GetUsage()
 	var inserted bool
 	var balance int64
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO usage_ledger (request_id, account_id, model, prompt_tokens, completion_tokens,
+	err := s.db.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO usage_ledger (request_id, account_id, model, prompt_tokens, completion_tokens,
 				prompt_cache_hit_tokens, prompt_cache_miss_tokens, cost_micros)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING`,
-			req.GetRequestId(), account, req.GetModel(), u.GetPromptTokens(), u.GetCompletionTokens(),
-			u.GetPromptCacheHitTokens(), u.GetPromptCacheMissTokens(), u.GetCostMicros())
-		if err != nil {
-			return err
-		}
-		inserted = tag.RowsAffected() == 1
-		delta := int64(0)
-		if inserted {
-			delta = u.GetCostMicros()
-		}
-		return tx.QueryRow(ctx, `UPDATE accounts SET balance_micros = balance_micros - $2 WHERE id = $1 RETURNING balance_micros`,
-			account, delta).Scan(&balance)
-	})
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING
+			RETURNING cost_micros)
+		UPDATE accounts SET balance_micros = balance_micros - COALESCE((SELECT cost_micros FROM ins), 0)
+		WHERE id = $2
+		RETURNING EXISTS (SELECT 1 FROM ins), balance_micros`,
+		req.GetRequestId(), account, req.GetModel(), u.GetPromptTokens(), u.GetCompletionTokens(),
+		u.GetPromptCacheHitTokens(), u.GetPromptCacheMissTokens(), u.GetCostMicros()).Scan(&inserted, &balance)
 	return inserted, balance, err
 }
 

@@ -109,6 +109,9 @@ func BenchmarkCacheHitPath(b *testing.B) { cacheHitLoad(b, 0) }
 // carries: 200 clients each sending every 200 ms (1,000 requests/s).
 func BenchmarkCacheHitPathAt1000(b *testing.B) { cacheHitLoad(b, 200*time.Millisecond) }
 
+// BenchmarkCacheHitPathAt500: each client every 400 ms (500 requests/s).
+func BenchmarkCacheHitPathAt500(b *testing.B) { cacheHitLoad(b, 400*time.Millisecond) }
+
 type benchErr struct{ s string }
 
 func (e *benchErr) Error() string { return e.s }

@@ -64,20 +64,22 @@ type limits struct {
 func (q *quota) reserve(ctx context.Context, account, requestID string, hold, tokens int64, l limits, balance func() (int64, error), now time.Time) (string, string, error) {
 	minute := now.Unix() / 60
 	res, bal, tpm, rpm := accountKeys(account, minute)
-	if n, err := q.rdb.Exists(ctx, bal).Result(); err != nil {
-		return "", "", err
-	} else if n == 0 {
-		b, err := balance()
-		if err != nil {
-			return "", "", err
-		}
-		if err := q.rdb.SetNX(ctx, bal, b, 0).Err(); err != nil {
-			return "", "", err
-		}
+	run := func() (string, error) {
+		return reserveScript.Run(ctx, q.rdb, []string{res, bal, tpm, rpm},
+			reservationID(account, minute, requestID), hold, tokens, now.UnixMilli(), ReservationTTL.Milliseconds(),
+			l.concurrent, l.tpm, l.rpm).Text()
 	}
-	r, err := reserveScript.Run(ctx, q.rdb, []string{res, bal, tpm, rpm},
-		reservationID(account, minute, requestID), hold, tokens, now.UnixMilli(), ReservationTTL.Milliseconds(),
-		l.concurrent, l.tpm, l.rpm).Text()
+	r, err := run()
+	if err == nil && r == "NO_BALANCE" {
+		b, berr := balance()
+		if berr != nil {
+			return "", "", berr
+		}
+		if serr := q.rdb.SetNX(ctx, bal, b, 0).Err(); serr != nil {
+			return "", "", serr
+		}
+		r, err = run()
+	}
 	if err != nil {
 		return "", "", err
 	}

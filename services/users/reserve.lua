@@ -10,6 +10,8 @@ local maxc, tpml, rpml = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
 -- The same request reserved twice (a retried call) is admitted once.
 if redis.call('HEXISTS', res, id) == 1 then return 'OK' end
+-- The caller loads the balance mirror from the database, then calls again.
+if redis.call('EXISTS', bal) == 0 then return 'NO_BALANCE' end
 
 local active, held = 0, 0
 local all = redis.call('HGETALL', res)

@@ -76,23 +76,11 @@ func Setup(opts *Options) platform.Setup {
 			o.MaxBodyBytes = 4 << 20
 		}
 		s := &server{o: o, telemetry: rt.Telemetry, log: rt.Log}
-		dial := rt.Dial
-		authCC, err := dial("auth")
+		ccs, err := rt.DialAll("auth", "chat", "models", "users")
 		if err != nil {
 			return err
 		}
-		chatCC, err := dial("chat")
-		if err != nil {
-			return err
-		}
-		modelsCC, err := dial("models")
-		if err != nil {
-			return err
-		}
-		usersCC, err := dial("users")
-		if err != nil {
-			return err
-		}
+		authCC, chatCC, modelsCC, usersCC := ccs[0], ccs[1], ccs[2], ccs[3]
 		s.authz = authzv3.NewAuthorizationClient(authCC)
 		s.auth = authv1.NewAuthServiceClient(authCC)
 		s.chat = chatv1.NewChatServiceClient(chatCC)

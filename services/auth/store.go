@@ -89,16 +89,10 @@ func (s *store) list(ctx context.Context, account string, revoked bool, limit in
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*authv1.ApiKey
-	for rows.Next() {
-		r, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r.key)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*authv1.ApiKey, error) {
+		k, err := scanKey(r)
+		return k.key, err
+	})
 }
 
 func (s *store) revoke(ctx context.Context, id string) (keyRow, error) {

@@ -77,22 +77,11 @@ func Setup(*Options) platform.Setup {
 			return err
 		}
 		s := &server{cache: &responseCache{rdb: rdb}, log: rt.Log}
-		authCC, err := rt.Dial("auth")
+		ccs, err := rt.DialAll("auth", "users", "models", "inference")
 		if err != nil {
 			return err
 		}
-		usersCC, err := rt.Dial("users")
-		if err != nil {
-			return err
-		}
-		modelsCC, err := rt.Dial("models")
-		if err != nil {
-			return err
-		}
-		infCC, err := rt.Dial("inference")
-		if err != nil {
-			return err
-		}
+		authCC, usersCC, modelsCC, infCC := ccs[0], ccs[1], ccs[2], ccs[3]
 		s.users = usersv1.NewUsersServiceClient(usersCC)
 		s.models = modelsv1.NewModelsServiceClient(modelsCC)
 		s.inference = inferencev1.NewInferenceServiceClient(infCC)

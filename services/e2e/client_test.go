@@ -54,7 +54,9 @@ func (r response) errorOf(t *testing.T) (message, typ, code string, param any) {
 	return message, typ, code, e["param"]
 }
 
-func do(t *testing.T, ctx context.Context, method, url, key string, body any) response {
+// request builds an API request with the key as bearer token; body is
+// sent as is when a string, else as JSON.
+func request(t *testing.T, ctx context.Context, method, url, key string, body any) *http.Request {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -73,7 +75,12 @@ func do(t *testing.T, ctx context.Context, method, url, key string, body any) re
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	return req
+}
+
+func do(t *testing.T, ctx context.Context, method, url, key string, body any) response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(request(t, ctx, method, url, key, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +102,7 @@ type sse struct {
 
 func stream(t *testing.T, ctx context.Context, url, key string, body any) sse {
 	t.Helper()
-	j, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(j))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(request(t, ctx, "POST", url, key, body))
 	if err != nil {
 		t.Fatal(err)
 	}

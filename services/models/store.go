@@ -57,16 +57,7 @@ func (s *store) all(ctx context.Context) ([]*modelsv1.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*modelsv1.Model
-	for rows.Next() {
-		m, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*modelsv1.Model, error) { return scan(r) })
 }
 
 // upsert registers a model; registering an existing name is a new version

@@ -87,6 +87,19 @@ func (rt *Runtime) Dial(service string) (*grpc.ClientConn, error) {
 	return rt.mesh.dial(service)
 }
 
+// DialAll dials several Services, in order.
+func (rt *Runtime) DialAll(services ...string) ([]*grpc.ClientConn, error) {
+	out := make([]*grpc.ClientConn, len(services))
+	for i, svc := range services {
+		cc, err := rt.mesh.dial(svc)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = cc
+	}
+	return out, nil
+}
+
 func (m *mesh) dial(service string) (*grpc.ClientConn, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

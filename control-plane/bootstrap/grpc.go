@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
@@ -24,6 +27,19 @@ type GRPCOptions struct {
 	XDSAddress string
 	// Locality of the process, for locality-aware load balancing.
 	Zone string
+	// Certificates, when set, are the workload certificate files of the
+	// process: grpc-go's file_watcher certificate provider (instance
+	// ir.CertificateProvider) re-reads them, so the process can rotate them
+	// in place; the control plane's TLS contexts refer to that instance.
+	Certificates *CertificateFiles
+}
+
+// CertificateFiles are PEM files: the certificate chain, its key, and the
+// trust bundle (the mesh's root CA).
+type CertificateFiles struct {
+	Certificate, PrivateKey, CA string
+	// RefreshInterval is how often they are re-read (default 10s).
+	RefreshInterval time.Duration
 }
 
 // GRPC returns the bootstrap JSON.
@@ -53,10 +69,15 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 		Locality *locality      `json:"locality,omitempty"`
 		Metadata map[string]any `json:"metadata"`
 	}
+	type provider struct {
+		PluginName string         `json:"plugin_name"`
+		Config     map[string]any `json:"config"`
+	}
 	doc := struct {
-		XDSServers                         []xdsServer `json:"xds_servers"`
-		Node                               node        `json:"node"`
-		ServerListenerResourceNameTemplate string      `json:"server_listener_resource_name_template"`
+		XDSServers                         []xdsServer         `json:"xds_servers"`
+		Node                               node                `json:"node"`
+		ServerListenerResourceNameTemplate string              `json:"server_listener_resource_name_template"`
+		CertificateProviders               map[string]provider `json:"certificate_providers,omitempty"`
 	}{
 		XDSServers: []xdsServer{{
 			ServerURI: o.XDSAddress,
@@ -77,6 +98,28 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 	}
 	if o.Zone != "" {
 		doc.Node.Locality = &locality{Zone: o.Zone}
+	}
+	if c := o.Certificates; c != nil {
+		if c.Certificate == "" || c.PrivateKey == "" || c.CA == "" {
+			return nil, errors.New("bootstrap: certificates need the certificate, private key and CA files")
+		}
+		if filepath.Dir(c.Certificate) != filepath.Dir(c.PrivateKey) {
+			return nil, errors.New("bootstrap: the certificate and its key must be in the same directory (grpc-go's file_watcher)")
+		}
+		refresh := c.RefreshInterval
+		if refresh <= 0 {
+			refresh = 10 * time.Second
+		}
+		doc.CertificateProviders = map[string]provider{ir.CertificateProvider: {
+			PluginName: "file_watcher",
+			Config: map[string]any{
+				"certificate_file":    c.Certificate,
+				"private_key_file":    c.PrivateKey,
+				"ca_certificate_file": c.CA,
+				// A google.protobuf.Duration in JSON: seconds with an "s".
+				"refresh_interval": strconv.FormatFloat(refresh.Seconds(), 'f', -1, 64) + "s",
+			},
+		}}
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

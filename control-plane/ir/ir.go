@@ -155,6 +155,9 @@ type Listener struct {
 	// Degraded replaces Envoy's own local replies when no upstream is left
 	// (Envoy listeners).
 	Degraded *DegradedResponse `json:"degraded,omitempty"`
+	// Security of a server listener: mTLS and authorization (from the
+	// Service's SecurityPolicy); nil: plaintext, every call allowed.
+	Security *InboundSecurity `json:"security,omitempty"`
 }
 
 // VirtualHost groups the routes of a set of domains.
@@ -315,6 +318,8 @@ type Cluster struct {
 	// Degraded is the reply Envoy sends when nothing of this cluster can
 	// take a request (from BackendPolicy.degradedResponse).
 	Degraded *DegradedResponse `json:"degraded,omitempty"`
+	// TLS: clients originate mTLS (the Service's SecurityPolicy is STRICT).
+	TLS *UpstreamTLS `json:"tls,omitempty"`
 }
 
 // DegradedResponse is a fast, contract-shaped error reply.

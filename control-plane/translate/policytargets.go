@@ -12,40 +12,14 @@ import (
 // that are validated but not yet turned into proxy configuration.
 const NotTranslatedYet = "NotTranslatedYet"
 
-// rateLimitAndSecurityPolicies validates RateLimitPolicies and
-// SecurityPolicies (targets exist, backends exist) and sets their Accepted
-// condition. Their translation comes with the edge (#6) and zero-trust (#5)
-// issues; until then the status says so.
-func (t *translator) rateLimitAndSecurityPolicies() {
+// rateLimitPolicies validates RateLimitPolicies (targets exist) and sets
+// their Accepted condition. Their translation comes with the edge issue
+// (#6); until then the status says so.
+func (t *translator) rateLimitPolicies() {
 	for _, p := range t.res.RateLimitPolicies {
 		key := resource.KeyOf("RateLimitPolicy", p)
 		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
 		t.policyAccepted(key, problems, "enforcement arrives with the edge issue (#6)")
-	}
-	for _, p := range t.res.SecurityPolicies {
-		key := resource.KeyOf("SecurityPolicy", p)
-		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
-		check := func(field string, ref *v1alpha1.BackendRef) {
-			if ref == nil {
-				return
-			}
-			s := t.svcs[svcKey{p.Namespace, ref.Name}]
-			if s == nil || s.port(uint32(ref.Port)) == nil {
-				msg := fmt.Sprintf("Service %s/%s port %d not found", p.Namespace, ref.Name, ref.Port)
-				t.fail(key, field, "%s", msg)
-				problems = append(problems, field+": "+msg)
-			}
-		}
-		if ea := p.Spec.ExtAuth; ea != nil {
-			check("spec.extAuth.backendRef", &ea.BackendRef)
-			check("spec.extAuth.fallback", ea.Fallback)
-		}
-		if j := p.Spec.JWT; j != nil {
-			for i := range j.Providers {
-				check(fmt.Sprintf("spec.jwt.providers[%d].jwks.backendRef", i), &j.Providers[i].JWKS.BackendRef)
-			}
-		}
-		t.policyAccepted(key, problems, "enforcement arrives with the zero-trust (#5) and edge (#6) issues")
 	}
 }
 

@@ -27,6 +27,9 @@ type Result struct {
 	// GatewayListeners are the Envoy listeners of each Gateway, by
 	// "namespace/name", sorted by name.
 	GatewayListeners map[string][]*ir.Listener
+	// Inbound is the security (mTLS, authorization) of each Service's
+	// servers, by "namespace/name"; absent: plaintext, all allowed.
+	Inbound map[string]*ir.InboundSecurity
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -82,6 +85,7 @@ func (r *Result) serverListeners(id ir.ProxyID) []*ir.Listener {
 				seen[name] = true
 				out = append(out, &ir.Listener{
 					Name: name, Kind: ir.ListenerServer, Host: e.Address, Port: e.Port,
+					Security: r.Inbound[c.Namespace+"/"+c.Service],
 					VirtualHosts: []*ir.VirtualHost{{
 						Name: "inbound", Domains: []string{"*"},
 						Routes: []*ir.Route{{Name: "inbound", Source: fmt.Sprintf("Service %s/%s port %d", c.Namespace, c.Service, c.Port), Match: ir.Match{PathPrefix: "/"}}},
@@ -107,8 +111,9 @@ func Translate(res *resource.Resources) *Result {
 	t.routes()
 	t.backendPolicies()
 	t.degradedReplies()
-	t.rateLimitAndSecurityPolicies()
-	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}}
+	t.rateLimitPolicies()
+	t.securityPolicies()
+	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound}
 	for k, gw := range t.gws {
 		var ls []*ir.Listener
 		for _, l := range gw.ports {
@@ -138,6 +143,9 @@ type translator struct {
 	gws        map[svcKey]*gateway
 	// gatewayRoutes are every route of every Gateway listener.
 	gatewayRoutes []*ir.Route
+	// inbound is the security of each Service's servers, by
+	// "namespace/name".
+	inbound map[string]*ir.InboundSecurity
 }
 
 // fail records a problem with an object, at a field.

@@ -12,9 +12,9 @@ import (
 // serverListener is the inbound listener of an xDS-enabled gRPC server: its
 // address, one filter chain whose connection manager carries its routes
 // inline with non-forwarding actions (the server handles the call itself),
-// as gRFC A36 requires. The slots for mTLS and RBAC (the zero-trust issue)
-// are the filter chain's transport socket and an HTTP filter before the
-// router.
+// as gRFC A36 requires. The Service's SecurityPolicy adds mTLS (the
+// filter chain's transport socket, STRICT) and RBAC (HTTP filters before
+// the router).
 func serverListener(l *ir.Listener) *listenerv3.Listener {
 	rc := &routev3.RouteConfiguration{Name: "inbound"}
 	for _, vh := range l.VirtualHosts {
@@ -28,23 +28,32 @@ func serverListener(l *ir.Listener) *listenerv3.Listener {
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, v)
 	}
+	var filters []*hcmv3.HttpFilter
+	if sec := l.Security; sec != nil && sec.RBAC != nil {
+		filters = append(filters, rbacFilters(sec.RBAC)...)
+	}
+	filters = append(filters, &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+	})
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix:     "inbound",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+		HttpFilters:    filters,
+	}
+	fc := &listenerv3.FilterChain{
+		Name: "inbound",
+		Filters: []*listenerv3.Filter{{
+			Name:       "envoy.filters.network.http_connection_manager",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
 		}},
 	}
+	if l.Security.Strict() {
+		fc.TransportSocket = downstreamTLS()
+	}
 	return &listenerv3.Listener{
-		Name:    l.Name,
-		Address: socketAddress(l.Host, l.Port),
-		FilterChains: []*listenerv3.FilterChain{{
-			Name: "inbound",
-			Filters: []*listenerv3.Filter{{
-				Name:       "envoy.filters.network.http_connection_manager",
-				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
-			}},
-		}},
+		Name:         l.Name,
+		Address:      socketAddress(l.Host, l.Port),
+		FilterChains: []*listenerv3.FilterChain{fc},
 	}
 }

@@ -1,0 +1,79 @@
+package ir
+
+import "strings"
+
+// TrustDomain is the mesh's SPIFFE trust domain.
+const TrustDomain = "bulkhead.local"
+
+// SPIFFEID is the identity of the workloads of a service account:
+// spiffe://bulkhead.local/ns/NAMESPACE/sa/ACCOUNT.
+func SPIFFEID(namespace, account string) string {
+	return "spiffe://" + TrustDomain + "/ns/" + namespace + "/sa/" + account
+}
+
+// TrustDomainPrefix is what every identity of the mesh starts with.
+const TrustDomainPrefix = "spiffe://" + TrustDomain + "/"
+
+// CertificateProvider is the certificate provider instance (grpc-go
+// bootstrap certificate_providers) from which a proxyless application
+// reads its workload certificate and the mesh's trust bundle.
+const CertificateProvider = "default"
+
+// MTLS modes of a Service's servers.
+const (
+	MTLSStrict     = "STRICT"
+	MTLSPermissive = "PERMISSIVE"
+	MTLSDisable    = "DISABLE"
+)
+
+// UpstreamTLS makes the clients of a cluster originate mTLS with their
+// workload certificate, and accept only a server whose certificate chains
+// to the mesh's trust bundle and carries a URI SAN starting with
+// SANPrefix.
+type UpstreamTLS struct {
+	SANPrefix string `json:"sanPrefix"`
+}
+
+// InboundSecurity is what a Service's SecurityPolicy asks of its servers.
+type InboundSecurity struct {
+	// Mode is STRICT (mTLS required), PERMISSIVE or DISABLE. A proxyless
+	// gRPC server cannot tell TLS from plaintext on one port (grpc-go
+	// matches no transport protocol), so for it PERMISSIVE means plaintext;
+	// Envoy sidecars accept both.
+	Mode string `json:"mode,omitempty"`
+	// RBAC authorizes calls; nil: every authenticated call is allowed.
+	RBAC *RBAC `json:"rbac,omitempty"`
+	// Source is the SecurityPolicy ("namespace/name").
+	Source string `json:"source,omitempty"`
+}
+
+// Strict reports whether the servers require mTLS.
+func (s *InboundSecurity) Strict() bool { return s != nil && s.Mode == MTLSStrict }
+
+// RBAC is server-side authorization: Deny rules first, then Allow rules,
+// then the default.
+type RBAC struct {
+	Deny         []RBACRule `json:"deny,omitempty"`
+	Allow        []RBACRule `json:"allow,omitempty"`
+	DefaultAllow bool       `json:"defaultAllow"`
+}
+
+// RBACRule matches a call when it matches every non-empty list.
+type RBACRule struct {
+	Name string `json:"name"`
+	// Principals: SPIFFE IDs, exact or ending in "/*" (a prefix).
+	Principals []string `json:"principals,omitempty"`
+	// Methods: "/pkg.Service/Method", or "/pkg.Service/*" (every method).
+	Methods []string `json:"methods,omitempty"`
+	// Paths: HTTP path prefixes.
+	Paths []string `json:"paths,omitempty"`
+}
+
+// WildcardPrefix returns the prefix of a pattern ending in "/*" and true,
+// or the pattern and false.
+func WildcardPrefix(pattern string) (string, bool) {
+	if p, ok := strings.CutSuffix(pattern, "/*"); ok {
+		return p + "/", true
+	}
+	return pattern, false
+}

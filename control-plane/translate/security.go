@@ -1,0 +1,109 @@
+package translate
+
+import (
+	"fmt"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies/authorization"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+)
+
+// securityPolicies validates SecurityPolicies and applies what proxyless
+// servers and clients enforce: the mTLS mode (STRICT: servers require
+// client certificates, clients of the Service originate mTLS) and the
+// authorization rules (RBAC at the servers). One policy per Service: when
+// several target it, the first by namespace/name applies and the others
+// are not Accepted. extAuth, jwt and ipAccess are validated here and
+// enforced at the Envoy edge (#6).
+func (t *translator) securityPolicies() {
+	t.inbound = map[string]*ir.InboundSecurity{}
+	for _, p := range t.res.SecurityPolicies {
+		key := resource.KeyOf("SecurityPolicy", p)
+		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
+		check := func(field string, ref *v1alpha1.BackendRef) {
+			if ref == nil {
+				return
+			}
+			s := t.svcs[svcKey{p.Namespace, ref.Name}]
+			if s == nil || s.port(uint32(ref.Port)) == nil {
+				msg := fmt.Sprintf("Service %s/%s port %d not found", p.Namespace, ref.Name, ref.Port)
+				t.fail(key, field, "%s", msg)
+				problems = append(problems, field+": "+msg)
+			}
+		}
+		if ea := p.Spec.ExtAuth; ea != nil {
+			check("spec.extAuth.backendRef", &ea.BackendRef)
+			check("spec.extAuth.fallback", ea.Fallback)
+		}
+		if j := p.Spec.JWT; j != nil {
+			for i := range j.Providers {
+				check(fmt.Sprintf("spec.jwt.providers[%d].jwks.backendRef", i), &j.Providers[i].JWKS.BackendRef)
+			}
+		}
+		sec := &ir.InboundSecurity{Mode: ir.MTLSDisable, Source: p.Namespace + "/" + p.Name}
+		if m := p.Spec.MTLS; m != nil {
+			sec.Mode = string(m.Mode)
+		}
+		if a := p.Spec.Authorization; a != nil {
+			rbac, err := authorization.Build(a)
+			if err != nil {
+				for _, e := range joined(err) {
+					// Each error starts with its field path within authorization.
+					t.fail(key, "", "spec.authorization.%s", e)
+					problems = append(problems, "spec.authorization."+e.Error())
+				}
+			} else {
+				sec.RBAC = rbac
+				if !sec.Strict() {
+					for _, r := range append(append([]ir.RBACRule(nil), rbac.Deny...), rbac.Allow...) {
+						if len(r.Principals) > 0 {
+							msg := fmt.Sprintf("rule %q names principals, which are only known over mTLS: set spec.mtls.mode STRICT", r.Name)
+							t.fail(key, "spec.authorization.rules", "%s", msg)
+							problems = append(problems, "spec.authorization.rules: "+msg)
+							break
+						}
+					}
+				}
+			}
+		}
+		if len(problems) == 0 {
+			for i, ref := range p.Spec.TargetRefs {
+				if ref.Kind != "Service" {
+					continue
+				}
+				k := p.Namespace + "/" + string(ref.Name)
+				if prev, ok := t.inbound[k]; ok {
+					msg := fmt.Sprintf("Service %s already has SecurityPolicy %s; one policy per Service", k, prev.Source)
+					t.fail(key, fmt.Sprintf("spec.targetRefs[%d]", i), "%s", msg)
+					problems = append(problems, fmt.Sprintf("spec.targetRefs[%d]: %s", i, msg))
+				}
+			}
+		}
+		if len(problems) == 0 {
+			for _, ref := range p.Spec.TargetRefs {
+				if ref.Kind == "Service" {
+					t.inbound[p.Namespace+"/"+string(ref.Name)] = sec
+				}
+			}
+		}
+		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' proxyless servers; extAuth, jwt and ipAccess arrive with the edge issue (#6)")
+	}
+	// Clients of a STRICT Service originate mTLS.
+	for k, s := range t.svcs {
+		if !t.inbound[k.namespace+"/"+k.name].Strict() {
+			continue
+		}
+		for _, p := range s.ports {
+			p.cluster.TLS = &ir.UpstreamTLS{SANPrefix: ir.TrustDomainPrefix}
+		}
+	}
+}
+
+// joined lists the errors of an errors.Join.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -216,8 +216,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	var keyPath string
 	if cp != nil {
-		fmt.Fprintln(out, "provisioning databases, Redis users, Vault policies and AppRoles ...")
-		creds, err := provision.Provision(ctx, provision.Options{
+		fmt.Fprintln(out, "provisioning databases, Redis users, Vault PKI, policies and AppRoles ...")
+		prov, err := provision.Provision(ctx, provision.Options{
 			PostgresAdminDSN: pg.DSN(), PostgresHost: pg.Host, PostgresPort: pg.Port,
 			RedisAddr: rd.Addr, RedisPassword: rd.Password,
 			VaultAddr: vlt.Addr, VaultToken: vlt.RootToken,
@@ -233,12 +233,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 		for _, p := range processes(opts) {
 			if err := start(p.instance, func() (component, error) {
-				return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, creds[p.name], stopping.Load, out)
+				return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, prov.Credentials[p.name], prov.Operator, stopping.Load, out)
 			}); err != nil {
 				return err
 			}
 		}
-		if keyPath, err = devKey(ctx, state, cp.XDSAddr()); err != nil {
+		if keyPath, err = devKey(ctx, state, cp.XDSAddr(), prov.Operator); err != nil {
 			return err
 		}
 	}

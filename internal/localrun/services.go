@@ -2,6 +2,7 @@ package localrun
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/xds"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
@@ -63,7 +61,7 @@ func serviceBinary(binDir, name string) (string, error) {
 // in the endpoints directory, the process, then waits until its gRPC
 // health says SERVING (the control plane has programmed its listener and
 // its setup is done).
-func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, xdsAddr, vaultAddr string, cred provision.Credentials, stopping func() bool, out io.Writer) (component, error) {
+func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, xdsAddr, vaultAddr string, cred provision.Credentials, operator provision.CertFiles, stopping func() bool, out io.Writer) (component, error) {
 	bin, err := serviceBinary(binDir, p.name)
 	if err != nil {
 		return component{}, err
@@ -91,6 +89,7 @@ func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, 
 		"--vault-secret-id-file", cred.SecretIDFile,
 		"--instance", p.instance,
 		"--service", p.service,
+		"--cert-dir", filepath.Join(filepath.Dir(logDir), "certs", p.instance),
 	}, p.args...)
 	logPath := filepath.Join(logDir, p.instance+".log")
 	proc, err := testenv.StartProcess(p.instance, bin, args, serviceEnv(), logPath)
@@ -98,7 +97,13 @@ func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, 
 		os.Remove(endpoint)
 		return component{}, err
 	}
-	err = proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error { return serving(ctx, addr.String()) })
+	tlsConf, err := provision.OperatorTLS(operator)
+	if err != nil {
+		proc.Stop(5 * time.Second)
+		os.Remove(endpoint)
+		return component{}, err
+	}
+	err = proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error { return serving(ctx, addr.String(), tlsConf) })
 	if err != nil {
 		proc.Stop(5 * time.Second)
 		os.Remove(endpoint)
@@ -143,8 +148,10 @@ func serviceEnv() []string {
 	return env
 }
 
-func serving(ctx context.Context, addr string) error {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// serving asks a process's gRPC health, as the operator over mTLS (the
+// platform's Services are STRICT).
+func serving(ctx context.Context, addr string, tlsConf *tls.Config) error {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
 	if err != nil {
 		return err
 	}
@@ -162,28 +169,14 @@ func serving(ctx context.Context, addr string) error {
 // devKey makes sure the development account and its admin key exist,
 // reusing those of an earlier run (the databases persist under the state
 // directory), and writes the key to STATE/dev-api-key (mode 0600).
-func devKey(ctx context.Context, state, xdsAddr string) (string, error) {
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID:     fmt.Sprintf("bulkhead-up-%d", os.Getpid()),
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "bulkhead-up"},
-		XDSAddress: xdsAddr,
-	})
-	if err != nil {
-		return "", err
-	}
-	r, err := xds.NewXDSResolverWithConfigForTesting(bs)
-	if err != nil {
-		return "", err
-	}
-	dial := func(svc string) (*grpc.ClientConn, error) {
-		return grpc.NewClient("xds:///"+svc+".default:9000", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
-	ucc, err := dial("users")
+func devKey(ctx context.Context, state, xdsAddr string, operator provision.CertFiles) (string, error) {
+	node := fmt.Sprintf("bulkhead-up-%d", os.Getpid())
+	ucc, err := provision.OperatorConn(xdsAddr, node, operator, "users")
 	if err != nil {
 		return "", err
 	}
 	defer ucc.Close()
-	acc, err := dial("auth")
+	acc, err := provision.OperatorConn(xdsAddr, node, operator, "auth")
 	if err != nil {
 		return "", err
 	}

@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
 // Need is what one service needs provisioned.
@@ -67,8 +69,19 @@ type Credentials struct {
 	SecretIDFile string
 }
 
-// Provision sets up every service of Services.
-func Provision(ctx context.Context, o Options) (map[string]Credentials, error) {
+// Result is what provisioning gives its caller.
+type Result struct {
+	// Credentials of each service, by name.
+	Credentials map[string]Credentials
+	// Operator is the operator's workload certificate (Dir/operator), for
+	// the tools that call the services over the mesh.
+	Operator CertFiles
+	// RootCA is the mesh's trust bundle (PEM).
+	RootCA string
+}
+
+// Provision sets up every service of Services, and the PKI.
+func Provision(ctx context.Context, o Options) (*Result, error) {
 	if o.Dir == "" {
 		return nil, errors.New("provision: Dir is required")
 	}
@@ -91,6 +104,10 @@ func Provision(ctx context.Context, o Options) (map[string]Credentials, error) {
 		return nil, err
 	}
 	if err := enableAppRole(ctx, v); err != nil {
+		return nil, err
+	}
+	rootCA, err := setupPKI(ctx, v)
+	if err != nil {
 		return nil, err
 	}
 	out := map[string]Credentials{}
@@ -120,6 +137,9 @@ func Provision(ctx context.Context, o Options) (map[string]Credentials, error) {
 		for k, val := range o.Extra[n.Name] {
 			secret[k] = val
 		}
+		if err := workloadRole(ctx, v, n.Name); err != nil {
+			return nil, err
+		}
 		cred, err := appRoleFor(ctx, v, n.Name, secret, o.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("provision %s: %w", n.Name, err)
@@ -129,7 +149,14 @@ func Provision(ctx context.Context, o Options) (map[string]Credentials, error) {
 	if err := saveKeys(o.KeysFile, keys); err != nil {
 		return nil, err
 	}
-	return out, nil
+	if err := workloadRole(ctx, v, bhvault.Operator); err != nil {
+		return nil, err
+	}
+	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
+	if err := issueOperator(ctx, v, operator, rootCA); err != nil {
+		return nil, err
+	}
+	return &Result{Credentials: out, Operator: operator, RootCA: rootCA}, nil
 }
 
 // Names lists the provisioned services.

@@ -56,7 +56,11 @@ func appRoleFor(ctx context.Context, v *vault.Client, service string, secret map
 		"token_policies": name,
 		"token_ttl":      "1h",
 		"token_max_ttl":  "4h",
-		"secret_id_ttl":  "24h",
+		// The secret id lives as long as the service, which logs in again
+		// for each certificate; it only works from this machine.
+		"secret_id_ttl":         "0",
+		"secret_id_bound_cidrs": "127.0.0.1/32",
+		"token_bound_cidrs":     "127.0.0.1/32",
 	}); err != nil {
 		return Credentials{}, fmt.Errorf("vault approle: %w", err)
 	}

@@ -20,12 +20,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/xds"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
@@ -40,6 +36,8 @@ type Stack struct {
 	ControlPlane *controlplane.ControlPlane
 	EndpointsDir string
 	Creds        map[string]provision.Credentials
+	// Operator is the tests' identity on the mesh (SPIFFE sa/operator).
+	Operator provision.CertFiles
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -79,7 +77,7 @@ func New(t testing.TB) *Stack {
 	s.ControlPlane = cp
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s.Creds, err = provision.Provision(ctx, provision.Options{
+	prov, err := provision.Provision(ctx, provision.Options{
 		PostgresAdminDSN: s.Postgres.DSN(),
 		PostgresHost:     s.Postgres.Host,
 		PostgresPort:     s.Postgres.Port,
@@ -92,6 +90,7 @@ func New(t testing.TB) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Creds, s.Operator = prov.Credentials, prov.Operator
 	return s
 }
 
@@ -175,8 +174,8 @@ func (s *Stack) RemoveEndpoint(instance string) {
 	os.Remove(filepath.Join(s.EndpointsDir, instance+".yaml"))
 }
 
-// Dial returns a connection to a Service through the mesh, as a proxyless
-// application "tester" would make it.
+// Dial returns a connection to a Service through the mesh, as the
+// operator (tests' identity, with its workload certificate) would make it.
 func (s *Stack) Dial(service string) *grpc.ClientConn {
 	s.t.Helper()
 	s.mu.Lock()
@@ -184,19 +183,7 @@ func (s *Stack) Dial(service string) *grpc.ClientConn {
 	if cc, ok := s.conns[service]; ok {
 		return cc
 	}
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID:     "tester-" + s.t.Name(),
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "tester"},
-		XDSAddress: s.ControlPlane.XDSAddr(),
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	r, err := xds.NewXDSResolverWithConfigForTesting(bs)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(fmt.Sprintf("xds:///%s.default:%d", service, platform.MeshPort), grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := provision.OperatorConn(s.ControlPlane.XDSAddr(), "operator-"+s.t.Name(), s.Operator, service)
 	if err != nil {
 		s.t.Fatal(err)
 	}

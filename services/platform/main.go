@@ -58,6 +58,8 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	fs.StringVar(&cfg.SecretsPath, "secrets-path", "", "Vault KV v2 path of the service's secret (default bulkhead/NAME)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "longest graceful stop before calls in flight are cut (default 10s)")
+	fs.StringVar(&cfg.CertDir, "cert-dir", "", "where the workload certificate is kept (default: a private temporary directory)")
+	fs.DurationVar(&cfg.CertTTL, "cert-ttl", 0, "lifetime of the workload certificate, renewed at two thirds (default 1h, at most the PKI role's)")
 	if flags != nil {
 		flags(fs)
 	}

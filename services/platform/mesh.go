@@ -21,6 +21,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 )
 
 // mesh is the service's place on the proxyless mesh: one xDS bootstrap (its
@@ -36,11 +37,17 @@ type mesh struct {
 	conns    map[string]*grpc.ClientConn
 }
 
-func newMesh(cfg Config, tel *Telemetry, log *slog.Logger) (*mesh, error) {
+func newMesh(cfg Config, tel *Telemetry, log *slog.Logger, certs provision.CertFiles) (*mesh, error) {
 	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 		NodeID:     cfg.Instance,
 		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
 		XDSAddress: cfg.XDSAddress,
+		// Whether mTLS is used is the control plane's call (the Service's
+		// SecurityPolicy); the certificates are always at hand.
+		Certificates: &bootstrap.CertificateFiles{
+			Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA,
+			RefreshInterval: time.Second,
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,11 @@ type Config struct {
 	// SecretsPath overrides the Vault KV path (default bulkhead/NAME):
 	// auth's cache-only pool reads auth's secrets.
 	SecretsPath string
+	// CertDir is where the workload certificate is kept (default: a
+	// private temporary directory removed at stop); CertTTL its lifetime
+	// (default 1h; renewed at two thirds).
+	CertDir string
+	CertTTL time.Duration
 	// Log receives the JSON logs (default stderr); LogLevel filters them.
 	Log      io.Writer
 	LogLevel slog.Level
@@ -108,6 +113,9 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Second
 	}
+	if c.CertTTL == 0 {
+		c.CertTTL = time.Hour
+	}
 	return nil
 }
 
@@ -129,6 +137,7 @@ type Runtime struct {
 	Telemetry *Telemetry
 
 	mesh     *mesh
+	certs    *certs
 	mu       sync.Mutex
 	onStop   []func() error
 	httpAddr []net.Addr
@@ -189,7 +198,14 @@ func Start(ctx context.Context, cfg Config, setup Setup) (*Service, error) {
 	}
 	rt.Secrets = secrets
 
-	rt.mesh, err = newMesh(cfg, tel, log)
+	crt, err := startCerts(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	rt.certs = crt
+	rt.OnStop(crt.close)
+
+	rt.mesh, err = newMesh(cfg, tel, log, crt.files)
 	if err != nil {
 		return fail(err)
 	}
@@ -263,6 +279,10 @@ func (rt *Runtime) healthNames() []string {
 
 // Addr is the gRPC listener's address.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// CertificatesIssued counts the workload certificates issued so far (the
+// first at start, then each renewal).
+func (s *Service) CertificatesIssued() int { return s.rt.certs.Renewals() }
 
 // Runtime gives tests access to what the service was given.
 func (s *Service) Runtime() *Runtime { return s.rt }

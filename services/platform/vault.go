@@ -46,8 +46,10 @@ func (s Secrets) Get(key string) (string, error) {
 // String hides the values.
 func (s Secrets) String() string { return fmt.Sprintf("Secrets(%d keys)", len(s)) }
 
-func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, error) {
-	vc := cfg.Vault
+// vaultLogin logs in with the service's AppRole and returns a client with
+// a fresh token. Each use of Vault logs in again (secrets at start, each
+// certificate), so there is no long-lived token to renew or lose.
+func vaultLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
 	if vc.Address == "" {
 		vc.Address = os.Getenv("VAULT_ADDR")
 	}
@@ -57,15 +59,13 @@ func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, er
 	if vc.RoleID == "" || vc.SecretIDFile == "" {
 		return nil, errors.New("--vault-role-id and --vault-secret-id-file are required (the service's AppRole)")
 	}
-	if vc.KVMount == "" {
-		vc.KVMount = "secret"
-	}
 	secretID, err := os.ReadFile(vc.SecretIDFile)
 	if err != nil {
 		return nil, fmt.Errorf("vault secret id: %w", err)
 	}
 	conf := vault.DefaultConfig()
 	conf.Address = vc.Address
+	conf.MaxRetries = 0
 	client, err := vault.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
@@ -82,23 +82,39 @@ func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, er
 		return nil, fmt.Errorf("vault AppRole login at %s: no token in the answer", vc.Address)
 	}
 	client.SetToken(login.Auth.ClientToken)
-	kv, err := client.KVv2(vc.KVMount).Get(ctx, cfg.SecretsPath)
+	return client, nil
+}
+
+// revoke ends a login token once its work is done, rather than leave it
+// valid until its TTL.
+func revoke(ctx context.Context, c *vault.Client, log *slog.Logger) {
+	if err := c.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		log.Warn("vault: revoking the login token", "error", err)
+	}
+}
+
+func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, error) {
+	mount := cfg.Vault.KVMount
+	if mount == "" {
+		mount = "secret"
+	}
+	client, err := vaultLogin(ctx, cfg.Vault)
 	if err != nil {
-		return nil, fmt.Errorf("vault: read %s/%s: %w", vc.KVMount, cfg.SecretsPath, err)
+		return nil, err
+	}
+	defer revoke(ctx, client, log)
+	kv, err := client.KVv2(mount).Get(ctx, cfg.SecretsPath)
+	if err != nil {
+		return nil, fmt.Errorf("vault: read %s/%s: %w", mount, cfg.SecretsPath, err)
 	}
 	out := Secrets{}
 	for k, v := range kv.Data {
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("vault: %s/%s: key %q is not a string", vc.KVMount, cfg.SecretsPath, k)
+			return nil, fmt.Errorf("vault: %s/%s: key %q is not a string", mount, cfg.SecretsPath, k)
 		}
 		out[k] = s
 	}
-	log.Info("secrets read from vault", "path", vc.KVMount+"/"+cfg.SecretsPath, "keys", len(out))
-	// The token was only needed to read; revoke it rather than leave it
-	// valid until its TTL.
-	if err := client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
-		log.Warn("vault: revoking the login token", "error", err)
-	}
+	log.Info("secrets read from vault", "path", mount+"/"+cfg.SecretsPath, "keys", len(out))
 	return out, nil
 }

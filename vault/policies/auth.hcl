@@ -1,4 +1,10 @@
-# Vault policy of the auth service: read its own secret, nothing else.
+# Vault policy of the auth service, least privilege: read its own secret,
+# and issue its own workload certificate (SPIFFE ID
+# spiffe://bulkhead.local/ns/default/sa/auth, enforced by the PKI role).
 path "secret/data/bulkhead/auth" {
   capabilities = ["read"]
+}
+
+path "pki_int/issue/auth" {
+  capabilities = ["update"]
 }

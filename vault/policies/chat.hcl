@@ -1,4 +1,10 @@
-# Vault policy of the chat service: read its own secret, nothing else.
+# Vault policy of the chat service, least privilege: read its own secret,
+# and issue its own workload certificate (SPIFFE ID
+# spiffe://bulkhead.local/ns/default/sa/chat, enforced by the PKI role).
 path "secret/data/bulkhead/chat" {
   capabilities = ["read"]
+}
+
+path "pki_int/issue/chat" {
+  capabilities = ["update"]
 }

@@ -1,4 +1,10 @@
-# Vault policy of the inference service: read its own secret, nothing else.
+# Vault policy of the inference service, least privilege: read its own secret,
+# and issue its own workload certificate (SPIFFE ID
+# spiffe://bulkhead.local/ns/default/sa/inference, enforced by the PKI role).
 path "secret/data/bulkhead/inference" {
   capabilities = ["read"]
+}
+
+path "pki_int/issue/inference" {
+  capabilities = ["update"]
 }

@@ -1,4 +1,10 @@
-# Vault policy of the models service: read its own secret, nothing else.
+# Vault policy of the models service, least privilege: read its own secret,
+# and issue its own workload certificate (SPIFFE ID
+# spiffe://bulkhead.local/ns/default/sa/models, enforced by the PKI role).
 path "secret/data/bulkhead/models" {
   capabilities = ["read"]
+}
+
+path "pki_int/issue/models" {
+  capabilities = ["update"]
 }

@@ -1,4 +1,10 @@
-# Vault policy of the users service: read its own secret, nothing else.
+# Vault policy of the users service, least privilege: read its own secret,
+# and issue its own workload certificate (SPIFFE ID
+# spiffe://bulkhead.local/ns/default/sa/users, enforced by the PKI role).
 path "secret/data/bulkhead/users" {
   capabilities = ["read"]
+}
+
+path "pki_int/issue/users" {
+  capabilities = ["update"]
 }

@@ -1,0 +1,98 @@
+package provision
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
+	"google.golang.org/grpc/xds"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// OperatorConn dials a Service through the mesh with the operator's
+// workload certificate: `bulkhead up` and the tests call the services'
+// administrative methods with it.
+func OperatorConn(xdsAddr, nodeID string, certs CertFiles, service string) (*grpc.ClientConn, error) {
+	return MeshConn(xdsAddr, nodeID, "operator", certs, service)
+}
+
+// MeshConn dials a Service through the mesh as the proxyless application
+// name, with the workload certificate certs.
+func MeshConn(xdsAddr, nodeID, name string, certs CertFiles, service string) (*grpc.ClientConn, error) {
+	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+		NodeID:       nodeID,
+		Proxy:        ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name},
+		XDSAddress:   xdsAddr,
+		Certificates: &bootstrap.CertificateFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := xds.NewXDSResolverWithConfigForTesting(bs)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(fmt.Sprintf("xds:///%s.default:%d", service, 9000), grpc.WithResolvers(r), grpc.WithTransportCredentials(creds))
+}
+
+// OperatorTLS is the operator's mTLS client configuration for a direct
+// connection to one workload (a readiness probe): its certificate, and a
+// server certificate that chains to the mesh's root and carries a SPIFFE
+// ID of the trust domain (workload certificates have no DNS names, so the
+// usual host name check does not apply).
+func OperatorTLS(certs CertFiles) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(certs.Certificate, certs.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(certs.CA)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no certificate", certs.CA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		MinVersion:   tls.VersionTLS12,
+		// Verified below, against the mesh's root and trust domain.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no server certificate")
+			}
+			leaf, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				return err
+			}
+			inter := x509.NewCertPool()
+			for _, r := range raw[1:] {
+				if c, err := x509.ParseCertificate(r); err == nil {
+					inter.AddCert(c)
+				}
+			}
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+				return err
+			}
+			for _, u := range leaf.URIs {
+				if strings.HasPrefix(u.String(), ir.TrustDomainPrefix) {
+					return nil
+				}
+			}
+			return fmt.Errorf("server certificate has no SPIFFE ID of %s", ir.TrustDomain)
+		},
+	}, nil
+}

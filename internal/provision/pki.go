@@ -1,0 +1,140 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
+)
+
+// setupPKI makes the root and the intermediate CA (once) and returns the
+// root certificate (the mesh's trust bundle).
+func setupPKI(ctx context.Context, v *vault.Client) (string, error) {
+	mounts, err := v.Sys().ListMountsWithContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("provision: vault mounts: %w", err)
+	}
+	if _, ok := mounts[bhvault.RootMount+"/"]; !ok {
+		if err := v.Sys().MountWithContext(ctx, bhvault.RootMount, &vault.MountInput{Type: "pki", Config: vault.MountConfigInput{MaxLeaseTTL: "87600h"}}); err != nil {
+			return "", fmt.Errorf("provision: mount %s: %w", bhvault.RootMount, err)
+		}
+		if _, err := v.Logical().WriteWithContext(ctx, bhvault.RootMount+"/root/generate/internal", map[string]any{
+			"common_name": "Bulkhead Root CA", "ttl": "87600h", "key_type": "ec", "key_bits": 256,
+		}); err != nil {
+			return "", fmt.Errorf("provision: root CA: %w", err)
+		}
+	}
+	if _, ok := mounts[bhvault.IntermediateMount+"/"]; !ok {
+		if err := v.Sys().MountWithContext(ctx, bhvault.IntermediateMount, &vault.MountInput{Type: "pki", Config: vault.MountConfigInput{MaxLeaseTTL: "43800h"}}); err != nil {
+			return "", fmt.Errorf("provision: mount %s: %w", bhvault.IntermediateMount, err)
+		}
+		csr, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/intermediate/generate/internal", map[string]any{
+			"common_name": "Bulkhead Workload CA", "key_type": "ec", "key_bits": 256,
+		})
+		if err != nil {
+			return "", fmt.Errorf("provision: intermediate CSR: %w", err)
+		}
+		signed, err := v.Logical().WriteWithContext(ctx, bhvault.RootMount+"/root/sign-intermediate", map[string]any{
+			"csr": csr.Data["csr"], "format": "pem_bundle", "ttl": "43800h",
+		})
+		if err != nil {
+			return "", fmt.Errorf("provision: sign the intermediate: %w", err)
+		}
+		if _, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/intermediate/set-signed", map[string]any{
+			"certificate": signed.Data["certificate"],
+		}); err != nil {
+			return "", fmt.Errorf("provision: set the intermediate: %w", err)
+		}
+	}
+	root, err := v.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
+	if err != nil || root == nil {
+		return "", fmt.Errorf("provision: read the root CA: %v", err)
+	}
+	return fmt.Sprint(root.Data["certificate"]), nil
+}
+
+// workloadRole lets one identity have certificates with exactly its SPIFFE
+// ID.
+func workloadRole(ctx context.Context, v *vault.Client, account string) error {
+	_, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/roles/"+account, map[string]any{
+		"allowed_uri_sans":   ir.SPIFFEID("default", account),
+		"allow_any_name":     false,
+		"allowed_domains":    "",
+		"allow_bare_domains": false,
+		"allow_subdomains":   false,
+		"allow_localhost":    false,
+		"enforce_hostnames":  false,
+		"require_cn":         false,
+		"key_type":           "ec",
+		"key_bits":           256,
+		"max_ttl":            bhvault.WorkloadTTL,
+		"server_flag":        true,
+		"client_flag":        true,
+		"no_store":           true,
+	})
+	if err != nil {
+		return fmt.Errorf("provision: PKI role %s: %w", account, err)
+	}
+	return nil
+}
+
+// CertFiles are a workload certificate's PEM files, in one directory.
+type CertFiles struct {
+	Dir, Certificate, PrivateKey, CA string
+}
+
+// CertFilesIn names the files of a certificate directory.
+func CertFilesIn(dir string) CertFiles {
+	return CertFiles{Dir: dir, Certificate: filepath.Join(dir, "cert.pem"), PrivateKey: filepath.Join(dir, "key.pem"), CA: filepath.Join(dir, "ca.pem")}
+}
+
+// WriteCert writes an issued certificate (leaf then chain, key, trust
+// bundle) atomically per file, mode 0600.
+func WriteCert(f CertFiles, certificate string, chain []string, key, ca string) error {
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return err
+	}
+	full := strings.TrimSpace(certificate) + "\n"
+	for _, c := range chain {
+		full += strings.TrimSpace(c) + "\n"
+	}
+	// Key first, then its certificate: a reader between the two sees a pair
+	// that does not match, which grpc-go's file_watcher skips.
+	for _, w := range []struct{ path, body string }{{f.PrivateKey, key}, {f.Certificate, full}, {f.CA, ca}} {
+		path, body := w.path, w.body
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strings.TrimSpace(body)+"\n"), 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// issueOperator issues the operator's certificate with the provisioning
+// token.
+func issueOperator(ctx context.Context, v *vault.Client, files CertFiles, rootCA string) error {
+	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+bhvault.Operator, map[string]any{
+		"uri_sans": ir.SPIFFEID("default", bhvault.Operator), "ttl": bhvault.WorkloadTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("provision: operator certificate: %w", err)
+	}
+	return WriteCert(files, fmt.Sprint(s.Data["certificate"]), chainOf(s), fmt.Sprint(s.Data["private_key"]), rootCA)
+}
+
+// chainOf is the issuing chain of an issued certificate, without the root.
+func chainOf(s *vault.Secret) []string {
+	if issuing, ok := s.Data["issuing_ca"].(string); ok && issuing != "" {
+		return []string{issuing}
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/users"
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
+)
+
+// issueAs gets a workload certificate of an identity from Vault's PKI (as
+// an administrator would), into a new directory.
+func issueAs(t *testing.T, s *stack.Stack, account string) provision.CertFiles {
+	t.Helper()
+	v, err := s.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := v.Logical().WriteWithContext(t.Context(), bhvault.IntermediateMount+"/issue/"+account, map[string]any{"uri_sans": ir.SPIFFEID("default", account), "ttl": "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := v.Logical().ReadWithContext(t.Context(), bhvault.RootMount+"/cert/ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := provision.CertFilesIn(filepath.Join(t.TempDir(), account))
+	if err := provision.WriteCert(f, fmt.Sprint(iss.Data["certificate"]), []string{fmt.Sprint(iss.Data["issuing_ca"])}, fmt.Sprint(iss.Data["private_key"]), fmt.Sprint(root.Data["certificate"])); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// The platform's own SecurityPolicies (policies/mesh): every Service is
+// STRICT, and a caller may make exactly the calls of the request flow.
+func TestPlatformPoliciesAllowExactlyTheFlow(t *testing.T) {
+	p := stack.StartPlatform(t, stack.PlatformOptions{})
+	ctx := t.Context()
+	asAPI, err := provision.MeshConn(p.ControlPlane.XDSAddr(), "api-test", "api-test", issueAs(t, p.Stack, "api"), "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asAPI.Close()
+	users := usersv1.NewUsersServiceClient(asAPI)
+	if _, err := users.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: p.Account}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("api reading usage (its call in the flow): %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"Reserve (chat's call)": func() error {
+			_, err := users.Reserve(ctx, &usersv1.ReserveRequest{AccountId: p.Account, RequestId: "x", MaxTokens: 1})
+			return err
+		},
+		"CreateAccount (the operator's)": func() error {
+			_, err := users.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "x"})
+			return err
+		},
+	} {
+		if err := call(); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("api calling users %s: %v; want PERMISSION_DENIED", name, err)
+		}
+	}
+
+	// Plaintext to a service's own address: refused (STRICT).
+	plain, err := grpc.NewClient(p.Services["users-1"].Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(plain).Check(short, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("plaintext health check: %v; want refused", err)
+	}
+}
+
+// Workload certificates are renewed at two thirds of their life under
+// steady load without a failed call: through the mesh (the services' own
+// clients and servers) and on fresh mTLS connections, each a new handshake
+// against the server's current certificate.
+func TestCertificateRotationUnderLoad(t *testing.T) {
+	s := stack.New(t)
+	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1", Config: func(c *platform.Config) { c.CertTTL = 4 * time.Second }})
+	mesh := usersv1.NewUsersServiceClient(s.Dial("users"))
+	tlsConf, err := provision.OperatorTLS(s.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := mesh.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: "a"}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	var calls, failures atomic.Int64
+	var firstErr atomic.Value
+	var mu sync.Mutex
+	serials := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				if w%2 == 0 {
+					_, err = mesh.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: "a"})
+				} else {
+					err = freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
+				}
+				calls.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	time.Sleep(9 * time.Second)
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d calls failed during rotation (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
+	}
+	if n := svc.CertificatesIssued(); n < 3 {
+		t.Fatalf("%d certificates issued in 9 s with a 4 s lifetime; want at least 3", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(serials) < 2 {
+		t.Fatalf("fresh handshakes saw %d server certificates; want the rotation to show", len(serials))
+	}
+	t.Logf("%d calls, 0 failed, %d certificates issued, %d seen by fresh handshakes", calls.Load(), svc.CertificatesIssued(), len(serials))
+}
+
+// freshHandshake opens a new mTLS connection as the operator, asks for
+// health, and records the server certificate it saw.
+func freshHandshake(ctx context.Context, addr string, conf *tls.Config, mu *sync.Mutex, serials map[string]bool) error {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	var pr peer.Peer
+	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&pr)); err != nil {
+		return err
+	}
+	if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+		mu.Lock()
+		serials[ti.State.PeerCertificates[0].SerialNumber.String()] = true
+		mu.Unlock()
+	}
+	return nil
+}

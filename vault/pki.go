@@ -1,0 +1,20 @@
+package vault
+
+// The mesh's PKI in Vault: a root CA (mount "pki", ten years) that only
+// signs the intermediate (mount "pki_int", five years), which issues the
+// short-lived workload certificates. One PKI role per workload identity,
+// named after it, allows exactly its SPIFFE ID as URI SAN and nothing else
+// (no common name, no DNS names).
+const (
+	RootMount         = "pki"
+	IntermediateMount = "pki_int"
+	// WorkloadTTL is the longest lifetime of a workload certificate; a
+	// workload renews at two thirds of it.
+	WorkloadTTL = "1h"
+)
+
+// Operator is the identity of the platform's operator tools (`bulkhead up`
+// creating the development key, the tests): spiffe://bulkhead.local/ns/
+// default/sa/operator. policies/mesh lets it call the services'
+// administrative methods.
+const Operator = "operator"

@@ -1,5 +1,7 @@
 package vault
 
+import "time"
+
 // The mesh's PKI in Vault: a root CA (mount "pki", ten years) that only
 // signs the intermediate (mount "pki_int", five years), which issues the
 // short-lived workload certificates. One PKI role per workload identity,
@@ -18,3 +20,14 @@ const (
 // default/sa/operator. policies/mesh lets it call the services'
 // administrative methods.
 const Operator = "operator"
+
+// The database secrets engine: one connection (PostgreSQL, with the
+// administrative user) and one role per service that creates short-lived
+// users of the service's database.
+const (
+	DatabaseMount      = "database"
+	DatabaseConnection = "bulkhead-postgres"
+	// DatabaseCredentialTTL is the lifetime of a database user; a service
+	// takes new credentials at two thirds of it.
+	DatabaseCredentialTTL = time.Hour
+)

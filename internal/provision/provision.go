@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
@@ -61,6 +62,9 @@ type Options struct {
 	// Extra secret values per service, merged into its KV secret (e.g. an
 	// upstream API key for the openai engine).
 	Extra map[string]map[string]string
+	// DatabaseCredentialTTL is the lifetime of the services' database users
+	// (default vault.DatabaseCredentialTTL).
+	DatabaseCredentialTTL time.Duration
 }
 
 // Credentials is what a service is started with.
@@ -110,6 +114,12 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := setupDatabaseEngine(ctx, v, o.PostgresAdminDSN); err != nil {
+		return nil, err
+	}
+	if o.DatabaseCredentialTTL == 0 {
+		o.DatabaseCredentialTTL = bhvault.DatabaseCredentialTTL
+	}
 	out := map[string]Credentials{}
 	for _, n := range Services {
 		secret := map[string]any{"service": n.Name}
@@ -119,6 +129,9 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 				return nil, fmt.Errorf("provision %s: %w", n.Name, err)
 			}
 			secret["database_url"] = url
+			if err := databaseRole(ctx, v, n.Name, o.DatabaseCredentialTTL); err != nil {
+				return nil, err
+			}
 		}
 		if n.Redis {
 			url, err := redisUserFor(ctx, rd, n.Name, o.RedisAddr)

@@ -19,10 +19,12 @@ func connectPostgres(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// databaseFor gives service its own role (a new password each time: a
-// restart is a rotation) and database, which only that role may use.
+// databaseFor gives service its database, owned by a role of the same
+// name that cannot log in: the service logs in with short-lived users that
+// Vault's database secrets engine creates as members of that role (see
+// dbengine.go), and works as the owner role (SET ROLE), so what it creates
+// outlives each user. It returns the database's URL without credentials.
 func databaseFor(ctx context.Context, pg *pgx.Conn, service, host string, port int) (string, error) {
-	password := randomHex(24)
 	role := pgx.Identifier{service}.Sanitize()
 	var exists bool
 	if err := pg.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, service).Scan(&exists); err != nil {
@@ -32,9 +34,7 @@ func databaseFor(ctx context.Context, pg *pgx.Conn, service, host string, port i
 	if exists {
 		verb = "ALTER"
 	}
-	// Identifiers are sanitised; a password cannot be a bind parameter in
-	// DDL, and this one is hex.
-	if _, err := pg.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s'`, verb, role, password)); err != nil {
+	if _, err := pg.Exec(ctx, fmt.Sprintf(`%s ROLE %s NOLOGIN`, verb, role)); err != nil {
 		return "", fmt.Errorf("role: %w", err)
 	}
 	if err := pg.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, service).Scan(&exists); err != nil {
@@ -50,7 +50,6 @@ func databaseFor(ctx context.Context, pg *pgx.Conn, service, host string, port i
 	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(service, password),
 		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
 		Path:     "/" + service,
 		RawQuery: "sslmode=disable",

@@ -49,8 +49,9 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// New starts the dependencies, the control plane and the provisioning.
-func New(t testing.TB) *Stack {
+// New starts the dependencies, the control plane and the provisioning;
+// tune adjusts the provisioning (e.g. shorter credential lifetimes).
+func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 	t.Helper()
 	s := &Stack{t: t, conns: map[string]*grpc.ClientConn{}}
 	var wg sync.WaitGroup
@@ -77,7 +78,7 @@ func New(t testing.TB) *Stack {
 	s.ControlPlane = cp
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	prov, err := provision.Provision(ctx, provision.Options{
+	po := provision.Options{
 		PostgresAdminDSN: s.Postgres.DSN(),
 		PostgresHost:     s.Postgres.Host,
 		PostgresPort:     s.Postgres.Port,
@@ -86,7 +87,11 @@ func New(t testing.TB) *Stack {
 		VaultAddr:        s.Vault.Addr,
 		VaultToken:       s.Vault.RootToken,
 		Dir:              t.TempDir(),
-	})
+	}
+	for _, f := range tune {
+		f(&po)
+	}
+	prov, err := provision.Provision(ctx, po)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,3 +174,50 @@ func freshHandshake(ctx context.Context, addr string, conf *tls.Config, mu *sync
 	}
 	return nil
 }
+
+// Database credentials come from Vault's database secrets engine and are
+// replaced before they expire, under steady load, without a failed query.
+func TestDatabaseCredentialRotationUnderLoad(t *testing.T) {
+	s := stack.New(t, func(o *provision.Options) { o.DatabaseCredentialTTL = 6 * time.Second })
+	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1"})
+	c := usersv1.NewUsersServiceClient(s.Dial("users"))
+	ctx := t.Context()
+	acct, err := c.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "rotating"}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, failures atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// GetAccount reads the database on every call.
+				_, err := c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
+				calls.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	time.Sleep(10 * time.Second)
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d queries failed during rotation (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
+	}
+	if n := svc.DatabaseCredentialsIssued(); n < 3 {
+		t.Fatalf("%d database users in 10 s with a 6 s lease; want at least 3", n)
+	}
+	t.Logf("%d queries, 0 failed, %d database users", calls.Load(), svc.DatabaseCredentialsIssued())
+}

@@ -138,6 +138,7 @@ type Runtime struct {
 
 	mesh     *mesh
 	certs    *certs
+	dbCreds  *dbCreds
 	mu       sync.Mutex
 	onStop   []func() error
 	httpAddr []net.Addr
@@ -283,6 +284,15 @@ func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 // CertificatesIssued counts the workload certificates issued so far (the
 // first at start, then each renewal).
 func (s *Service) CertificatesIssued() int { return s.rt.certs.Renewals() }
+
+// DatabaseCredentialsIssued counts the database users obtained so far (0
+// for a service without a database).
+func (s *Service) DatabaseCredentialsIssued() int {
+	if s.rt.dbCreds == nil {
+		return 0
+	}
+	return s.rt.dbCreds.Issued()
+}
 
 // Runtime gives tests access to what the service was given.
 func (s *Service) Runtime() *Runtime { return s.rt }

@@ -17,15 +17,27 @@ import (
 )
 
 // Postgres opens the service's database (the database_url of its Vault
-// secret), applies the migrations in dir (files NNNN_name.sql, in name
-// order, each once, in a transaction), and closes the pool at stop. The
-// pool's connection counts are reported as db.client.connections.
+// secret, with short-lived users from Vault's database secrets engine,
+// rotated before they expire), applies the migrations in dir (files
+// NNNN_name.sql, in name order, each once, in a transaction), and closes
+// the pool at stop. The pool's connection counts are reported as
+// db.client.connections.
 func (rt *Runtime) Postgres(ctx context.Context, migrations fs.FS) (*pgxpool.Pool, error) {
 	url, err := rt.Secrets.Get("database_url")
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.New(ctx, url)
+	creds, err := startDBCreds(ctx, rt.Config, rt.Log)
+	if err != nil {
+		return nil, err
+	}
+	rt.dbCreds = creds
+	rt.OnStop(creds.close)
+	cfg, err := creds.poolConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

@@ -8,3 +8,8 @@ path "secret/data/bulkhead/auth" {
 path "pki_int/issue/auth" {
   capabilities = ["update"]
 }
+
+# Short-lived database users of its own database, and their renewal.
+path "database/creds/auth" {
+  capabilities = ["read"]
+}

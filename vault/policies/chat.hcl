@@ -8,3 +8,8 @@ path "secret/data/bulkhead/chat" {
 path "pki_int/issue/chat" {
   capabilities = ["update"]
 }
+
+# Short-lived database users of its own database, and their renewal.
+path "database/creds/chat" {
+  capabilities = ["read"]
+}

@@ -8,3 +8,8 @@ path "secret/data/bulkhead/models" {
 path "pki_int/issue/models" {
   capabilities = ["update"]
 }
+
+# Short-lived database users of its own database, and their renewal.
+path "database/creds/models" {
+  capabilities = ["read"]
+}

@@ -8,3 +8,8 @@ path "secret/data/bulkhead/users" {
 path "pki_int/issue/users" {
   capabilities = ["update"]
 }
+
+# Short-lived database users of its own database, and their renewal.
+path "database/creds/users" {
+  capabilities = ["read"]
+}

@@ -36,7 +36,7 @@ type ca struct {
 	pem  []byte
 }
 
-func newCA(t *testing.T, name string) *ca {
+func newCA(t testing.TB, name string) *ca {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -54,7 +54,7 @@ func newCA(t *testing.T, name string) *ca {
 
 // issue writes a workload certificate for a SPIFFE ID, valid in
 // [notBefore, notAfter], with the trust bundle trust, into a new directory.
-func (c *ca) issue(t *testing.T, spiffeID string, notAfter time.Time, trust *ca) *bootstrap.CertificateFiles {
+func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca) *bootstrap.CertificateFiles {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u, _ := url.Parse(spiffeID)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,4 +223,137 @@ func TestDatabaseCredentialRotationUnderLoad(t *testing.T) {
 		t.Fatalf("%d database users in 10 s with a 6 s lease; want at least 3", n)
 	}
 	t.Logf("%d queries, 0 failed, %d database users", calls.Load(), svc.DatabaseCredentialsIssued())
+}
+
+// tcpProxy forwards to a real server and can play a network partition:
+// while down it refuses every connection and cuts the open ones.
+type tcpProxy struct {
+	target string
+	lis    net.Listener
+	down   atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{target: target, lis: lis}
+	t.Cleanup(func() { lis.Close() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			if p.down.Load() {
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) setDown(down bool) {
+	p.down.Store(down)
+	if down {
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+		p.mu.Unlock()
+	}
+}
+
+// Vault unreachable: the service keeps serving on its current certificate
+// and database user, counts (and logs) the failed renewals, and renews by
+// itself once Vault is back. Time is scaled down: 20 s lifetimes and a 4 s
+// outage across the renewal point stand for 1 h and 60 s.
+func TestVaultOutage(t *testing.T) {
+	s := stack.New(t, func(o *provision.Options) { o.DatabaseCredentialTTL = 20 * time.Second })
+	proxy := startTCPProxy(t, strings.TrimPrefix(s.Vault.Addr, "http://"))
+	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1", Config: func(c *platform.Config) {
+		c.CertTTL = 20 * time.Second
+		c.Vault.Address = "http://" + proxy.lis.Addr().String()
+	}})
+	c := usersv1.NewUsersServiceClient(s.Dial("users"))
+	tlsConf, err := provision.OperatorTLS(s.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	acct, err := c.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "outage"}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, failures atomic.Int64
+	var firstErr atomic.Value
+	var mu sync.Mutex
+	serials := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				var err error
+				if w == 0 {
+					_, err = c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
+				} else {
+					err = freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
+				}
+				calls.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	time.Sleep(11 * time.Second)
+	proxy.setDown(true)
+	certsBefore, credsBefore := svc.CertificatesIssued(), svc.DatabaseCredentialsIssued()
+	time.Sleep(4 * time.Second)
+	proxy.setDown(false)
+	if svc.RenewalFailures() == 0 {
+		t.Error("no renewal failed while Vault was unreachable")
+	}
+	if svc.CertificatesIssued() != certsBefore || svc.DatabaseCredentialsIssued() != credsBefore {
+		t.Error("renewed while Vault was unreachable?")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for svc.CertificatesIssued() == certsBefore || svc.DatabaseCredentialsIssued() == credsBefore {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal within 10 s of Vault's return (certificates %d, database users %d)", svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d calls failed around the outage (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
+	}
+	t.Logf("%d calls, 0 failed; %d renewals failed during the outage; certificates %d, database users %d", calls.Load(), svc.RenewalFailures(), svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
 }

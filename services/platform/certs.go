@@ -32,6 +32,7 @@ type certs struct {
 	notAfter time.Time
 	renewAt  time.Time
 	renewals int
+	failures int
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -119,6 +120,7 @@ func (c *certs) loop() {
 			continue
 		}
 		c.mu.Lock()
+		c.failures++
 		left := time.Until(c.notAfter)
 		// Try again soon, never later than the certificate's expiry.
 		c.renewAt = time.Now().Add(min(backoff, max(left/2, time.Second)))
@@ -142,4 +144,11 @@ func (c *certs) Renewals() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.renewals
+}
+
+// Failures counts the renewals that failed.
+func (c *certs) Failures() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failures
 }

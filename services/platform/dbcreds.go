@@ -30,6 +30,7 @@ type dbCreds struct {
 	expires  time.Time
 	renewAt  time.Time
 	issued   int
+	failures int
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -97,6 +98,7 @@ func (d *dbCreds) loop() {
 			continue
 		}
 		d.mu.Lock()
+		d.failures++
 		left := time.Until(d.expires)
 		d.renewAt = time.Now().Add(min(backoff, max(left/2, time.Second)))
 		d.mu.Unlock()
@@ -141,4 +143,11 @@ func (d *dbCreds) poolConfig(url string) (*pgxpool.Config, error) {
 	cfg.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
 	cfg.HealthCheckPeriod = min(time.Minute, max(lease/8, time.Second))
 	return cfg, nil
+}
+
+// Failures counts the renewals that failed.
+func (d *dbCreds) Failures() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failures
 }

@@ -294,6 +294,16 @@ func (s *Service) DatabaseCredentialsIssued() int {
 	return s.rt.dbCreds.Issued()
 }
 
+// RenewalFailures counts the certificate and database-credential renewals
+// that failed (each is also logged).
+func (s *Service) RenewalFailures() int {
+	n := s.rt.certs.Failures()
+	if s.rt.dbCreds != nil {
+		n += s.rt.dbCreds.Failures()
+	}
+	return n
+}
+
 // Runtime gives tests access to what the service was given.
 func (s *Service) Runtime() *Runtime { return s.rt }
 

@@ -1,0 +1,150 @@
+package controlplane_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/xds"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+)
+
+// BenchmarkMTLS measures what mTLS costs on the proxyless path, both ends
+// programmed by the control plane: Service "plain" (no SecurityPolicy) and
+// Service "strict" (mTLS STRICT), each one xDS-enabled server on loopback.
+//   - handshake: a new connection, its handshake and one call, per op;
+//   - steady: calls on an established connection through the xDS client,
+//     32 in parallel; p99 reported.
+func BenchmarkMTLS(b *testing.B) {
+	meshCA := newCA(b, "bench root")
+	dir := b.TempDir()
+	backends := map[string]net.Listener{}
+	for _, name := range []string{"plain", "strict"} {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		backends[name] = lis
+		be := &backend{name: name, addr: lis.Addr().(*net.TCPAddr)}
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(service(name, 9000, be)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	policy := `apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {name: strict}
+spec:
+  targetRefs: [{group: "", kind: Service, name: strict}]
+  mtls: {mode: STRICT}
+`
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cp, err := controlplane.Start(ctx, controlplane.Options{ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cp.Stop()
+	for name, lis := range backends {
+		certs := meshCA.issue(b, ir.SPIFFEID("default", name), time.Now().Add(time.Hour), meshCA)
+		bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: name, Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name}, XDSAddress: cp.XDSAddr(), Certificates: certs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		creds, _ := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+		serving := make(chan struct{})
+		var once sync.Once
+		srv, err := xds.NewGRPCServer(grpc.Creds(creds), xds.BootstrapContentsForTesting(bs), xds.ServingModeCallback(func(_ net.Addr, a xds.ServingModeChangeArgs) {
+			if a.Mode == connectivity.ServingModeServing {
+				once.Do(func() { close(serving) })
+			}
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		healthpb.RegisterHealthServer(srv, &backend{name: name})
+		go srv.Serve(lis)
+		defer srv.Stop()
+		<-serving
+	}
+
+	clientCerts := meshCA.issue(b, ir.SPIFFEID("default", "bench"), time.Now().Add(time.Hour), meshCA)
+	files := provision.CertFiles{Certificate: clientCerts.Certificate, PrivateKey: clientCerts.PrivateKey, CA: clientCerts.CA}
+	tlsConf, err := provision.OperatorTLS(files)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	for _, name := range []string{"plain", "strict"} {
+		creds := insecure.NewCredentials()
+		if name == "strict" {
+			creds = credentials.NewTLS(tlsConf)
+		}
+		addr := backends[name].Addr().String()
+		b.Run("handshake/"+name, func(b *testing.B) {
+			for b.Loop() {
+				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+					b.Fatal(err)
+				}
+				cc.Close()
+			}
+		})
+	}
+	for _, name := range []string{"plain", "strict"} {
+		cc, err := provision.MeshConn(cp.XDSAddr(), "bench-"+name, "bench", files, name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Close()
+		c := healthpb.NewHealthClient(cc)
+		if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("steady/"+name, func(b *testing.B) {
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.SetParallelism(16) // 32 goroutines on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					t0 := time.Now()
+					if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
+		})
+	}
+}

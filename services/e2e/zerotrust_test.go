@@ -111,41 +111,17 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	if _, err := mesh.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: "a"}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
-	var calls, failures atomic.Int64
-	var firstErr atomic.Value
 	var mu sync.Mutex
 	serials := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var err error
-				if w%2 == 0 {
-					_, err = mesh.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: "a"})
-				} else {
-					err = freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
-				}
-				calls.Add(1)
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	time.Sleep(9 * time.Second)
-	close(stop)
-	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d calls failed during rotation (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
+	l := underLoad(4, 0, func(w int) error {
+		if w%2 == 0 {
+			_, err := mesh.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: "a"})
+			return err
+		}
+		return freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
+	}, func() { time.Sleep(9 * time.Second) })
+	if l.failures != 0 {
+		t.Fatalf("%d of %d calls failed during rotation (first: %v)", l.failures, l.calls, l.first)
 	}
 	if n := svc.CertificatesIssued(); n < 3 {
 		t.Fatalf("%d certificates issued in 9 s with a 4 s lifetime; want at least 3", n)
@@ -155,7 +131,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	if len(serials) < 2 {
 		t.Fatalf("fresh handshakes saw %d server certificates; want the rotation to show", len(serials))
 	}
-	t.Logf("%d calls, 0 failed, %d certificates issued, %d seen by fresh handshakes", calls.Load(), svc.CertificatesIssued(), len(serials))
+	t.Logf("%d calls, 0 failed, %d certificates issued, %d seen by fresh handshakes", l.calls, svc.CertificatesIssued(), len(serials))
 }
 
 // freshHandshake opens a new mTLS connection as the operator, asks for
@@ -189,40 +165,18 @@ func TestDatabaseCredentialRotationUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls, failures atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// GetAccount reads the database on every call.
-				_, err := c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
-				calls.Add(1)
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	time.Sleep(10 * time.Second)
-	close(stop)
-	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d queries failed during rotation (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
+	// GetAccount reads the database on every call.
+	l := underLoad(4, 0, func(int) error {
+		_, err := c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
+		return err
+	}, func() { time.Sleep(10 * time.Second) })
+	if l.failures != 0 {
+		t.Fatalf("%d of %d queries failed during rotation (first: %v)", l.failures, l.calls, l.first)
 	}
 	if n := svc.DatabaseCredentialsIssued(); n < 3 {
 		t.Fatalf("%d database users in 10 s with a 6 s lease; want at least 3", n)
 	}
-	t.Logf("%d queries, 0 failed, %d database users", calls.Load(), svc.DatabaseCredentialsIssued())
+	t.Logf("%d queries, 0 failed, %d database users", l.calls, svc.DatabaseCredentialsIssued())
 }
 
 // tcpProxy forwards to a real server and can play a network partition:
@@ -301,13 +255,55 @@ func TestVaultOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls, failures atomic.Int64
-	var firstErr atomic.Value
 	var mu sync.Mutex
 	serials := map[string]bool{}
+	l := underLoad(2, 5*time.Millisecond, func(w int) error {
+		if w == 0 {
+			_, err := c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
+			return err
+		}
+		return freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
+	}, func() {
+		time.Sleep(11 * time.Second)
+		proxy.setDown(true)
+		certsBefore, credsBefore := svc.CertificatesIssued(), svc.DatabaseCredentialsIssued()
+		time.Sleep(4 * time.Second)
+		proxy.setDown(false)
+		if svc.RenewalFailures() == 0 {
+			t.Error("no renewal failed while Vault was unreachable")
+		}
+		if svc.CertificatesIssued() != certsBefore || svc.DatabaseCredentialsIssued() != credsBefore {
+			t.Error("renewed while Vault was unreachable?")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for svc.CertificatesIssued() == certsBefore || svc.DatabaseCredentialsIssued() == credsBefore {
+			if time.Now().After(deadline) {
+				t.Fatalf("no renewal within 10 s of Vault's return (certificates %d, database users %d)", svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+	})
+	if l.failures != 0 {
+		t.Fatalf("%d of %d calls failed around the outage (first: %v)", l.failures, l.calls, l.first)
+	}
+	t.Logf("%d calls, 0 failed; %d renewals failed during the outage; certificates %d, database users %d", l.calls, svc.RenewalFailures(), svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
+}
+
+// load is what underLoad saw.
+type load struct {
+	calls, failures int64
+	first           any
+}
+
+// underLoad runs call on workers goroutines (each pausing between calls)
+// while scenario runs, and counts the calls and the failures.
+func underLoad(workers int, pause time.Duration, call func(worker int) error, scenario func()) load {
+	var calls, failures atomic.Int64
+	var first atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for w := range 2 {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -315,45 +311,22 @@ func TestVaultOutage(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				case <-time.After(5 * time.Millisecond):
+				case <-time.After(pause):
 				}
-				var err error
-				if w == 0 {
-					_, err = c.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: acct.Account.Id})
-				} else {
-					err = freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
-				}
+				err := call(w)
 				calls.Add(1)
 				if err != nil {
 					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
+					first.CompareAndSwap(nil, err.Error())
 				}
 			}
 		}()
 	}
-	time.Sleep(11 * time.Second)
-	proxy.setDown(true)
-	certsBefore, credsBefore := svc.CertificatesIssued(), svc.DatabaseCredentialsIssued()
-	time.Sleep(4 * time.Second)
-	proxy.setDown(false)
-	if svc.RenewalFailures() == 0 {
-		t.Error("no renewal failed while Vault was unreachable")
-	}
-	if svc.CertificatesIssued() != certsBefore || svc.DatabaseCredentialsIssued() != credsBefore {
-		t.Error("renewed while Vault was unreachable?")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.CertificatesIssued() == certsBefore || svc.DatabaseCredentialsIssued() == credsBefore {
-		if time.Now().After(deadline) {
-			t.Fatalf("no renewal within 10 s of Vault's return (certificates %d, database users %d)", svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d of %d calls failed around the outage (first: %v)", failures.Load(), calls.Load(), firstErr.Load())
-	}
-	t.Logf("%d calls, 0 failed; %d renewals failed during the outage; certificates %d, database users %d", calls.Load(), svc.RenewalFailures(), svc.CertificatesIssued(), svc.DatabaseCredentialsIssued())
+	// The load stops also when the scenario fails the test (Goexit).
+	var once sync.Once
+	end := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer end()
+	scenario()
+	end()
+	return load{calls: calls.Load(), failures: failures.Load(), first: first.Load()}
 }

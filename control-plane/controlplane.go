@@ -5,16 +5,20 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
@@ -34,11 +38,59 @@ type Options struct {
 	// AdminAddress serves the admin endpoint (empty: none).
 	AdminAddress string
 	Log          *slog.Logger
+	// TLS, when set, makes the xDS connection mTLS (production mode): the
+	// control plane presents its certificate, requires a client
+	// certificate that chains to CA, and admits a node only when that
+	// certificate proves the identity the node claims. Files are re-read
+	// on each handshake, so they can be rotated in place.
+	TLS *TLSFiles
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
 	Debounce time.Duration
 	MaxDelay time.Duration
+}
+
+// TLSFiles are PEM files: the control plane's certificate (chain) and key,
+// and the trust bundle its clients' certificates must chain to.
+type TLSFiles struct {
+	Certificate, PrivateKey, CA string
+}
+
+func (f *TLSFiles) serverConfig() (*tls.Config, error) {
+	load := func() (*tls.Certificate, *x509.CertPool, error) {
+		pair, err := tls.LoadX509KeyPair(f.Certificate, f.PrivateKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		ca, err := os.ReadFile(f.CA)
+		if err != nil {
+			return nil, nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, nil, fmt.Errorf("%s: no certificate", f.CA)
+		}
+		return &pair, pool, nil
+	}
+	if _, _, err := load(); err != nil {
+		return nil, fmt.Errorf("control plane: xds TLS: %w", err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			pair, pool, err := load()
+			if err != nil {
+				return nil, err
+			}
+			return &tls.Config{
+				MinVersion:   tls.VersionTLS12,
+				Certificates: []tls.Certificate{*pair},
+				ClientAuth:   tls.RequireAndVerifyClientCert,
+				ClientCAs:    pool,
+			}, nil
+		},
+	}, nil
 }
 
 // ControlPlane is a running control plane.
@@ -79,17 +131,27 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control plane: xds address: %w", err)
 	}
+	gopts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(1 << 20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if opts.TLS != nil {
+		conf, err := opts.TLS.serverConfig()
+		if err != nil {
+			lis.Close()
+			return nil, err
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(conf)))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &ControlPlane{
 		Server:  server.New(ctx, opts.Log),
 		lis:     lis,
 		cancel:  cancel,
 		updated: make(chan struct{}),
-		grpc: grpc.NewServer(
-			grpc.MaxConcurrentStreams(1<<20),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		),
+		grpc:    grpc.NewServer(gopts...),
 	}
+	cp.Server.RequireProof = opts.TLS != nil
 	cp.Server.Register(cp.grpc)
 	if opts.AdminAddress != "" {
 		al, err := net.Listen("tcp", opts.AdminAddress)

@@ -54,13 +54,13 @@ func newCA(t testing.TB, name string) *ca {
 
 // issue writes a workload certificate for a SPIFFE ID, valid in
 // [notBefore, notAfter], with the trust bundle trust, into a new directory.
-func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca) *bootstrap.CertificateFiles {
+func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca, ips ...net.IP) *bootstrap.CertificateFiles {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u, _ := url.Parse(spiffeID)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
-		SerialNumber: serial, URIs: []*url.URL{u},
+		SerialNumber: serial, URIs: []*url.URL{u}, IPAddresses: ips,
 		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

@@ -32,6 +32,10 @@ type GRPCOptions struct {
 	// ir.CertificateProvider) re-reads them, so the process can rotate them
 	// in place; the control plane's TLS contexts refer to that instance.
 	Certificates *CertificateFiles
+	// XDSTLS makes the connection to the control plane mTLS with the same
+	// certificates (production mode: the node proves who it is). The
+	// control plane's certificate must name the host of XDSAddress.
+	XDSTLS bool
 }
 
 // CertificateFiles are PEM files: the certificate chain, its key, and the
@@ -54,7 +58,8 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 		return nil, fmt.Errorf("bootstrap: xds address %q: %w", o.XDSAddress, err)
 	}
 	type creds struct {
-		Type string `json:"type"`
+		Type   string         `json:"type"`
+		Config map[string]any `json:"config,omitempty"`
 	}
 	type xdsServer struct {
 		ServerURI      string   `json:"server_uri"`
@@ -99,6 +104,18 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 	if o.Zone != "" {
 		doc.Node.Locality = &locality{Zone: o.Zone}
 	}
+	if o.XDSTLS {
+		c := o.Certificates
+		if c == nil {
+			return nil, errors.New("bootstrap: an mTLS xDS connection needs the certificates")
+		}
+		doc.XDSServers[0].ChannelCreds = []creds{{Type: "tls", Config: map[string]any{
+			"certificate_file":    c.Certificate,
+			"private_key_file":    c.PrivateKey,
+			"ca_certificate_file": c.CA,
+			"refresh_interval":    durationJSON(c.RefreshInterval),
+		}}}
+	}
 	if c := o.Certificates; c != nil {
 		if c.Certificate == "" || c.PrivateKey == "" || c.CA == "" {
 			return nil, errors.New("bootstrap: certificates need the certificate, private key and CA files")
@@ -106,20 +123,25 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 		if filepath.Dir(c.Certificate) != filepath.Dir(c.PrivateKey) {
 			return nil, errors.New("bootstrap: the certificate and its key must be in the same directory (grpc-go's file_watcher)")
 		}
-		refresh := c.RefreshInterval
-		if refresh <= 0 {
-			refresh = 10 * time.Second
-		}
+
 		doc.CertificateProviders = map[string]provider{ir.CertificateProvider: {
 			PluginName: "file_watcher",
 			Config: map[string]any{
 				"certificate_file":    c.Certificate,
 				"private_key_file":    c.PrivateKey,
 				"ca_certificate_file": c.CA,
-				// A google.protobuf.Duration in JSON: seconds with an "s".
-				"refresh_interval": strconv.FormatFloat(refresh.Seconds(), 'f', -1, 64) + "s",
+				"refresh_interval":    durationJSON(c.RefreshInterval),
 			},
 		}}
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// durationJSON is a refresh interval as a google.protobuf.Duration in JSON
+// (seconds with an "s"; default 10s).
+func durationJSON(d time.Duration) string {
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }

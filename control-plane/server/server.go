@@ -16,6 +16,8 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
@@ -24,10 +26,16 @@ import (
 
 // Server holds the latest translation and serves it to every proxy.
 type Server struct {
-	log   *slog.Logger
-	cache cachev3.SnapshotCache
-	acks  *acks
-	ads   serverv3.Server
+	// RequireProof refuses the streams of nodes that have not proved, with
+	// the TLS client certificate of the xDS connection, the identity they
+	// claim (production mode; see proof.go). Set before serving.
+	RequireProof bool
+
+	log    *slog.Logger
+	cache  cachev3.SnapshotCache
+	acks   *acks
+	proofs proofs
+	ads    serverv3.Server
 
 	mu      sync.Mutex
 	result  *translate.Result
@@ -157,23 +165,35 @@ func (s *Server) Published(id ir.ProxyID) (xds.Resources, error) {
 func (s *Server) Nodes() []NodeState { return s.acks.nodes() }
 
 func (s *Server) callbacks() serverv3.Callbacks {
-	admit := func(ctx context.Context, n *corev3.Node) (string, error) {
+	admit := func(ctx context.Context, stream int64, n *corev3.Node) (string, error) {
 		id, err := ProxyOf(n)
 		if err != nil {
 			s.log.Warn("refused an xDS stream", "error", err)
 			return "", err
 		}
+		if s.RequireProof {
+			want := ir.SPIFFEID(id.Namespace, ServiceAccount(id, n))
+			if got := s.proofs.of(stream); got != want {
+				if got == "" {
+					got = "no certificate"
+				}
+				err := status.Errorf(codes.PermissionDenied, "node %q claims %s, which requires the identity %s; its certificate says %s", n.GetId(), id, want, got)
+				s.log.Warn("refused an xDS stream", "error", err)
+				return "", err
+			}
+		}
 		s.ensure(ctx, id)
 		return id.String(), nil
 	}
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			s.proofs.open(ctx, id)
 			s.acks.open(id)
 			return nil
 		},
-		StreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id) },
+		StreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id); s.proofs.closed(id) },
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
-			proxy, err := admit(context.Background(), req.GetNode())
+			proxy, err := admit(context.Background(), id, req.GetNode())
 			if err != nil {
 				return err
 			}
@@ -183,13 +203,14 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 			s.acks.response(id, resp)
 		},
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			s.proofs.open(ctx, id)
 			s.acks.open(id)
 			return nil
 		},
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.acks.closed(id); s.proofs.closed(id) },
 		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-			proxy, err := admit(context.Background(), req.GetNode())
+			proxy, err := admit(context.Background(), id, req.GetNode())
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+)
+
+// Node proof: with the xDS connection in mTLS (production mode), a node
+// proves who it is with its workload certificate, and the identity it
+// claims in its metadata must be the one its certificate carries. Only a
+// proven node of an Envoy role is ever given secrets (SDS).
+
+// ServiceAccount is the identity a node must prove, by role: a proxyless
+// application or a sidecar runs as its Service's account (a proxyless node
+// may say otherwise in its metadata, "serviceAccount": auth's cache-only
+// pool is Service auth-cache run by account auth); a Gateway's Envoy runs
+// as gateway-NAME, a router's as router-NAME.
+func ServiceAccount(id ir.ProxyID, n *corev3.Node) string {
+	switch id.Role {
+	case ir.RoleGateway:
+		return "gateway-" + id.Name
+	case ir.RoleRouter:
+		return "router-" + id.Name
+	case ir.RoleGRPC:
+		md := n.GetMetadata().GetFields()[MetadataKey].GetStructValue().GetFields()
+		if sa := md["serviceAccount"].GetStringValue(); sa != "" {
+			return sa
+		}
+	}
+	return id.Name
+}
+
+// peerIdentity is the SPIFFE ID of the stream's TLS client certificate
+// ("" on a plaintext connection).
+func peerIdentity(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return ""
+	}
+	for _, u := range ti.State.PeerCertificates[0].URIs {
+		if u.Scheme == "spiffe" {
+			return u.String()
+		}
+	}
+	return ""
+}
+
+// proofs remembers the proven identity of each stream.
+type proofs struct {
+	mu       sync.Mutex
+	byStream map[int64]string
+}
+
+func (p *proofs) open(ctx context.Context, stream int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byStream == nil {
+		p.byStream = map[int64]string{}
+	}
+	p.byStream[stream] = peerIdentity(ctx)
+}
+
+func (p *proofs) closed(stream int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.byStream, stream)
+}
+
+func (p *proofs) of(stream int64) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byStream[stream]
+}

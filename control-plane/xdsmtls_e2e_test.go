@@ -1,0 +1,136 @@
+package controlplane_test
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/xds"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+)
+
+// adsNode is a node as it says who it is.
+func adsNode(id, role, name string) *corev3.Node {
+	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": role, "namespace": "default", "name": name}})
+	return &corev3.Node{Id: id, Metadata: md}
+}
+
+// firstListeners opens an ADS stream on cc as node and returns the first
+// answer to a Listener request, or the stream's error.
+func firstListeners(ctx context.Context, cc *grpc.ClientConn, node *corev3.Node) (*discoveryv3.DiscoveryResponse, error) {
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ListenerType}); err != nil {
+		return nil, err
+	}
+	return st.Recv()
+}
+
+// Production mode: the xDS connection is mTLS, and a node is admitted only
+// when its certificate proves the identity it claims.
+func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
+	meshCA := newCA(t, "bulkhead test root")
+	cpCerts := meshCA.issue(t, ir.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
+	b := startBackend(t, "echo")
+	dir := t.TempDir()
+	m := &mesh{t: t, dir: dir}
+	m.write("echo.yaml", service("echo", 9000, b))
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{
+		ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0",
+		TLS: &controlplane.TLSFiles{Certificate: cpCerts.Certificate, PrivateKey: cpCerts.PrivateKey, CA: cpCerts.CA},
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop() })
+	m.cp = cp
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	tlsConn := func(certs *bootstrap.CertificateFiles) *grpc.ClientConn {
+		conf, err := provision.OperatorTLS(provision.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := grpc.NewClient(cp.XDSAddr(), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	callerCerts := meshCA.issue(t, ir.SPIFFEID("default", "caller"), time.Now().Add(time.Hour), meshCA)
+
+	// Proven: its certificate says caller, it claims grpc/default/caller.
+	if _, err := firstListeners(ctx, tlsConn(callerCerts), adsNode("caller-1", "grpc", "caller")); err != nil {
+		t.Fatalf("proven node: %v", err)
+	}
+	// An impostor: a valid mesh certificate (chat), claiming caller.
+	chatCerts := meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
+	if _, err := firstListeners(ctx, tlsConn(chatCerts), adsNode("chat-1", "grpc", "caller")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("node claiming another identity: %v; want PERMISSION_DENIED", err)
+	}
+	// An Envoy gateway must prove gateway-NAME.
+	if _, err := firstListeners(ctx, tlsConn(chatCerts), adsNode("gw-1", "gateway", "ai")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("gateway node with a workload certificate: %v; want PERMISSION_DENIED", err)
+	}
+	// Plaintext, and TLS without a client certificate: refused at the handshake.
+	plain, err := grpc.NewClient(cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelShort()
+	if _, err := firstListeners(short, plain, adsNode("x", "grpc", "caller")); err == nil {
+		t.Fatal("a plaintext xDS client was served")
+	}
+	noCert, err := grpc.NewClient(cp.XDSAddr(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCert.Close()
+	if _, err := firstListeners(short, noCert, adsNode("x", "grpc", "caller")); err == nil {
+		t.Fatal("an xDS client without a certificate was served")
+	}
+
+	// grpc-go's own xDS client over the mTLS connection (bootstrap channel
+	// credentials "tls"), proven, routes a real call.
+	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: "caller-2", Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
+		XDSAddress: cp.XDSAddr(), Certificates: callerCerts, XDSTLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := xds.NewXDSResolverWithConfigForTesting(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("xds:///echo.default:9000", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("call through the mTLS-programmed client: %v", err)
+	}
+}

@@ -44,6 +44,9 @@ type Options struct {
 	// certificate proves the identity the node claims. Files are re-read
 	// on each handshake, so they can be rotated in place.
 	TLS *TLSFiles
+	// Issuer issues the workload certificates the control plane serves
+	// over SDS to proven Envoy nodes (production mode only).
+	Issuer server.Issuer
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
@@ -152,6 +155,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		grpc:    grpc.NewServer(gopts...),
 	}
 	cp.Server.RequireProof = opts.TLS != nil
+	cp.Server.Issuer = opts.Issuer
 	cp.Server.Register(cp.grpc)
 	if opts.AdminAddress != "" {
 		al, err := net.Listen("tcp", opts.AdminAddress)

@@ -3,12 +3,17 @@ package controlplane_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -23,6 +28,7 @@ import (
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 )
 
@@ -132,5 +138,127 @@ func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
 	defer cc.Close()
 	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("call through the mTLS-programmed client: %v", err)
+	}
+}
+
+// caIssuer issues workload certificates from the test CA (Vault's PKI in
+// the platform).
+type caIssuer struct {
+	t  testing.TB
+	ca *ca
+}
+
+func (i caIssuer) Issue(_ context.Context, spiffeID string) (*server.Issued, error) {
+	f := i.ca.issue(i.t, spiffeID, time.Now().Add(time.Hour), i.ca)
+	read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }
+	return &server.Issued{CertificateChain: read(f.Certificate), PrivateKey: read(f.PrivateKey), TrustBundle: read(f.CA), NotAfter: time.Now().Add(time.Hour)}, nil
+}
+
+// secretsOf opens an ADS stream as node and asks for the SDS secrets; it
+// returns them, or nil when nothing comes within wait.
+func secretsOf(ctx context.Context, cc *grpc.ClientConn, node *corev3.Node, wait time.Duration) ([]*tlsv3.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.SecretType, ResourceNames: []string{ir.WorkloadSecret, ir.TrustBundleSecret}}); err != nil {
+		return nil, err
+	}
+	resp, err := st.Recv()
+	if status.Code(err) == codes.DeadlineExceeded {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*tlsv3.Secret
+	for _, a := range resp.GetResources() {
+		s := &tlsv3.Secret{}
+		if err := a.UnmarshalTo(s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// SDS: a proven Envoy node gets its workload certificate and the trust
+// bundle; an impostor gets refused; without the mTLS xDS connection
+// (development mode) no node ever gets a secret.
+func TestSDSOnlyToProvenNodes(t *testing.T) {
+	meshCA := newCA(t, "bulkhead test root")
+	cpCerts := meshCA.issue(t, ir.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
+	gw := `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ai}
+spec:
+  gatewayClassName: bulkhead
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+`
+	start := func(tlsFiles *controlplane.TLSFiles) *controlplane.ControlPlane {
+		dir := t.TempDir()
+		m := &mesh{t: t, dir: dir}
+		m.write("gw.yaml", gw)
+		cp, err := controlplane.Start(t.Context(), controlplane.Options{
+			ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", TLS: tlsFiles, Issuer: caIssuer{t, meshCA},
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cp.Stop() })
+		return cp
+	}
+	secure := start(&controlplane.TLSFiles{Certificate: cpCerts.Certificate, PrivateKey: cpCerts.PrivateKey, CA: cpCerts.CA})
+	conn := func(addr string, certs *bootstrap.CertificateFiles) *grpc.ClientConn {
+		creds := insecure.NewCredentials()
+		if certs != nil {
+			conf, err := provision.OperatorTLS(provision.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds = credentials.NewTLS(conf)
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	ctx := t.Context()
+	gwCerts := meshCA.issue(t, ir.SPIFFEID("default", "gateway-ai"), time.Now().Add(time.Hour), meshCA)
+	got, err := secretsOf(ctx, conn(secure.XDSAddr(), gwCerts), adsNode("ai-1", "gateway", "ai"), 10*time.Second)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("proven gateway: %d secrets, %v; want the workload certificate and the trust bundle", len(got), err)
+	}
+	for _, s := range got {
+		if s.GetName() == ir.WorkloadSecret {
+			c := s.GetTlsCertificate()
+			block, _ := pem.Decode([]byte(c.GetCertificateChain().GetInlineString()))
+			leaf, err := x509.ParseCertificate(block.Bytes)
+			if err != nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != ir.SPIFFEID("default", "gateway-ai") || c.GetPrivateKey().GetInlineString() == "" {
+				t.Fatalf("workload secret: %v %v", leaf, err)
+			}
+		}
+	}
+	// The config dump never shows a key.
+	res, _ := secure.XDS().Published(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"})
+	dump, _ := res.JSON()
+	if strings.Contains(string(dump), "PRIVATE KEY") || !strings.Contains(string(dump), `"redacted"`) {
+		t.Fatalf("config dump shows secrets: %s", dump)
+	}
+	// A workload certificate claiming the gateway: refused, no secret.
+	chatCerts := meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
+	if _, err := secretsOf(ctx, conn(secure.XDSAddr(), chatCerts), adsNode("x", "gateway", "ai"), 10*time.Second); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("impostor asking for the gateway's secrets: %v; want PERMISSION_DENIED", err)
+	}
+	// Development mode (plaintext xDS, nothing proven): no secret, ever.
+	dev := start(nil)
+	got, err = secretsOf(ctx, conn(dev.XDSAddr(), nil), adsNode("ai-2", "gateway", "ai"), 2*time.Second)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("unproven gateway in development mode: %d secrets, %v; want none", len(got), err)
 	}
 }

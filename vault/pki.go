@@ -31,3 +31,12 @@ const (
 	// takes new credentials at two thirds of it.
 	DatabaseCredentialTTL = time.Hour
 )
+
+// ControlPlane is the control plane's identity; its PKI role
+// (EnvoyIssuerRole) lets it issue the workload certificates it serves to
+// proven Envoy nodes over SDS (any identity of the trust domain), and
+// nothing else can.
+const (
+	ControlPlane    = "control-plane"
+	EnvoyIssuerRole = "envoy-sds"
+)

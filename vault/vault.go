@@ -7,8 +7,6 @@ package vault
 import (
 	"embed"
 	"fmt"
-	"io/fs"
-	"strings"
 )
 
 //go:embed policies/*.hcl
@@ -21,14 +19,4 @@ func Policy(service string) (string, error) {
 		return "", fmt.Errorf("vault: no policy for service %q (vault/policies/%s.hcl)", service, service)
 	}
 	return string(b), nil
-}
-
-// Services lists the services that have a policy.
-func Services() []string {
-	names, _ := fs.Glob(policies, "policies/*.hcl")
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		out = append(out, strings.TrimSuffix(strings.TrimPrefix(n, "policies/"), ".hcl"))
-	}
-	return out
 }

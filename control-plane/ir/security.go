@@ -77,3 +77,10 @@ func WildcardPrefix(pattern string) (string, bool) {
 	}
 	return pattern, false
 }
+
+// The SDS secrets an Envoy proxy gets once it has proved its identity:
+// its workload certificate and key, and the mesh's trust bundle.
+const (
+	WorkloadSecret    = "workload"
+	TrustBundleSecret = "trust-bundle"
+)

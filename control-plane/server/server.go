@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -30,12 +31,16 @@ type Server struct {
 	// the TLS client certificate of the xDS connection, the identity they
 	// claim (production mode; see proof.go). Set before serving.
 	RequireProof bool
+	// Issuer issues the workload certificates of proven Envoy nodes (SDS);
+	// nil: none are served. Set before serving.
+	Issuer Issuer
 
-	log    *slog.Logger
-	cache  cachev3.SnapshotCache
-	acks   *acks
-	proofs proofs
-	ads    serverv3.Server
+	log     *slog.Logger
+	secrets secretCache
+	cache   cachev3.SnapshotCache
+	acks    *acks
+	proofs  proofs
+	ads     serverv3.Server
 
 	mu      sync.Mutex
 	result  *translate.Result
@@ -66,6 +71,7 @@ func New(ctx context.Context, log *slog.Logger) *Server {
 		proxies: map[string]*proxyState{},
 	}
 	s.ads = serverv3.NewServer(ctx, s.cache, s.callbacks())
+	go s.renewSecrets(ctx)
 	return s
 }
 
@@ -110,6 +116,12 @@ func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
 	res, warnings, err := xds.BuildWithWarnings(s.result.Config(p.id))
 	for _, w := range warnings {
 		s.log.Warn("route left out", "proxy", p.id.String(), "error", w)
+	}
+	if err == nil {
+		var secrets []types.Resource
+		if secrets, err = s.secretsFor(ctx, p.id); err == nil && len(secrets) > 0 {
+			res[resourcev3.SecretType] = secrets
+		}
 	}
 	var versions map[resourcev3.Type]string
 	if err == nil {

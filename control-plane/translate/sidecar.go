@@ -53,10 +53,11 @@ func (r *Result) sidecarConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 		}}},
 	}
 	listeners = append(listeners, &ir.Listener{
-		Name: fmt.Sprintf("inbound/%s", strings.ReplaceAll(id.Inbound, "=", "->")),
-		Kind: ir.ListenerHTTP,
-		Host: in.Address,
-		Port: in.Port,
+		Name:     fmt.Sprintf("inbound/%s", strings.ReplaceAll(id.Inbound, "=", "->")),
+		Kind:     ir.ListenerHTTP,
+		Host:     in.Address,
+		Port:     in.Port,
+		Security: r.Inbound[id.Namespace+"/"+id.Name],
 		VirtualHosts: []*ir.VirtualHost{{
 			Name: "inbound", Domains: []string{"*"},
 			Routes: []*ir.Route{{

@@ -42,8 +42,12 @@ func cluster(c *ir.Cluster, f flavour) *clusterv3.Cluster {
 	if c.OutlierDetection != nil {
 		out.OutlierDetection = outlierDetection(c.OutlierDetection)
 	}
-	if f == flavourGRPC && c.TLS != nil {
-		out.TransportSocket = upstreamTLS(c.TLS)
+	if c.TLS != nil {
+		if f == flavourGRPC {
+			out.TransportSocket = upstreamTLS(c.TLS)
+		} else {
+			out.TransportSocket = envoyUpstreamTLS(c.TLS)
+		}
 	}
 	if f == flavourEnvoy && c.HealthCheck != nil {
 		out.HealthChecks = healthChecks(c.HealthCheck)

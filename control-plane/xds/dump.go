@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -15,6 +16,7 @@ var dumpKeys = map[resourcev3.Type]string{
 	resourcev3.RouteType:    "routes",
 	resourcev3.ClusterType:  "clusters",
 	resourcev3.EndpointType: "endpoints",
+	resourcev3.SecretType:   "secrets",
 }
 
 // JSON renders the resources as one JSON document ({"clusters": [...],
@@ -23,6 +25,12 @@ func (r Resources) JSON() ([]byte, error) {
 	doc := map[string][]json.RawMessage{}
 	for _, typ := range Types {
 		for _, res := range r[typ] {
+			if typ == resourcev3.SecretType {
+				// Keys never leave the control plane in a dump.
+				b, _ := json.Marshal(map[string]any{"name": cachev3.GetResourceName(res), "content": "redacted"})
+				doc[dumpKeys[typ]] = append(doc[dumpKeys[typ]], json.RawMessage(b))
+				continue
+			}
 			b, err := protojson.MarshalOptions{UseProtoNames: false}.Marshal(res)
 			if err != nil {
 				return nil, fmt.Errorf("render %s: %w", dumpKeys[typ], err)

@@ -20,11 +20,15 @@ import (
 //	rbac      (SecurityPolicy)           — sidecars, on SPIFFE principals
 //	fault     (BackendPolicy, per route) — configured per route, inert otherwise
 //	router                               — last, always
-func httpFilters() []*hcmv3.HttpFilter {
-	return []*hcmv3.HttpFilter{
-		{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
-		{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+func httpFilters(sec *ir.InboundSecurity) []*hcmv3.HttpFilter {
+	var out []*hcmv3.HttpFilter
+	if sec != nil && sec.RBAC != nil {
+		out = append(out, rbacFilters(sec.RBAC)...)
 	}
+	return append(out,
+		&hcmv3.HttpFilter{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
+		&hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+	)
 }
 
 // httpListener is an Envoy listener of the router or a gateway: HTTP/1.1
@@ -37,7 +41,7 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 			ConfigSource:    adsSource(),
 			RouteConfigName: l.Name,
 		}},
-		HttpFilters: httpFilters(),
+		HttpFilters: httpFilters(l.Security),
 		// Clients connect directly: the peer address is the client's.
 		// SecurityPolicy.ipAccess.xffNumTrustedHops changes this at the
 		// edge when a load balancer is in front.
@@ -57,15 +61,21 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 	if l.Degraded != nil {
 		hcm.LocalReplyConfig = localReply(l.Degraded)
 	}
-	return &listenerv3.Listener{
-		Name:    l.Name,
-		Address: socketAddress(l.Host, l.Port),
-		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{{
-				Name:       "envoy.filters.network.http_connection_manager",
-				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
-			}},
+	fc := &listenerv3.FilterChain{
+		Filters: []*listenerv3.Filter{{
+			Name:       "envoy.filters.network.http_connection_manager",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
 		}},
+	}
+	if l.Security.Strict() {
+		// A sidecar's inbound for a STRICT Service (RBAC above needs the
+		// peer's certificate).
+		fc.TransportSocket = envoyDownstreamTLS()
+	}
+	return &listenerv3.Listener{
+		Name:                          l.Name,
+		Address:                       socketAddress(l.Host, l.Port),
+		FilterChains:                  []*listenerv3.FilterChain{fc},
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(1 << 20),
 	}
 }

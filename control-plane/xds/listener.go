@@ -20,7 +20,7 @@ func clientListener(l *ir.Listener) (*listenerv3.Listener, error) {
 		}},
 		// The fault filter does nothing unless a route configures it
 		// (typed_per_filter_config); the router filter comes last.
-		HttpFilters: httpFilters(),
+		HttpFilters: httpFilters(nil),
 	}
 	api, err := anypb.New(hcm)
 	if err != nil {

@@ -21,6 +21,8 @@ var Types = []resourcev3.Type{
 	resourcev3.EndpointType,
 	resourcev3.ListenerType,
 	resourcev3.RouteType,
+	// Secrets are added by the server, for proven Envoy nodes only.
+	resourcev3.SecretType,
 }
 
 // Resources are the xDS resources of one proxy, by type, sorted by name.
@@ -195,6 +197,8 @@ func TypeName(t resourcev3.Type) string {
 		return "cluster"
 	case resourcev3.EndpointType:
 		return "endpoints"
+	case resourcev3.SecretType:
+		return "secret"
 	}
 	return t
 }

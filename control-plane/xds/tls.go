@@ -55,3 +55,48 @@ func downstreamTLS() *corev3.TransportSocket {
 		})},
 	}
 }
+
+// Envoy takes its workload certificate and the trust bundle over SDS, on
+// the ADS stream, under ir.WorkloadSecret and ir.TrustBundleSecret; the
+// control plane only serves them to nodes that proved their identity.
+func sdsCommonTLS(sanPrefix string) *tlsv3.CommonTlsContext {
+	c := &tlsv3.CommonTlsContext{
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: ir.WorkloadSecret, SdsConfig: adsSource()}},
+	}
+	var def *tlsv3.CertificateValidationContext
+	if sanPrefix != "" {
+		def = &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+			SanType: tlsv3.SubjectAltNameMatcher_URI,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: sanPrefix}},
+		}}}
+	}
+	c.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+		DefaultValidationContext:         def,
+		ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: ir.TrustBundleSecret, SdsConfig: adsSource()},
+	}}
+	if def == nil {
+		c.ValidationContextType.(*tlsv3.CommonTlsContext_CombinedValidationContext).CombinedValidationContext.DefaultValidationContext = &tlsv3.CertificateValidationContext{}
+	}
+	return c
+}
+
+// envoyUpstreamTLS is an Envoy proxy's mTLS to a STRICT Service.
+func envoyUpstreamTLS(t *ir.UpstreamTLS) *corev3.TransportSocket {
+	return &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+			CommonTlsContext: sdsCommonTLS(t.SANPrefix),
+		})},
+	}
+}
+
+// envoyDownstreamTLS is a sidecar's inbound mTLS for a STRICT Service.
+func envoyDownstreamTLS() *corev3.TransportSocket {
+	return &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.DownstreamTlsContext{
+			CommonTlsContext:         sdsCommonTLS(ir.TrustDomainPrefix),
+			RequireClientCertificate: wrapperspb.Bool(true),
+		})},
+	}
+}

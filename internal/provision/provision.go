@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
@@ -165,20 +164,21 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	if err := workloadRole(ctx, v, bhvault.Operator); err != nil {
 		return nil, err
 	}
+	if err := envoyIssuerRole(ctx, v); err != nil {
+		return nil, err
+	}
+	// The control plane's AppRole: it issues the certificates it serves
+	// over SDS, nothing else.
+	cpCred, err := appRoleFor(ctx, v, bhvault.ControlPlane, map[string]any{"service": bhvault.ControlPlane}, o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("provision %s: %w", bhvault.ControlPlane, err)
+	}
+	out[bhvault.ControlPlane] = cpCred
 	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
 	if err := issueOperator(ctx, v, operator, rootCA); err != nil {
 		return nil, err
 	}
 	return &Result{Credentials: out, Operator: operator, RootCA: rootCA}, nil
-}
-
-// Names lists the provisioned services.
-func Names() []string {
-	out := make([]string, 0, len(Services))
-	for _, n := range Services {
-		out = append(out, n.Name)
-	}
-	return slices.Clip(out)
 }
 
 func newKey(kind string) string {

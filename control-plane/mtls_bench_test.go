@@ -114,7 +114,7 @@ spec:
 		})
 	}
 	for _, name := range []string{"plain", "strict"} {
-		cc, err := provision.MeshConn(cp.XDSAddr(), "bench-"+name, "bench", files, name)
+		cc, err := provision.MeshClient{XDSAddress: cp.XDSAddr(), NodeID: "bench-" + name, Name: "bench", Account: "bench", Certs: files}.Dial(name)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -27,6 +27,10 @@ type GRPCOptions struct {
 	XDSAddress string
 	// Locality of the process, for locality-aware load balancing.
 	Zone string
+	// ServiceAccount is the identity the process proves on an mTLS xDS
+	// connection, when it is not its Service's name (auth's cache-only
+	// pool, Service auth-cache, runs as auth).
+	ServiceAccount string
 	// Certificates, when set, are the workload certificate files of the
 	// process: grpc-go's file_watcher certificate provider (instance
 	// ir.CertificateProvider) re-reads them, so the process can rotate them
@@ -93,11 +97,7 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 		}},
 		Node: node{
 			ID: o.NodeID,
-			Metadata: map[string]any{"bulkhead": map[string]string{
-				"role":      string(o.Proxy.Role),
-				"namespace": o.Proxy.Namespace,
-				"name":      o.Proxy.Name,
-			}},
+			Metadata: map[string]any{"bulkhead": bulkheadMetadata(o)},
 		},
 		ServerListenerResourceNameTemplate: ir.ServerListenerTemplate,
 	}
@@ -144,4 +144,16 @@ func durationJSON(d time.Duration) string {
 		d = 10 * time.Second
 	}
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+func bulkheadMetadata(o GRPCOptions) map[string]string {
+	md := map[string]string{
+		"role":      string(o.Proxy.Role),
+		"namespace": o.Proxy.Namespace,
+		"name":      o.Proxy.Name,
+	}
+	if o.ServiceAccount != "" && o.ServiceAccount != o.Proxy.Name {
+		md["serviceAccount"] = o.ServiceAccount
+	}
+	return md
 }

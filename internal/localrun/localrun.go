@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,10 +174,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	var cp *controlplane.ControlPlane
+	var keyPath string
 	endpointsDir := filepath.Join(state, "endpoints")
 	if opts.MeshDir != "" {
 		if st, err := os.Stat(opts.MeshDir); err != nil || !st.IsDir() {
-			fmt.Fprintf(out, "  %-9s skipped: no directory %s (run from the repository, or pass --mesh-dir)\n", "control", opts.MeshDir)
+			fmt.Fprintf(out, "  %-20s skipped: no directory %s (run from the repository, or pass --mesh-dir)\n", "control", opts.MeshDir)
 		} else {
 			// Endpoints of an earlier run are stale: their processes are gone.
 			if err := os.RemoveAll(endpointsDir); err != nil {
@@ -187,59 +187,43 @@ func Run(ctx context.Context, opts Options) (err error) {
 			if err := os.MkdirAll(endpointsDir, 0o755); err != nil {
 				return err
 			}
+			fmt.Fprintln(out, "provisioning databases, Redis users, Vault PKI, database engine, policies and AppRoles ...")
+			prov, err := provision.Provision(ctx, provision.Options{
+				PostgresAdminDSN: pg.DSN(), PostgresHost: pg.Host, PostgresPort: pg.Port,
+				RedisAddr: rd.Addr, RedisPassword: rd.Password,
+				VaultAddr: vlt.Addr, VaultToken: vlt.RootToken,
+				Dir:      filepath.Join(state, "secrets"),
+				KeysFile: filepath.Join(state, "secrets", "keys.json"),
+			})
+			if err != nil {
+				return err
+			}
 			if err := start("control", func() (component, error) {
-				logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				c, where, closeFn, err := startControlPlane(ctx, opts, state, endpointsDir, vlt)
 				if err != nil {
 					return component{}, err
 				}
-				cp, err = controlplane.Start(ctx, controlplane.Options{
-					ConfigDirs:   []string{opts.MeshDir, endpointsDir},
-					XDSAddress:   opts.XDSAddress,
-					AdminAddress: opts.AdminAddress,
-					Log:          slog.New(slog.NewJSONHandler(logFile, nil)),
-				})
-				if err != nil {
-					logFile.Close()
-					return component{}, err
-				}
+				cp = c
 				env.add("BULKHEAD_XDS_ADDR", cp.XDSAddr())
 				env.add("BULKHEAD_ADMIN_ADDR", cp.AdminAddr())
-				return component{
-					where: fmt.Sprintf("xDS %s, admin http://%s (reads %s and %s; log %s)", cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir, relLog(endpointsDir), relLog(filepath.Join(state, "control-plane.log"))),
-					close: func() error { err := cp.Stop(); logFile.Close(); return err },
-				}, nil
+				return component{where: where, close: closeFn}, nil
 			}); err != nil {
 				return err
 			}
-		}
-	}
-
-	var keyPath string
-	if cp != nil {
-		fmt.Fprintln(out, "provisioning databases, Redis users, Vault PKI, policies and AppRoles ...")
-		prov, err := provision.Provision(ctx, provision.Options{
-			PostgresAdminDSN: pg.DSN(), PostgresHost: pg.Host, PostgresPort: pg.Port,
-			RedisAddr: rd.Addr, RedisPassword: rd.Password,
-			VaultAddr: vlt.Addr, VaultToken: vlt.RootToken,
-			Dir:      filepath.Join(state, "secrets"),
-			KeysFile: filepath.Join(state, "secrets", "keys.json"),
-		})
-		if err != nil {
-			return err
-		}
-		logDir := filepath.Join(state, "logs")
-		if err := os.MkdirAll(logDir, 0o700); err != nil {
-			return err
-		}
-		for _, p := range processes(opts) {
-			if err := start(p.instance, func() (component, error) {
-				return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, prov.Credentials[p.name], prov.Operator, stopping.Load, out)
-			}); err != nil {
+			logDir := filepath.Join(state, "logs")
+			if err := os.MkdirAll(logDir, 0o700); err != nil {
 				return err
 			}
-		}
-		if keyPath, err = devKey(ctx, state, cp.XDSAddr(), prov.Operator); err != nil {
-			return err
+			for _, p := range processes(opts) {
+				if err := start(p.instance, func() (component, error) {
+					return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, prov.Credentials[p.name], prov.Operator, stopping.Load, out)
+				}); err != nil {
+					return err
+				}
+			}
+			if keyPath, err = devKey(ctx, state, cp.XDSAddr(), prov.Operator); err != nil {
+				return err
+			}
 		}
 	}
 

@@ -90,6 +90,7 @@ func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, 
 		"--instance", p.instance,
 		"--service", p.service,
 		"--cert-dir", filepath.Join(filepath.Dir(logDir), "certs", p.instance),
+		"--xds-tls",
 	}, p.args...)
 	logPath := filepath.Join(logDir, p.instance+".log")
 	proc, err := testenv.StartProcess(p.instance, bin, args, serviceEnv(), logPath)
@@ -171,12 +172,13 @@ func serving(ctx context.Context, addr string, tlsConf *tls.Config) error {
 // directory), and writes the key to STATE/dev-api-key (mode 0600).
 func devKey(ctx context.Context, state, xdsAddr string, operator provision.CertFiles) (string, error) {
 	node := fmt.Sprintf("bulkhead-up-%d", os.Getpid())
-	ucc, err := provision.OperatorConn(xdsAddr, node, operator, "users")
+	op := provision.Operator(xdsAddr, node, operator, true)
+	ucc, err := op.Dial("users")
 	if err != nil {
 		return "", err
 	}
 	defer ucc.Close()
-	acc, err := provision.OperatorConn(xdsAddr, node, operator, "auth")
+	acc, err := op.Dial("auth")
 	if err != nil {
 		return "", err
 	}

@@ -17,21 +17,31 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
-// OperatorConn dials a Service through the mesh with the operator's
-// workload certificate: `bulkhead up` and the tests call the services'
-// administrative methods with it.
-func OperatorConn(xdsAddr, nodeID string, certs CertFiles, service string) (*grpc.ClientConn, error) {
-	return MeshConn(xdsAddr, nodeID, "operator", certs, service)
+// MeshClient is a proxyless application's view of the mesh, for tools
+// and tests: who it is (Name, Account: the identity its certificate
+// proves), its workload certificate, and whether the xDS connection itself
+// is mTLS (production mode).
+type MeshClient struct {
+	XDSAddress, NodeID string
+	Name, Account      string
+	Certs              CertFiles
+	XDSTLS             bool
 }
 
-// MeshConn dials a Service through the mesh as the proxyless application
-// name, with the workload certificate certs.
-func MeshConn(xdsAddr, nodeID, name string, certs CertFiles, service string) (*grpc.ClientConn, error) {
+// Operator is the operator's MeshClient (bulkhead up, the tests).
+func Operator(xdsAddr, nodeID string, certs CertFiles, xdsTLS bool) MeshClient {
+	return MeshClient{XDSAddress: xdsAddr, NodeID: nodeID, Name: "operator", Account: "operator", Certs: certs, XDSTLS: xdsTLS}
+}
+
+// Dial connects to a Service through the mesh.
+func (m MeshClient) Dial(service string) (*grpc.ClientConn, error) {
 	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID:       nodeID,
-		Proxy:        ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name},
-		XDSAddress:   xdsAddr,
-		Certificates: &bootstrap.CertificateFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+		NodeID:         m.NodeID,
+		Proxy:          ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: m.Name},
+		ServiceAccount: m.Account,
+		XDSAddress:     m.XDSAddress,
+		Certificates:   &bootstrap.CertificateFiles{Certificate: m.Certs.Certificate, PrivateKey: m.Certs.PrivateKey, CA: m.Certs.CA},
+		XDSTLS:         m.XDSTLS,
 	})
 	if err != nil {
 		return nil, err

@@ -2,10 +2,13 @@ package provision
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -138,3 +141,35 @@ func chainOf(s *vault.Secret) []string {
 	}
 	return nil
 }
+
+// IssueControlPlaneCert issues the control plane's serving certificate for
+// the mTLS xDS connection: its SPIFFE ID, and 127.0.0.1 (clients check the
+// host they dial). It returns when to renew it (two thirds of its life).
+func IssueControlPlaneCert(ctx context.Context, v *vault.Client, files CertFiles) (time.Time, error) {
+	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+bhvault.EnvoyIssuerRole, map[string]any{
+		"uri_sans": ir.SPIFFEID("default", bhvault.ControlPlane), "ip_sans": "127.0.0.1", "ttl": bhvault.WorkloadTTL,
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("control plane certificate: %w", err)
+	}
+	root, err := v.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
+	if err != nil || root == nil {
+		return time.Time{}, fmt.Errorf("read the root CA: %v", err)
+	}
+	if err := WriteCert(files, fmt.Sprint(s.Data["certificate"]), chainOf(s), fmt.Sprint(s.Data["private_key"]), fmt.Sprint(root.Data["certificate"])); err != nil {
+		return time.Time{}, err
+	}
+	block, _ := pem.Decode([]byte(fmt.Sprint(s.Data["certificate"])))
+	if block == nil {
+		return time.Time{}, fmt.Errorf("control plane certificate: not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := time.Now()
+	return now.Add(cert.NotAfter.Sub(now) * 2 / 3), nil
+}
+
+// VaultClient is a Vault client with a token.
+func VaultClient(addr, token string) (*vault.Client, error) { return connectVault(addr, token) }

@@ -64,18 +64,6 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 		t.FailNow()
 	}
 	s.EndpointsDir = t.TempDir()
-	cp, err := controlplane.Start(t.Context(), controlplane.Options{
-		ConfigDirs:   []string{filepath.Join(RepoRoot(), "policies", "mesh"), s.EndpointsDir},
-		XDSAddress:   "127.0.0.1:0",
-		AdminAddress: "127.0.0.1:0",
-		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Debounce:     20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
-	s.ControlPlane = cp
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	po := provision.Options{
@@ -96,6 +84,31 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 		t.Fatal(err)
 	}
 	s.Creds, s.Operator = prov.Credentials, prov.Operator
+
+	// Production mode: the xDS connection is mTLS and every node proves
+	// its identity; Envoy nodes would get their certificates over SDS.
+	v, err := provision.VaultClient(s.Vault.Addr, s.Vault.RootToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpCerts := provision.CertFilesIn(filepath.Join(t.TempDir(), "control-plane"))
+	if _, err := provision.IssueControlPlaneCert(ctx, v, cpCerts); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{
+		ConfigDirs:   []string{filepath.Join(RepoRoot(), "policies", "mesh"), s.EndpointsDir},
+		XDSAddress:   "127.0.0.1:0",
+		AdminAddress: "127.0.0.1:0",
+		TLS:          &controlplane.TLSFiles{Certificate: cpCerts.Certificate, PrivateKey: cpCerts.PrivateKey, CA: cpCerts.CA},
+		Issuer:       provision.VaultIssuer{Client: v},
+		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Debounce:     20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop() })
+	s.ControlPlane = cp
 	return s
 }
 
@@ -149,6 +162,7 @@ func (s *Stack) StartService(name string, setup platform.Setup, o Options) *plat
 			Instance:       o.Instance,
 			GRPCAddress:    addr.String(),
 			XDSAddress:     s.ControlPlane.XDSAddr(),
+			XDSTLS:         true,
 			Vault:          platform.VaultConfig{Address: s.Vault.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile},
 			Log:            testLog{s.t, o.Instance},
 			LogLevel:       slog.LevelWarn,
@@ -188,7 +202,7 @@ func (s *Stack) Dial(service string) *grpc.ClientConn {
 	if cc, ok := s.conns[service]; ok {
 		return cc
 	}
-	cc, err := provision.OperatorConn(s.ControlPlane.XDSAddr(), "operator-"+s.t.Name(), s.Operator, service)
+	cc, err := provision.Operator(s.ControlPlane.XDSAddr(), "operator-"+s.t.Name(), s.Operator, true).Dial(service)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func issueAs(t *testing.T, s *stack.Stack, account string) provision.CertFiles {
 func TestPlatformPoliciesAllowExactlyTheFlow(t *testing.T) {
 	p := stack.StartPlatform(t, stack.PlatformOptions{})
 	ctx := t.Context()
-	asAPI, err := provision.MeshConn(p.ControlPlane.XDSAddr(), "api-test", "api-test", issueAs(t, p.Stack, "api"), "users")
+	asAPI, err := provision.MeshClient{XDSAddress: p.ControlPlane.XDSAddr(), NodeID: "api-test", Name: "api-test", Account: "api", Certs: issueAs(t, p.Stack, "api"), XDSTLS: true}.Dial("users")
 	if err != nil {
 		t.Fatal(err)
 	}

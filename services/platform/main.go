@@ -50,6 +50,7 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus /metrics here (empty: none)")
 	fs.StringVar(&cfg.XDSAddress, "xds-address", os.Getenv("BULKHEAD_XDS_ADDR"), "the control plane's ADS endpoint (default $BULKHEAD_XDS_ADDR)")
 	fs.StringVar(&cfg.Service, "service", "", "the mesh Service this process is an endpoint of (default NAME; e.g. auth-cache)")
+	fs.BoolVar(&cfg.XDSTLS, "xds-tls", false, "connect to the control plane in mTLS with the workload certificate (production mode)")
 	fs.StringVar(&cfg.Namespace, "namespace", "default", "the Service's namespace")
 	fs.StringVar(&cfg.Instance, "instance", "", "unique name of this process, its xDS node id (default NAME-HOST-PID)")
 	fs.StringVar(&cfg.Vault.Address, "vault-address", os.Getenv("VAULT_ADDR"), "Vault address (default $VAULT_ADDR)")

@@ -40,8 +40,10 @@ type mesh struct {
 func newMesh(cfg Config, tel *Telemetry, log *slog.Logger, certs provision.CertFiles) (*mesh, error) {
 	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 		NodeID:     cfg.Instance,
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
-		XDSAddress: cfg.XDSAddress,
+		Proxy:          ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
+		ServiceAccount: cfg.Name,
+		XDSAddress:     cfg.XDSAddress,
+		XDSTLS:         cfg.XDSTLS,
 		// Whether mTLS is used is the control plane's call (the Service's
 		// SecurityPolicy); the certificates are always at hand.
 		Certificates: &bootstrap.CertificateFiles{

@@ -58,8 +58,11 @@ type Config struct {
 	GRPCAddress string
 	// MetricsAddress serves Prometheus /metrics (empty: none).
 	MetricsAddress string
-	// XDSAddress is the control plane's ADS endpoint (host:port).
+	// XDSAddress is the control plane's ADS endpoint (host:port); XDSTLS
+	// makes that connection mTLS with the workload certificate (production
+	// mode: the process proves who it is).
 	XDSAddress string
+	XDSTLS     bool
 	// Vault holds the AppRole login.
 	Vault VaultConfig
 	// SecretsPath overrides the Vault KV path (default bulkhead/NAME):

@@ -1,0 +1,68 @@
+package localrun
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+)
+
+// startControlPlane runs the control plane in production mode: the xDS
+// connection is mTLS (its certificate from Vault's PKI, renewed at two
+// thirds of its life), every node proves its identity, and proven Envoy
+// nodes get their certificates over SDS.
+func startControlPlane(ctx context.Context, opts Options, state, endpointsDir string, vlt *testenv.Vault) (*controlplane.ControlPlane, string, func() error, error) {
+	logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(logFile, nil))
+	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
+	if err != nil {
+		logFile.Close()
+		return nil, "", nil, err
+	}
+	certs := provision.CertFilesIn(filepath.Join(state, "certs", "control-plane"))
+	renewAt, err := provision.IssueControlPlaneCert(ctx, v, certs)
+	if err != nil {
+		logFile.Close()
+		return nil, "", nil, err
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		ConfigDirs:   []string{opts.MeshDir, endpointsDir},
+		XDSAddress:   opts.XDSAddress,
+		AdminAddress: opts.AdminAddress,
+		TLS:          &controlplane.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+		Issuer:       provision.VaultIssuer{Client: v},
+		Log:          log,
+	})
+	if err != nil {
+		logFile.Close()
+		return nil, "", nil, err
+	}
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-time.After(time.Until(renewAt)):
+			}
+			next, err := provision.IssueControlPlaneCert(renewCtx, v, certs)
+			if err != nil {
+				log.Error("renewing the control plane's certificate", "error", err)
+				next = time.Now().Add(10 * time.Second)
+			}
+			renewAt = next
+		}
+	}()
+	where := fmt.Sprintf("xDS %s (mTLS, nodes prove their identity), admin http://%s (reads %s and %s; log %s)",
+		cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir, relLog(endpointsDir), relLog(filepath.Join(state, "control-plane.log")))
+	return cp, where, func() error { stopRenew(); err := cp.Stop(); logFile.Close(); return err }, nil
+}

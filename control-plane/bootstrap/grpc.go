@@ -96,7 +96,7 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 			ServerFeatures: []string{"xds_v3"},
 		}},
 		Node: node{
-			ID: o.NodeID,
+			ID:       o.NodeID,
 			Metadata: map[string]any{"bulkhead": bulkheadMetadata(o)},
 		},
 		ServerListenerResourceNameTemplate: ir.ServerListenerTemplate,

@@ -39,7 +39,7 @@ type mesh struct {
 
 func newMesh(cfg Config, tel *Telemetry, log *slog.Logger, certs provision.CertFiles) (*mesh, error) {
 	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID:     cfg.Instance,
+		NodeID:         cfg.Instance,
 		Proxy:          ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
 		ServiceAccount: cfg.Name,
 		XDSAddress:     cfg.XDSAddress,

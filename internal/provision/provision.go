@@ -64,6 +64,9 @@ type Options struct {
 	// DatabaseCredentialTTL is the lifetime of the services' database users
 	// (default vault.DatabaseCredentialTTL).
 	DatabaseCredentialTTL time.Duration
+	// Kubernetes, when set, also lets the services log in with their
+	// Kubernetes service account (the kind deployment).
+	Kubernetes *KubernetesAuth
 }
 
 // Credentials is what a service is started with.
@@ -174,6 +177,15 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("provision %s: %w", bhvault.ControlPlane, err)
 	}
 	out[bhvault.ControlPlane] = cpCred
+	if o.Kubernetes != nil {
+		names := []string{bhvault.ControlPlane}
+		for _, n := range Services {
+			names = append(names, n.Name)
+		}
+		if err := setupKubernetesAuth(ctx, v, o.Kubernetes, names); err != nil {
+			return nil, err
+		}
+	}
 	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
 	if err := issueOperator(ctx, v, operator, rootCA); err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ func startCerts(ctx context.Context, cfg Config, log *slog.Logger) (*certs, erro
 
 // issue gets a new certificate and writes it.
 func (c *certs) issue(ctx context.Context) error {
-	client, err := vaultLogin(ctx, c.cfg.Vault)
+	client, err := VaultLogin(ctx, c.cfg.Vault)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func startDBCreds(ctx context.Context, cfg Config, log *slog.Logger) (*dbCreds, 
 }
 
 func (d *dbCreds) fetch(ctx context.Context) error {
-	client, err := vaultLogin(ctx, d.cfg.Vault)
+	client, err := VaultLogin(ctx, d.cfg.Vault)
 	if err != nil {
 		return err
 	}

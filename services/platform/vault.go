@@ -24,7 +24,16 @@ type VaultConfig struct {
 	SecretIDFile string
 	// KVMount is the KV v2 mount (default "secret").
 	KVMount string
+	// KubernetesRole, when set, logs in with Vault's Kubernetes auth
+	// (in a cluster) instead of AppRole: the service account token in
+	// KubernetesTokenFile (default the projected token's path) for this
+	// Vault role.
+	KubernetesRole      string
+	KubernetesTokenFile string
 }
+
+// DefaultKubernetesTokenFile is where a pod's service account token is.
+const DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 // Secrets is a service's Vault KV secret. Its values are never logged.
 type Secrets map[string]string
@@ -46,22 +55,23 @@ func (s Secrets) Get(key string) (string, error) {
 // String hides the values.
 func (s Secrets) String() string { return fmt.Sprintf("Secrets(%d keys)", len(s)) }
 
-// vaultLogin logs in with the service's AppRole and returns a client with
-// a fresh token. Each use of Vault logs in again (secrets at start, each
-// certificate), so there is no long-lived token to renew or lose.
-func vaultLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
+// VaultLogin logs in with the service's AppRole (or, in a cluster, its
+// Kubernetes service account) and returns a client with a fresh token.
+// Each use of Vault logs in again (secrets at start, each certificate,
+// each database user), so there is no long-lived token to renew or lose.
+func VaultLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
+	if vc.KubernetesRole != "" {
+		return kubernetesLogin(ctx, vc)
+	}
+	return appRoleLogin(ctx, vc)
+}
+
+func newVaultClient(vc VaultConfig) (*vault.Client, error) {
 	if vc.Address == "" {
 		vc.Address = os.Getenv("VAULT_ADDR")
 	}
 	if vc.Address == "" {
 		return nil, errors.New("--vault-address (or VAULT_ADDR) is required: every secret comes from Vault")
-	}
-	if vc.RoleID == "" || vc.SecretIDFile == "" {
-		return nil, errors.New("--vault-role-id and --vault-secret-id-file are required (the service's AppRole)")
-	}
-	secretID, err := os.ReadFile(vc.SecretIDFile)
-	if err != nil {
-		return nil, fmt.Errorf("vault secret id: %w", err)
 	}
 	conf := vault.DefaultConfig()
 	conf.Address = vc.Address
@@ -71,15 +81,56 @@ func vaultLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
 	client.ClearToken()
+	return client, nil
+}
+
+func kubernetesLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
+	path := vc.KubernetesTokenFile
+	if path == "" {
+		path = DefaultKubernetesTokenFile
+	}
+	jwt, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("vault kubernetes login: service account token: %w", err)
+	}
+	client, err := newVaultClient(vc)
+	if err != nil {
+		return nil, err
+	}
+	login, err := client.Logical().WriteWithContext(ctx, "auth/kubernetes/login", map[string]any{
+		"role": vc.KubernetesRole, "jwt": strings.TrimSpace(string(jwt)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault kubernetes login at %s (role %s): %w", client.Address(), vc.KubernetesRole, err)
+	}
+	if login == nil || login.Auth == nil {
+		return nil, fmt.Errorf("vault kubernetes login at %s: no token in the answer", client.Address())
+	}
+	client.SetToken(login.Auth.ClientToken)
+	return client, nil
+}
+
+func appRoleLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
+	client, err := newVaultClient(vc)
+	if err != nil {
+		return nil, err
+	}
+	if vc.RoleID == "" || vc.SecretIDFile == "" {
+		return nil, errors.New("--vault-role-id and --vault-secret-id-file are required (the service's AppRole)")
+	}
+	secretID, err := os.ReadFile(vc.SecretIDFile)
+	if err != nil {
+		return nil, fmt.Errorf("vault secret id: %w", err)
+	}
 	login, err := client.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{
 		"role_id":   vc.RoleID,
 		"secret_id": strings.TrimSpace(string(secretID)),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vault AppRole login at %s: %w", vc.Address, err)
+		return nil, fmt.Errorf("vault AppRole login at %s: %w", client.Address(), err)
 	}
 	if login == nil || login.Auth == nil {
-		return nil, fmt.Errorf("vault AppRole login at %s: no token in the answer", vc.Address)
+		return nil, fmt.Errorf("vault AppRole login at %s: no token in the answer", client.Address())
 	}
 	client.SetToken(login.Auth.ClientToken)
 	return client, nil
@@ -98,7 +149,7 @@ func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, er
 	if mount == "" {
 		mount = "secret"
 	}
-	client, err := vaultLogin(ctx, cfg.Vault)
+	client, err := VaultLogin(ctx, cfg.Vault)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,10 @@ func main() {
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the admin endpoint (/status, /nodes, /config_dump)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var tlsFiles controlplane.TLSFiles
+	fs.StringVar(&tlsFiles.Certificate, "tls-cert", "", "production mode: the control plane's certificate (PEM chain); with --tls-key and --tls-ca the xDS connection is mTLS and nodes prove their identity")
+	fs.StringVar(&tlsFiles.PrivateKey, "tls-key", "", "production mode: its private key")
+	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "production mode: the trust bundle the nodes' certificates must chain to")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -48,12 +52,21 @@ func main() {
 		}
 	}
 
+	var tlsOpt *controlplane.TLSFiles
+	switch set := tlsFiles.Certificate != "" || tlsFiles.PrivateKey != "" || tlsFiles.CA != ""; {
+	case set && (tlsFiles.Certificate == "" || tlsFiles.PrivateKey == "" || tlsFiles.CA == ""):
+		log.Error("production mode needs all of --tls-cert, --tls-key and --tls-ca")
+		os.Exit(2)
+	case set:
+		tlsOpt = &tlsFiles
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ConfigDirs:   configDirs,
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
+		TLS:          tlsOpt,
 		Log:          log,
 	})
 	if err != nil {

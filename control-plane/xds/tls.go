@@ -4,6 +4,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -34,26 +35,24 @@ func commonTLS(sanPrefix string) *tlsv3.CommonTlsContext {
 	}
 }
 
+// tlsSocket is the TLS transport socket with an Upstream- or
+// DownstreamTlsContext.
+func tlsSocket(ctx proto.Message) *corev3.TransportSocket {
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
+	}
+}
+
 // upstreamTLS is a client's mTLS to a STRICT Service.
 func upstreamTLS(t *ir.UpstreamTLS) *corev3.TransportSocket {
-	return &corev3.TransportSocket{
-		Name: "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
-			CommonTlsContext: commonTLS(t.SANPrefix),
-		})},
-	}
+	return tlsSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: commonTLS(t.SANPrefix)})
 }
 
 // downstreamTLS is a STRICT server's mTLS: a client certificate that chains
 // to the trust bundle is required (the caller's identity, for RBAC).
 func downstreamTLS() *corev3.TransportSocket {
-	return &corev3.TransportSocket{
-		Name: "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.DownstreamTlsContext{
-			CommonTlsContext:         commonTLS(""),
-			RequireClientCertificate: wrapperspb.Bool(true),
-		})},
-	}
+	return tlsSocket(&tlsv3.DownstreamTlsContext{CommonTlsContext: commonTLS(""), RequireClientCertificate: wrapperspb.Bool(true)})
 }
 
 // Envoy takes its workload certificate and the trust bundle over SDS, on
@@ -82,21 +81,10 @@ func sdsCommonTLS(sanPrefix string) *tlsv3.CommonTlsContext {
 
 // envoyUpstreamTLS is an Envoy proxy's mTLS to a STRICT Service.
 func envoyUpstreamTLS(t *ir.UpstreamTLS) *corev3.TransportSocket {
-	return &corev3.TransportSocket{
-		Name: "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
-			CommonTlsContext: sdsCommonTLS(t.SANPrefix),
-		})},
-	}
+	return tlsSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: sdsCommonTLS(t.SANPrefix)})
 }
 
 // envoyDownstreamTLS is a sidecar's inbound mTLS for a STRICT Service.
 func envoyDownstreamTLS() *corev3.TransportSocket {
-	return &corev3.TransportSocket{
-		Name: "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.DownstreamTlsContext{
-			CommonTlsContext:         sdsCommonTLS(ir.TrustDomainPrefix),
-			RequireClientCertificate: wrapperspb.Bool(true),
-		})},
-	}
+	return tlsSocket(&tlsv3.DownstreamTlsContext{CommonTlsContext: sdsCommonTLS(ir.TrustDomainPrefix), RequireClientCertificate: wrapperspb.Bool(true)})
 }

@@ -19,22 +19,7 @@ import (
 // envoyIssuerRole lets the control plane issue workload certificates for
 // any identity of the trust domain (the Envoy nodes it serves).
 func envoyIssuerRole(ctx context.Context, v *vault.Client) error {
-	_, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/roles/"+bhvault.EnvoyIssuerRole, map[string]any{
-		"allowed_uri_sans":  ir.TrustDomainPrefix + "*",
-		"allow_any_name":    false,
-		"require_cn":        false,
-		"enforce_hostnames": false,
-		"key_type":          "ec",
-		"key_bits":          256,
-		"max_ttl":           bhvault.WorkloadTTL,
-		"server_flag":       true,
-		"client_flag":       true,
-		"no_store":          true,
-	})
-	if err != nil {
-		return fmt.Errorf("provision: PKI role %s: %w", bhvault.EnvoyIssuerRole, err)
-	}
-	return nil
+	return pkiRole(ctx, v, bhvault.EnvoyIssuerRole, ir.TrustDomainPrefix+"*")
 }
 
 // VaultIssuer issues the certificates the control plane serves over SDS,

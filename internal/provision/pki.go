@@ -65,8 +65,14 @@ func setupPKI(ctx context.Context, v *vault.Client) (string, error) {
 // workloadRole lets one identity have certificates with exactly its SPIFFE
 // ID.
 func workloadRole(ctx context.Context, v *vault.Client, account string) error {
-	_, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/roles/"+account, map[string]any{
-		"allowed_uri_sans":   ir.SPIFFEID("default", account),
+	return pkiRole(ctx, v, account, ir.SPIFFEID("default", account))
+}
+
+// pkiRole writes a PKI role whose certificates carry only URI SANs
+// matching allowedURISANs (and IP SANs when asked).
+func pkiRole(ctx context.Context, v *vault.Client, role, allowedURISANs string) error {
+	_, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/roles/"+role, map[string]any{
+		"allowed_uri_sans":   allowedURISANs,
 		"allow_any_name":     false,
 		"allowed_domains":    "",
 		"allow_bare_domains": false,
@@ -82,7 +88,7 @@ func workloadRole(ctx context.Context, v *vault.Client, account string) error {
 		"no_store":           true,
 	})
 	if err != nil {
-		return fmt.Errorf("provision: PKI role %s: %w", account, err)
+		return fmt.Errorf("provision: PKI role %s: %w", role, err)
 	}
 	return nil
 }

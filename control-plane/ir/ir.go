@@ -158,6 +158,8 @@ type Listener struct {
 	// Security of a server listener: mTLS and authorization (from the
 	// Service's SecurityPolicy); nil: plaintext, every call allowed.
 	Security *InboundSecurity `json:"security,omitempty"`
+	// ExtAuthz of a Gateway listener (its SecurityPolicy's extAuth).
+	ExtAuthz *ExtAuthz `json:"extAuthz,omitempty"`
 }
 
 // VirtualHost groups the routes of a set of domains.

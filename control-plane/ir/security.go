@@ -84,3 +84,18 @@ const (
 	WorkloadSecret    = "workload"
 	TrustBundleSecret = "trust-bundle"
 )
+
+// ExtAuthz asks an Envoy ext_authz gRPC service (auth's Check) about each
+// request before anything else runs on a Gateway listener.
+type ExtAuthz struct {
+	// Cluster of the authorization service; its failover (auth's cache-only
+	// pool) is the cluster's own fallback.
+	Cluster string    `json:"cluster"`
+	Timeout *Duration `json:"timeout,omitempty"`
+	// FailOpen lets requests through when the service cannot answer
+	// (default: fail closed).
+	FailOpen bool `json:"failOpen,omitempty"`
+	// HeadersToCheck are the request headers sent (empty: all).
+	HeadersToCheck []string `json:"headersToCheck,omitempty"`
+	Source         string   `json:"source,omitempty"`
+}

@@ -211,6 +211,9 @@ func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 	ls := r.GatewayListeners[id.Namespace+"/"+id.Name]
 	used := map[string]bool{}
 	for _, l := range ls {
+		if l.ExtAuthz != nil {
+			used[l.ExtAuthz.Cluster] = true
+		}
 		for _, vh := range l.VirtualHosts {
 			for _, rt := range vh.Routes {
 				for _, b := range rt.Backends {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -80,14 +81,30 @@ func (t *translator) securityPolicies() {
 				}
 			}
 		}
+		var authz *ir.ExtAuthz
+		if ea := p.Spec.ExtAuth; ea != nil && len(problems) == 0 {
+			var msg string
+			authz, msg = t.extAuthz(p.Namespace, p.Name, ea)
+			if msg != "" {
+				t.fail(key, "spec.extAuth", "%s", msg)
+				problems = append(problems, "spec.extAuth: "+msg)
+			}
+		}
 		if len(problems) == 0 {
 			for _, ref := range p.Spec.TargetRefs {
-				if ref.Kind == "Service" {
+				switch ref.Kind {
+				case "Service":
 					t.inbound[p.Namespace+"/"+string(ref.Name)] = sec
+				case "Gateway":
+					if gw := t.gws[svcKey{p.Namespace, string(ref.Name)}]; gw != nil && authz != nil {
+						for _, l := range gw.ports {
+							l.ExtAuthz = authz
+						}
+					}
 				}
 			}
 		}
-		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' proxyless servers; extAuth, jwt and ipAccess arrive with the edge issue (#6)")
+		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth by the Gateways' Envoy; jwt and ipAccess arrive with the edge issue (#6)")
 	}
 	// Clients of a STRICT Service originate mTLS.
 	for k, s := range t.svcs {
@@ -106,4 +123,38 @@ func joined(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// DefaultExtAuthzTimeout bounds a Check when the policy does not say.
+const DefaultExtAuthzTimeout = 250 * time.Millisecond
+
+// extAuthz builds a Gateway's ext_authz from SecurityPolicy.extAuth. The
+// failover to the fallback pool is the authorization Service's own
+// (BackendPolicy fallback, priority failover), so a fallback named here
+// must be that one.
+func (t *translator) extAuthz(ns, policy string, ea *v1alpha1.ExtAuth) (*ir.ExtAuthz, string) {
+	s := t.svcs[svcKey{ns, ea.BackendRef.Name}]
+	if s == nil {
+		return nil, "backendRef: Service not found"
+	}
+	sp := s.port(uint32(ea.BackendRef.Port))
+	if sp == nil {
+		return nil, "backendRef: port not found"
+	}
+	out := &ir.ExtAuthz{Cluster: sp.cluster.Name, Timeout: ir.D(DefaultExtAuthzTimeout), FailOpen: ea.FailOpen,
+		HeadersToCheck: ea.HeadersToCheck, Source: ns + "/" + policy}
+	if ea.Timeout != nil {
+		d, err := ea.Timeout.Parse()
+		if err != nil || d <= 0 {
+			return nil, fmt.Sprintf("timeout: %q must be a positive duration", *ea.Timeout)
+		}
+		out.Timeout = ir.D(d)
+	}
+	if f := ea.Fallback; f != nil {
+		want := ir.ClusterName(f.Name, ns, uint32(f.Port))
+		if sp.cluster.Fallback != want {
+			return nil, fmt.Sprintf("fallback: the failover of %s is its BackendPolicy's fallback; declare %s there (it says %q)", sp.cluster.Name, want, sp.cluster.Fallback)
+		}
+	}
+	return out, ""
 }

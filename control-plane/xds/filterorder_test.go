@@ -2,6 +2,7 @@ package xds_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -14,7 +15,8 @@ import (
 
 // The HTTP filters of every listener, Envoy and proxyless alike, run in the
 // documented order: ext_authz before rate limit before RBAC before fault,
-// and the router last. (The first three slots fill with issues #5 and #6.)
+// and the router last. (Rate limit fills with issue #6.) RBAC filters are
+// named envoy.filters.http.rbac.deny and .allow.
 var filterOrder = []string{
 	"envoy.filters.http.ext_authz",
 	"envoy.filters.http.ratelimit",
@@ -24,12 +26,27 @@ var filterOrder = []string{
 }
 
 func TestHTTPFilterOrder(t *testing.T) {
+	seen := map[string]bool{}
+	defer func() {
+		for _, want := range []string{"envoy.filters.http.ext_authz", "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.fault"} {
+			if !seen[want] {
+				t.Errorf("no listener of the test has %s: its place is not checked", want)
+			}
+		}
+	}()
 	gw := &ir.Listener{Name: "default/ai/8080", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 8080,
-		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
+		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}},
+		ExtAuthz:     &ir.ExtAuthz{Cluster: "auth.default:9000"}}
+	rbac := &ir.RBAC{Deny: []ir.RBACRule{{Name: "d", Methods: []string{"/a.B/*"}}}, Allow: []ir.RBACRule{{Name: "a", Methods: []string{"/a.B/C"}}}}
+	inbound := &ir.Listener{Name: "inbound/0.0.0.0:9000->19000", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 9000,
+		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}},
+		Security:     &ir.InboundSecurity{Mode: ir.MTLSStrict, RBAC: rbac}}
 	client := &ir.Listener{Name: "svc.default:9000", Kind: ir.ListenerClient,
 		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
 	for _, cfg := range []*ir.Config{
-		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw}},
+		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw},
+			Clusters: []*ir.Cluster{{Name: "auth.default:9000", Service: "auth", Namespace: "default", Port: 9000, HTTP2: true}}},
+		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "sidecar-like"}, Listeners: []*ir.Listener{inbound}},
 		{Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}, Listeners: []*ir.Listener{client}},
 	} {
 		res, err := xds.Build(cfg)
@@ -50,7 +67,8 @@ func TestHTTPFilterOrder(t *testing.T) {
 			last := -1
 			for _, f := range hcm.GetHttpFilters() {
 				names = append(names, f.GetName())
-				i := slices.Index(filterOrder, f.GetName())
+				seen[f.GetName()] = true
+				i := slices.IndexFunc(filterOrder, func(n string) bool { return f.GetName() == n || strings.HasPrefix(f.GetName(), n+".") })
 				if i < 0 {
 					t.Errorf("%s: filter %s has no place in the documented order", l.GetName(), f.GetName())
 					continue

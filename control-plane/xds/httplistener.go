@@ -20,8 +20,15 @@ import (
 //	rbac      (SecurityPolicy)           — sidecars, on SPIFFE principals
 //	fault     (BackendPolicy, per route) — configured per route, inert otherwise
 //	router                               — last, always
-func httpFilters(sec *ir.InboundSecurity) []*hcmv3.HttpFilter {
+func httpFilters(l *ir.Listener) []*hcmv3.HttpFilter {
 	var out []*hcmv3.HttpFilter
+	if l != nil && l.ExtAuthz != nil {
+		out = append(out, extAuthzFilter(l.ExtAuthz))
+	}
+	var sec *ir.InboundSecurity
+	if l != nil {
+		sec = l.Security
+	}
 	if sec != nil && sec.RBAC != nil {
 		out = append(out, rbacFilters(sec.RBAC)...)
 	}
@@ -41,7 +48,7 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 			ConfigSource:    adsSource(),
 			RouteConfigName: l.Name,
 		}},
-		HttpFilters: httpFilters(l.Security),
+		HttpFilters: httpFilters(l),
 		// Clients connect directly: the peer address is the client's.
 		// SecurityPolicy.ipAccess.xffNumTrustedHops changes this at the
 		// edge when a load balancer is in front.

@@ -106,13 +106,18 @@ func (t *translator) securityPolicies() {
 		}
 		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth by the Gateways' Envoy; jwt and ipAccess arrive with the edge issue (#6)")
 	}
-	// Clients of a STRICT Service originate mTLS.
+	// Clients of a STRICT Service originate mTLS to its gRPC (h2c) ports:
+	// those are served by xDS-enabled servers, which terminate the mesh's
+	// TLS. A plain HTTP port (api's public API) is served by the app itself
+	// and stays plaintext until a sidecar fronts it.
 	for k, s := range t.svcs {
 		if !t.inbound[k.namespace+"/"+k.name].Strict() {
 			continue
 		}
 		for _, p := range s.ports {
-			p.cluster.TLS = &ir.UpstreamTLS{SANPrefix: ir.TrustDomainPrefix}
+			if p.cluster.HTTP2 {
+				p.cluster.TLS = &ir.UpstreamTLS{SANPrefix: ir.TrustDomainPrefix}
+			}
 		}
 	}
 }

@@ -30,6 +30,8 @@ type process struct {
 	// instance its unique name (log file, EndpointSlice, xDS node id).
 	name, service, instance string
 	args                    []string
+	// ports are the process's other named ports (api's public HTTP).
+	ports map[string]int
 }
 
 // processes are the platform's service processes in start order: each
@@ -44,7 +46,7 @@ func processes(o Options) []process {
 		{name: "auth", service: "auth", instance: "auth-1"},
 		{name: "auth", service: "auth-cache", instance: "auth-cache-1", args: []string{"--cache-only"}},
 		{name: "chat", service: "chat", instance: "chat-1"},
-		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}},
+		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}, ports: map[string]int{"http": portOf(o.APIAddress)}},
 	}
 }
 
@@ -75,7 +77,7 @@ func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, 
 		return component{}, err
 	}
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
-	endpoint, err := provision.WriteEndpoint(endpointsDir, p.service, p.instance, addr)
+	endpoint, err := provision.WriteEndpoint(endpointsDir, p.service, p.instance, addr, p.ports)
 	if err != nil {
 		return component{}, err
 	}
@@ -219,4 +221,14 @@ func devKey(ctx context.Context, state, xdsAddr string, operator provision.CertF
 		return "", err
 	}
 	return keyPath, nil
+}
+
+// portOf is the port of host:port (0 when there is none).
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -5,12 +5,25 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 )
 
 // WriteEndpoint writes the EndpointSlice of one process of a Service into
 // dir (the control plane's second config directory), atomically, and
-// returns its path. Removing the file removes the endpoint.
-func WriteEndpoint(dir, service, instance string, addr *net.TCPAddr) (string, error) {
+// returns its path. Removing the file removes the endpoint. The process
+// serves port "grpc" at addr, and the named extra ports on the same host.
+func WriteEndpoint(dir, service, instance string, addr *net.TCPAddr, extra map[string]int) (string, error) {
+	ports := fmt.Sprintf("{name: grpc, port: %d}", addr.Port)
+	names := make([]string, 0, len(extra))
+	for n, port := range extra {
+		if port > 0 {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ports += fmt.Sprintf(", {name: %s, port: %d}", n, extra[n])
+	}
 	body := fmt.Sprintf(`# Written by bulkhead: process %[2]s of Service %[1]s.
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -18,9 +31,9 @@ metadata:
   name: %[2]s
   labels: {kubernetes.io/service-name: %[1]s}
 addressType: IPv4
-ports: [{name: grpc, port: %[3]d}]
+ports: [%[3]s]
 endpoints: [{addresses: ["%[4]s"], conditions: {ready: true}}]
-`, service, instance, addr.Port, addr.IP.String())
+`, service, instance, ports, addr.IP.String())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}

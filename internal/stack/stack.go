@@ -153,7 +153,7 @@ func (s *Stack) StartService(name string, setup platform.Setup, o Options) *plat
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr := freeAddr(s.t)
-		if _, err := provision.WriteEndpoint(s.EndpointsDir, o.Service, o.Instance, addr); err != nil {
+		if _, err := provision.WriteEndpoint(s.EndpointsDir, o.Service, o.Instance, addr, nil); err != nil {
 			s.t.Fatal(err)
 		}
 		cfg := platform.Config{

@@ -33,12 +33,17 @@ import (
 // issueAs gets a workload certificate of an identity from Vault's PKI (as
 // an administrator would), into a new directory.
 func issueAs(t *testing.T, s *stack.Stack, account string) provision.CertFiles {
+	return issueWith(t, s, account, account)
+}
+
+// issueWith issues a certificate for account through a given PKI role.
+func issueWith(t *testing.T, s *stack.Stack, role, account string) provision.CertFiles {
 	t.Helper()
 	v, err := s.Vault.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := v.Logical().WriteWithContext(t.Context(), bhvault.IntermediateMount+"/issue/"+account, map[string]any{"uri_sans": ir.SPIFFEID("default", account), "ttl": "10m"})
+	iss, err := v.Logical().WriteWithContext(t.Context(), bhvault.IntermediateMount+"/issue/"+role, map[string]any{"uri_sans": ir.SPIFFEID("default", account), "ttl": "10m"})
 	if err != nil {
 		t.Fatal(err)
 	}

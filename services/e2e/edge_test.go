@@ -1,0 +1,130 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	authzv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/identity"
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
+)
+
+// gatewayExtAuthz is the ext_authz filter the control plane generates for
+// the ai gateway from the platform's policies.
+func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
+	t.Helper()
+	r := controlplane.Offline(filepath.Join(stack.RepoRoot(), "policies", "mesh"))
+	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range res[resourcev3.ListenerType] {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if err := l.(*listenerv3.Listener).GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range hcm.GetHttpFilters() {
+			if f.GetName() == "envoy.filters.http.ext_authz" {
+				ea := &extauthzv3.ExtAuthz{}
+				if err := f.GetTypedConfig().UnmarshalTo(ea); err != nil {
+					t.Fatal(err)
+				}
+				return ea
+			}
+		}
+	}
+	t.Fatal("the ai gateway has no ext_authz filter")
+	return nil
+}
+
+// checkRequestFor is the CheckRequest Envoy sends for a request with these
+// headers under that filter: the pseudo-headers, and the headers the
+// filter allows.
+func checkRequestFor(ea *extauthzv3.ExtAuthz, method, path string, headers map[string]string) *authzv3.CheckRequest {
+	sent := map[string]string{":method": method, ":path": path, ":authority": "api.bulkhead.local"}
+	for k, v := range headers {
+		for _, p := range ea.GetAllowedHeaders().GetPatterns() {
+			if strings.EqualFold(p.GetExact(), k) {
+				sent[strings.ToLower(k)] = v
+			}
+		}
+	}
+	return &authzv3.CheckRequest{Attributes: &authzv3.AttributeContext{Request: &authzv3.AttributeContext_Request{
+		Http: &authzv3.AttributeContext_HttpRequest{Method: method, Path: path, Host: "api.bulkhead.local", Headers: sent},
+	}}}
+}
+
+// The gateways' ext_authz against the real auth service: the CheckRequest
+// the generated filter would send (only the headers it allows), sent as
+// the ai gateway's identity over the mesh to the cluster the filter names:
+// allowed with the identity headers, denied with the API's 401 body.
+func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
+	ea := gatewayExtAuthz(t)
+	if c := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "auth.default:9000" || ea.GetFailureModeAllow() {
+		t.Fatalf("ext_authz to %q, fail open %v; want auth's cluster, fail closed", c, ea.GetFailureModeAllow())
+	}
+	p := stack.StartPlatform(t, stack.PlatformOptions{})
+	ctx := t.Context()
+	// The gateway's workload certificate, as the control plane would serve
+	// it over SDS.
+	gwCerts := issueWith(t, p.Stack, bhvault.EnvoyIssuerRole, "gateway-ai")
+	cc, err := provision.MeshClient{XDSAddress: p.ControlPlane.XDSAddr(), NodeID: "gw-ai-test", Name: "gw-ai-test", Account: "gateway-ai", Certs: gwCerts, XDSTLS: true}.Dial("auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	authz := authzv3.NewAuthorizationClient(cc)
+
+	headers := map[string]string{"Authorization": "Bearer " + p.Key, "X-Request-Id": "req-1", "Cookie": "not for auth", "User-Agent": "openai-python"}
+	req := checkRequestFor(ea, "POST", "/v1/chat/completions", headers)
+	if _, leaked := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["cookie"]; leaked {
+		t.Fatal("the CheckRequest carries a header the filter does not allow")
+	}
+	resp, err := authz.Check(ctx, req, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || ok == nil {
+		t.Fatalf("valid key: %v", resp)
+	}
+	got := map[string]string{}
+	for _, h := range ok.GetHeaders() {
+		got[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	// The identity headers the gateway's rate-limit descriptors read, and
+	// the token the services verify.
+	for _, h := range []string{identity.KeyIDHeader, identity.AccountIDHeader, identity.TierHeader, identity.RoleHeader, identity.Header} {
+		if got[h] == "" {
+			t.Errorf("Check set no %s", h)
+		}
+	}
+	if got[identity.AccountIDHeader] != p.Account || got[identity.TierHeader] != "enterprise" {
+		t.Errorf("identity headers %v", got)
+	}
+
+	bad := checkRequestFor(ea, "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-wrong"})
+	resp, err = authz.Check(ctx, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := resp.GetDeniedResponse()
+	var body struct{ Error struct{ Type, Code, Message string } }
+	if d == nil || d.GetStatus().GetCode() != 401 || json.Unmarshal([]byte(d.GetBody()), &body) != nil || body.Error.Type != "authentication_error" {
+		t.Fatalf("wrong key: %v", resp)
+	}
+}

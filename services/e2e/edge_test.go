@@ -123,7 +123,9 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := resp.GetDeniedResponse()
-	var body struct{ Error struct{ Type, Code, Message string } }
+	var body struct {
+		Error struct{ Type, Code, Message string }
+	}
 	if d == nil || d.GetStatus().GetCode() != 401 || json.Unmarshal([]byte(d.GetBody()), &body) != nil || body.Error.Type != "authentication_error" {
 		t.Fatalf("wrong key: %v", resp)
 	}

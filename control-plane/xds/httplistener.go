@@ -60,6 +60,11 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 		// here (routes set theirs), but an idle stream is closed.
 		StreamIdleTimeout: durationpb.New(5 * 60e9),
 		RequestTimeout:    durationpb.New(0),
+		// Every request gets an id (a client's own is kept), logged here and
+		// passed to every service.
+		GenerateRequestId:         wrapperspb.Bool(true),
+		PreserveExternalRequestId: true,
+		AccessLog:                 accessLog(),
 		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{
 			IdleTimeout:                  durationpb.New(3600e9),
 			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_REJECT_REQUEST,

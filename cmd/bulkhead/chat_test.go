@@ -53,3 +53,17 @@ func writeFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// `translate -o bootstrap` renders what envoy --mode validate checks in CI:
+// the real policies' gateway, as a bootstrap that passes ValidateAll.
+func TestTranslateBootstrap(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"translate", "-f", filepath.Join("..", "..", "policies", "mesh"), "--node", "gateway/default/ai", "-o", "bootstrap"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"staticResources:", "envoy.filters.http.ext_authz", "clusterName: xds_cluster", "auth.default:9000"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bootstrap has no %q", want)
+		}
+	}
+}

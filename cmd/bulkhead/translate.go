@@ -14,7 +14,7 @@ func translateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bulkhead translate", flag.ContinueOnError)
 	dir := fs.String("f", "", "directory of resources (required)")
 	node := fs.String("node", "grpc/default/client", "proxy whose configuration to print: ROLE/NAME or ROLE/NAMESPACE/NAME")
-	output := fs.String("o", "yaml", "output format: yaml or json")
+	output := fs.String("o", "yaml", "output format: yaml, json, or bootstrap (an Envoy bootstrap with the listeners and clusters as static resources, for envoy --mode validate)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -22,8 +22,8 @@ func translateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bulkhead translate: -f DIR is required")
 		return 2
 	}
-	if *output != "yaml" && *output != "json" {
-		fmt.Fprintf(stderr, "bulkhead translate: -o %q: want yaml or json\n", *output)
+	if *output != "yaml" && *output != "json" && *output != "bootstrap" {
+		fmt.Fprintf(stderr, "bulkhead translate: -o %q: want yaml, json or bootstrap\n", *output)
 		return 2
 	}
 	id, err := ir.ParseProxyID(*node)
@@ -46,9 +46,12 @@ func translateCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var out []byte
-	if *output == "json" {
+	switch *output {
+	case "json":
 		out, err = res.JSON()
-	} else {
+	case "bootstrap":
+		out, err = res.StaticBootstrap(id.String(), "127.0.0.1", 18000)
+	default:
 		out, err = res.YAML()
 	}
 	if err != nil {

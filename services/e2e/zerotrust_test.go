@@ -32,12 +32,12 @@ import (
 
 // issueAs gets a workload certificate of an identity from Vault's PKI (as
 // an administrator would), into a new directory.
-func issueAs(t *testing.T, s *stack.Stack, account string) provision.CertFiles {
+func issueAs(t testing.TB, s *stack.Stack, account string) provision.CertFiles {
 	return issueWith(t, s, account, account)
 }
 
 // issueWith issues a certificate for account through a given PKI role.
-func issueWith(t *testing.T, s *stack.Stack, role, account string) provision.CertFiles {
+func issueWith(t testing.TB, s *stack.Stack, role, account string) provision.CertFiles {
 	t.Helper()
 	v, err := s.Vault.Client()
 	if err != nil {

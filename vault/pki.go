@@ -12,7 +12,7 @@ const (
 	IntermediateMount = "pki_int"
 	// WorkloadTTL is the longest lifetime of a workload certificate; a
 	// workload renews at two thirds of it.
-	WorkloadTTL = "1h"
+	WorkloadTTL = time.Hour
 )
 
 // Operator is the identity of the platform's operator tools (`bulkhead up`

@@ -2,9 +2,6 @@ package provision
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,30 +36,11 @@ func (i VaultIssuer) Issue(ctx context.Context, spiffeID string) (*server.Issued
 	}
 	ttl := i.TTL
 	if ttl == 0 {
-		ttl = time.Hour
+		ttl = bhvault.WorkloadTTL
 	}
-	s, err := i.Client.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+bhvault.EnvoyIssuerRole, map[string]any{
-		"uri_sans": spiffeID, "ttl": ttl.String(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault: issue %s: %w", spiffeID, err)
-	}
-	root, err := i.Client.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
-	if err != nil || root == nil {
-		return nil, fmt.Errorf("vault: read the trust bundle: %v", err)
-	}
-	leaf := fmt.Sprint(s.Data["certificate"])
-	block, _ := pem.Decode([]byte(leaf))
-	if block == nil {
-		return nil, errors.New("vault: the issued certificate is not PEM")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	iss, err := IssueCert(ctx, i.Client, bhvault.EnvoyIssuerRole, spiffeID, ttl)
 	if err != nil {
 		return nil, err
 	}
-	chain := strings.TrimSpace(leaf) + "\n"
-	if ica, ok := s.Data["issuing_ca"].(string); ok {
-		chain += strings.TrimSpace(ica) + "\n"
-	}
-	return &server.Issued{CertificateChain: chain, PrivateKey: fmt.Sprint(s.Data["private_key"]), TrustBundle: fmt.Sprint(root.Data["certificate"]), NotAfter: cert.NotAfter}, nil
+	return &server.Issued{CertificateChain: iss.FullChain(), PrivateKey: iss.PrivateKey, TrustBundle: iss.TrustBundle, NotAfter: iss.NotAfter}, nil
 }

@@ -82,7 +82,7 @@ func pkiRole(ctx context.Context, v *vault.Client, role, allowedURISANs string) 
 		"require_cn":         false,
 		"key_type":           "ec",
 		"key_bits":           256,
-		"max_ttl":            bhvault.WorkloadTTL,
+		"max_ttl":            bhvault.WorkloadTTL.String(),
 		"server_flag":        true,
 		"client_flag":        true,
 		"no_store":           true,
@@ -128,53 +128,96 @@ func WriteCert(f CertFiles, certificate string, chain []string, key, ca string) 
 	return nil
 }
 
+// Issued is a certificate issued by Vault's PKI, with its key and the
+// mesh's trust bundle (PEM).
+type Issued struct {
+	Certificate string
+	// Chain is the issuing CA ("" when Vault gives none).
+	Chain       string
+	PrivateKey  string
+	TrustBundle string
+	Serial      string
+	NotAfter    time.Time
+}
+
+// IssueCert issues a certificate for spiffeID (and IP SANs) through a PKI
+// role of the intermediate, with the trust bundle (the root CA).
+func IssueCert(ctx context.Context, v *vault.Client, role, spiffeID string, ttl time.Duration, ipSANs ...string) (*Issued, error) {
+	req := map[string]any{"uri_sans": spiffeID, "ttl": ttl.String()}
+	if len(ipSANs) > 0 {
+		req["ip_sans"] = strings.Join(ipSANs, ",")
+	}
+	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+role, req)
+	if err != nil {
+		return nil, fmt.Errorf("vault: issue the certificate of %s: %w", spiffeID, err)
+	}
+	root, err := v.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
+	if err != nil || root == nil {
+		return nil, fmt.Errorf("vault: read the trust bundle: %v", err)
+	}
+	out := &Issued{Certificate: fmt.Sprint(s.Data["certificate"]), PrivateKey: fmt.Sprint(s.Data["private_key"]), TrustBundle: fmt.Sprint(root.Data["certificate"])}
+	if ica, ok := s.Data["issuing_ca"].(string); ok {
+		out.Chain = ica
+	}
+	block, _ := pem.Decode([]byte(out.Certificate))
+	if block == nil {
+		return nil, fmt.Errorf("vault: the certificate of %s is not PEM", spiffeID)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("vault: the certificate of %s: %w", spiffeID, err)
+	}
+	out.Serial, out.NotAfter = cert.SerialNumber.Text(16), cert.NotAfter
+	return out, nil
+}
+
+// FullChain is the certificate followed by its issuing CA.
+func (i *Issued) FullChain() string {
+	out := strings.TrimSpace(i.Certificate) + "\n"
+	if i.Chain != "" {
+		out += strings.TrimSpace(i.Chain) + "\n"
+	}
+	return out
+}
+
+// Write writes it where a workload reads it.
+func (i *Issued) Write(f CertFiles) error {
+	var chain []string
+	if i.Chain != "" {
+		chain = []string{i.Chain}
+	}
+	return WriteCert(f, i.Certificate, chain, i.PrivateKey, i.TrustBundle)
+}
+
+// RenewAt is when to renew it: two thirds into its life, counted from now
+// (Vault back-dates NotBefore by 30 s against clock skew).
+func (i *Issued) RenewAt() time.Time {
+	now := time.Now()
+	return now.Add(i.NotAfter.Sub(now) * 2 / 3)
+}
+
 // issueOperator issues the operator's certificate with the provisioning
 // token.
-func issueOperator(ctx context.Context, v *vault.Client, files CertFiles, rootCA string) error {
-	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+bhvault.Operator, map[string]any{
-		"uri_sans": ir.SPIFFEID("default", bhvault.Operator), "ttl": bhvault.WorkloadTTL,
-	})
+func issueOperator(ctx context.Context, v *vault.Client, files CertFiles) error {
+	iss, err := IssueCert(ctx, v, bhvault.Operator, ir.SPIFFEID("default", bhvault.Operator), bhvault.WorkloadTTL)
 	if err != nil {
 		return fmt.Errorf("provision: operator certificate: %w", err)
 	}
-	return WriteCert(files, fmt.Sprint(s.Data["certificate"]), chainOf(s), fmt.Sprint(s.Data["private_key"]), rootCA)
-}
-
-// chainOf is the issuing chain of an issued certificate, without the root.
-func chainOf(s *vault.Secret) []string {
-	if issuing, ok := s.Data["issuing_ca"].(string); ok && issuing != "" {
-		return []string{issuing}
-	}
-	return nil
+	return iss.Write(files)
 }
 
 // IssueControlPlaneCert issues the control plane's serving certificate for
 // the mTLS xDS connection: its SPIFFE ID, and 127.0.0.1 (clients check the
-// host they dial). It returns when to renew it (two thirds of its life).
+// host they dial). It returns when to renew it.
 func IssueControlPlaneCert(ctx context.Context, v *vault.Client, files CertFiles) (time.Time, error) {
-	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+bhvault.EnvoyIssuerRole, map[string]any{
-		"uri_sans": ir.SPIFFEID("default", bhvault.ControlPlane), "ip_sans": "127.0.0.1", "ttl": bhvault.WorkloadTTL,
-	})
+	iss, err := IssueCert(ctx, v, bhvault.EnvoyIssuerRole, ir.SPIFFEID("default", bhvault.ControlPlane), bhvault.WorkloadTTL, "127.0.0.1")
 	if err != nil {
 		return time.Time{}, fmt.Errorf("control plane certificate: %w", err)
 	}
-	root, err := v.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
-	if err != nil || root == nil {
-		return time.Time{}, fmt.Errorf("read the root CA: %v", err)
-	}
-	if err := WriteCert(files, fmt.Sprint(s.Data["certificate"]), chainOf(s), fmt.Sprint(s.Data["private_key"]), fmt.Sprint(root.Data["certificate"])); err != nil {
+	if err := iss.Write(files); err != nil {
 		return time.Time{}, err
 	}
-	block, _ := pem.Decode([]byte(fmt.Sprint(s.Data["certificate"])))
-	if block == nil {
-		return time.Time{}, fmt.Errorf("control plane certificate: not PEM")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return time.Time{}, err
-	}
-	now := time.Now()
-	return now.Add(cert.NotAfter.Sub(now) * 2 / 3), nil
+	return iss.RenewAt(), nil
 }
 
 // VaultClient is a Vault client with a token.

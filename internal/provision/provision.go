@@ -187,7 +187,7 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
-	if err := issueOperator(ctx, v, operator, rootCA); err != nil {
+	if err := issueOperator(ctx, v, operator); err != nil {
 		return nil, err
 	}
 	return &Result{Credentials: out, Operator: operator, RootCA: rootCA}, nil

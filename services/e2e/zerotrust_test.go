@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -27,7 +26,6 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/users"
-	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
 // issueAs gets a workload certificate of an identity from Vault's PKI (as
@@ -43,16 +41,12 @@ func issueWith(t testing.TB, s *stack.Stack, role, account string) provision.Cer
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := v.Logical().WriteWithContext(t.Context(), bhvault.IntermediateMount+"/issue/"+role, map[string]any{"uri_sans": ir.SPIFFEID("default", account), "ttl": "10m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := v.Logical().ReadWithContext(t.Context(), bhvault.RootMount+"/cert/ca")
+	iss, err := provision.IssueCert(t.Context(), v, role, ir.SPIFFEID("default", account), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := provision.CertFilesIn(filepath.Join(t.TempDir(), account))
-	if err := provision.WriteCert(f, fmt.Sprint(iss.Data["certificate"]), []string{fmt.Sprint(iss.Data["issuing_ca"])}, fmt.Sprint(iss.Data["private_key"]), fmt.Sprint(root.Data["certificate"])); err != nil {
+	if err := iss.Write(f); err != nil {
 		t.Fatal(err)
 	}
 	return f

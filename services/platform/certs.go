@@ -2,10 +2,6 @@ package platform
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -13,7 +9,6 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
 // certs keeps the service's workload certificate fresh: issued by Vault's
@@ -62,41 +57,18 @@ func (c *certs) issue(ctx context.Context) error {
 		return err
 	}
 	defer revoke(ctx, client, c.log)
-	s, err := client.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+c.cfg.Name, map[string]any{
-		"uri_sans": c.id, "ttl": c.cfg.CertTTL.String(),
-	})
+	iss, err := provision.IssueCert(ctx, client, c.cfg.Name, c.id, c.cfg.CertTTL)
 	if err != nil {
-		return fmt.Errorf("vault: issue the workload certificate of %s: %w", c.id, err)
+		return err
 	}
-	root, err := client.Logical().ReadWithContext(ctx, bhvault.RootMount+"/cert/ca")
-	if err != nil || root == nil {
-		return fmt.Errorf("vault: read the trust bundle: %v", err)
-	}
-	leaf := fmt.Sprint(s.Data["certificate"])
-	block, _ := pem.Decode([]byte(leaf))
-	if block == nil {
-		return errors.New("vault: the issued certificate is not PEM")
-	}
-	parsed, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return fmt.Errorf("vault: the issued certificate: %w", err)
-	}
-	var chain []string
-	if ica, ok := s.Data["issuing_ca"].(string); ok && ica != "" {
-		chain = []string{ica}
-	}
-	if err := provision.WriteCert(c.files, leaf, chain, fmt.Sprint(s.Data["private_key"]), fmt.Sprint(root.Data["certificate"])); err != nil {
+	if err := iss.Write(c.files); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.notAfter = parsed.NotAfter
-	// Renew two thirds into its life, counted from now: Vault back-dates
-	// NotBefore (30 s) against clock skew.
-	now := time.Now()
-	c.renewAt = now.Add(parsed.NotAfter.Sub(now) * 2 / 3)
+	c.notAfter, c.renewAt = iss.NotAfter, iss.RenewAt()
 	c.renewals++
 	c.mu.Unlock()
-	c.log.Info("workload certificate issued", "spiffe_id", c.id, "serial", parsed.SerialNumber.Text(16), "not_after", parsed.NotAfter)
+	c.log.Info("workload certificate issued", "spiffe_id", c.id, "serial", iss.Serial, "not_after", iss.NotAfter)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 // outlives the user it logged in with. When Vault cannot be reached, the
 // current user keeps serving and the renewal is retried.
 type dbCreds struct {
+	*renewer
 	cfg Config
 	log *slog.Logger
 
@@ -27,97 +28,47 @@ type dbCreds struct {
 	user     string
 	password string
 	lease    time.Duration
-	expires  time.Time
-	renewAt  time.Time
-	issued   int
-	failures int
-	done     chan struct{}
-	wg       sync.WaitGroup
 }
 
 func startDBCreds(ctx context.Context, cfg Config, log *slog.Logger) (*dbCreds, error) {
-	d := &dbCreds{cfg: cfg, log: log, done: make(chan struct{})}
-	if err := d.fetch(ctx); err != nil {
+	d := &dbCreds{cfg: cfg, log: log}
+	r, err := startRenewer(ctx, "the database credentials", log, d.fetch)
+	if err != nil {
 		return nil, err
 	}
-	d.wg.Add(1)
-	go d.loop()
+	d.renewer = r
 	return d, nil
 }
 
-func (d *dbCreds) fetch(ctx context.Context) error {
+func (d *dbCreds) fetch(ctx context.Context) (time.Time, time.Time, error) {
 	client, err := VaultLogin(ctx, d.cfg.Vault)
 	if err != nil {
-		return err
+		return time.Time{}, time.Time{}, err
 	}
 	// The login token is not revoked here: revoking it would revoke the
 	// lease of the database user it obtains (and drop the user). It expires
 	// by itself (the AppRole's token TTL, not shorter than the lease).
 	s, err := client.Logical().ReadWithContext(ctx, bhvault.DatabaseMount+"/creds/"+d.cfg.Name)
 	if err != nil {
-		return fmt.Errorf("vault: database credentials of %s: %w", d.cfg.Name, err)
+		return time.Time{}, time.Time{}, fmt.Errorf("vault: database credentials of %s: %w", d.cfg.Name, err)
 	}
 	if s == nil || s.Data["username"] == nil {
-		return fmt.Errorf("vault: no database credentials for %s", d.cfg.Name)
+		return time.Time{}, time.Time{}, fmt.Errorf("vault: no database credentials for %s", d.cfg.Name)
 	}
 	lease := time.Duration(s.LeaseDuration) * time.Second
 	now := time.Now()
 	d.mu.Lock()
 	d.user, d.password = fmt.Sprint(s.Data["username"]), fmt.Sprint(s.Data["password"])
-	d.lease, d.expires = lease, now.Add(lease)
-	d.renewAt = now.Add(lease * 2 / 3)
-	d.issued++
+	d.lease = lease
 	d.mu.Unlock()
 	d.log.Info("database credentials issued", "user", fmt.Sprint(s.Data["username"]), "lease", lease)
-	return nil
+	return now.Add(lease), now.Add(lease * 2 / 3), nil
 }
 
 func (d *dbCreds) current() (string, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.user, d.password
-}
-
-func (d *dbCreds) loop() {
-	defer d.wg.Done()
-	backoff := time.Second
-	for {
-		d.mu.Lock()
-		wait := time.Until(d.renewAt)
-		d.mu.Unlock()
-		select {
-		case <-d.done:
-			return
-		case <-time.After(max(wait, 0)):
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := d.fetch(ctx)
-		cancel()
-		if err == nil {
-			backoff = time.Second
-			continue
-		}
-		d.mu.Lock()
-		d.failures++
-		left := time.Until(d.expires)
-		d.renewAt = time.Now().Add(min(backoff, max(left/2, time.Second)))
-		d.mu.Unlock()
-		d.log.Error("renewing the database credentials failed; the current ones keep serving", "error", err, "valid_for", left.Round(time.Second))
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-func (d *dbCreds) close() error {
-	close(d.done)
-	d.wg.Wait()
-	return nil
-}
-
-// Issued counts the database users obtained so far.
-func (d *dbCreds) Issued() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.issued
 }
 
 // poolConfig connects with the current user and works as the service's
@@ -143,11 +94,4 @@ func (d *dbCreds) poolConfig(url string) (*pgxpool.Config, error) {
 	cfg.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
 	cfg.HealthCheckPeriod = min(time.Minute, max(lease/8, time.Second))
 	return cfg, nil
-}
-
-// Failures counts the renewals that failed.
-func (d *dbCreds) Failures() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.failures
 }

@@ -286,7 +286,10 @@ func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 
 // CertificatesIssued counts the workload certificates issued so far (the
 // first at start, then each renewal).
-func (s *Service) CertificatesIssued() int { return s.rt.certs.Renewals() }
+func (s *Service) CertificatesIssued() int {
+	n, _ := s.rt.certs.counts()
+	return n
+}
 
 // DatabaseCredentialsIssued counts the database users obtained so far (0
 // for a service without a database).
@@ -294,15 +297,17 @@ func (s *Service) DatabaseCredentialsIssued() int {
 	if s.rt.dbCreds == nil {
 		return 0
 	}
-	return s.rt.dbCreds.Issued()
+	n, _ := s.rt.dbCreds.counts()
+	return n
 }
 
 // RenewalFailures counts the certificate and database-credential renewals
 // that failed (each is also logged).
 func (s *Service) RenewalFailures() int {
-	n := s.rt.certs.Failures()
+	_, n := s.rt.certs.counts()
 	if s.rt.dbCreds != nil {
-		n += s.rt.dbCreds.Failures()
+		_, f := s.rt.dbCreds.counts()
+		n += f
 	}
 	return n
 }

@@ -32,7 +32,7 @@ func (rt *Runtime) Postgres(ctx context.Context, migrations fs.FS) (*pgxpool.Poo
 		return nil, err
 	}
 	rt.dbCreds = creds
-	rt.OnStop(creds.close)
+	rt.OnStop(func() error { creds.close(); return nil })
 	cfg, err := creds.poolConfig(url)
 	if err != nil {
 		return nil, err

@@ -33,8 +33,7 @@ func NewBuiltin(tokenInterval time.Duration) *Builtin {
 // Generate implements Engine.
 func (b *Builtin) Generate(ctx context.Context, req Request, emit func(string) error) (Result, error) {
 	s := req.Sampling
-	prompt := tokens.Render(req.Messages)
-	res := Result{PromptTokens: int64(tokens.Count(prompt))}
+	res := Result{PromptTokens: req.PromptTokens}
 	maxTokens := int(s.GetMaxTokens())
 	if maxTokens <= 0 {
 		maxTokens = DefaultMaxTokens

@@ -19,6 +19,9 @@ type Request struct {
 	Model    string
 	Messages []*inferencev1.Message
 	Sampling *inferencev1.Sampling
+	// PromptTokens is the conversation's size as billed (tokens.Prompt),
+	// counted once by the server.
+	PromptTokens int64
 }
 
 // Result ends a generation.

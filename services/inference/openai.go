@@ -169,7 +169,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 // report it (older servers, or a stream cut short).
 func (o *OpenAI) partial(res Result, req Request, text string, usageSeen bool) Result {
 	if !usageSeen {
-		res.PromptTokens = tokens.Prompt(req.Messages)
+		res.PromptTokens = req.PromptTokens
 		res.CompletionTokens = int64(tokens.Count(text))
 	}
 	return res

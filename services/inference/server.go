@@ -110,15 +110,14 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	default:
 		return status.Error(codes.ResourceExhausted, "inference: all generation slots are busy")
 	}
+	promptTokens := tokens.Prompt(req.GetMessages())
 	t0 := time.Now()
 	started := false
-	var promptTokens int64
 	var buffered []string
 	send := func(piece string) error {
 		if !started {
 			started = true
 			s.ttft.Record(ctx, time.Since(t0).Seconds())
-			promptTokens = tokens.Prompt(req.GetMessages())
 			if err := stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Started_{
 				Started: &inferencev1.GenerateResponse_Started{Model: req.GetModel(), PromptTokens: promptTokens}}}); err != nil {
 				return err
@@ -135,7 +134,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	if sampling == nil {
 		sampling = &inferencev1.Sampling{}
 	}
-	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling}, emit)
+	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling, PromptTokens: promptTokens}, emit)
 	if err != nil && ctx.Err() != nil {
 		// However it surfaced (a failed send, the engine's own check), the
 		// caller went away.

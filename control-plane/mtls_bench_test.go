@@ -13,12 +13,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	xdscreds "google.golang.org/grpc/credentials/xds"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/xds"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
@@ -70,21 +67,7 @@ spec:
 		if err != nil {
 			b.Fatal(err)
 		}
-		creds, _ := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-		serving := make(chan struct{})
-		var once sync.Once
-		srv, err := xds.NewGRPCServer(grpc.Creds(creds), xds.BootstrapContentsForTesting(bs), xds.ServingModeCallback(func(_ net.Addr, a xds.ServingModeChangeArgs) {
-			if a.Mode == connectivity.ServingModeServing {
-				once.Do(func() { close(serving) })
-			}
-		}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		healthpb.RegisterHealthServer(srv, &backend{name: name})
-		go srv.Serve(lis)
-		defer srv.Stop()
-		<-serving
+		serveXDS(b, lis, bs, &backend{name: name})
 	}
 
 	clientCerts := meshCA.issue(b, ir.SPIFFEID("default", "bench"), time.Now().Add(time.Hour), meshCA)

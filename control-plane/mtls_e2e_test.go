@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -149,32 +148,7 @@ func TestStrictMTLSAndAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving := make(chan struct{})
-	srv, err := xds.NewGRPCServer(grpc.Creds(creds), xds.BootstrapContentsForTesting(bs),
-		xds.ServingModeCallback(func(_ net.Addr, a xds.ServingModeChangeArgs) {
-			if a.Mode == connectivity.ServingModeServing {
-				select {
-				case <-serving:
-				default:
-					close(serving)
-				}
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthpb.RegisterHealthServer(srv, b)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	select {
-	case <-serving:
-	case <-time.After(15 * time.Second):
-		t.Fatal("server not serving")
-	}
+	serveXDS(t, lis, bs, b)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

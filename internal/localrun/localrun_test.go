@@ -94,7 +94,7 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	bin := buildServices(t)
-	port, err := testenv.FreePort()
+	port, err := testenv.QuietPort()
 	if err != nil {
 		t.Fatal(err)
 	}

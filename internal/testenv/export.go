@@ -2,6 +2,10 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
 	"syscall"
 	"time"
 )
@@ -37,3 +41,19 @@ func (p *Process) LogTail() string { return p.p.logTail() }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) { return freePort() }
+
+// QuietPort is a free TCP port on 127.0.0.1 below Linux's ephemeral range
+// (32768-60999), for an address that must be chosen before the server that
+// binds it starts: the kernel does not hand it to outgoing connections or
+// to other tests' servers (which take ephemeral ports) meanwhile.
+func QuietPort() (int, error) {
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("testenv: no free port in 20000-31999")
+}

@@ -17,7 +17,7 @@ import (
 // forwards to deepseek-chat upstream; with the same seed the text is the
 // same as asking deepseek-chat directly, streamed through.
 func TestOpenAIEngine(t *testing.T) {
-	port, err := testenv.FreePort()
+	port, err := testenv.QuietPort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,8 @@ func TestPlatformPoliciesAreValid(t *testing.T) {
 	}
 }
 
-// The Envoy configurations of the edge router and the two gateways, as the
+// The Envoy configurations of the edge router and the two gateways, and the
+// rate-limit service's rules, as the
 // control plane builds them from mesh/ (every resource ValidateAll-clean),
 // against goldens in testdata/ (BULKHEAD_UPDATE_GOLDEN=1 rewrites them;
 // review the diff).
@@ -42,6 +43,7 @@ func TestEdgeGolden(t *testing.T) {
 		{Role: ir.RoleRouter, Namespace: "default", Name: "edge"},
 		{Role: ir.RoleGateway, Namespace: "default", Name: "identity"},
 		{Role: ir.RoleGateway, Namespace: "default", Name: "ai"},
+		{Role: ir.RoleRateLimit, Namespace: "default", Name: "ratelimit"},
 	} {
 		res, err := xds.Build(r.Config(id))
 		if err != nil {

@@ -189,11 +189,8 @@ func Report(res *translate.Result, srv *server.Server) StatusReport {
 			}
 		}
 		c := programmed
-		switch {
-		case !accepted:
+		if !accepted {
 			c = translate.Condition{Type: "Programmed", Status: "False", Reason: "Invalid", Message: "not accepted"}
-		case o.Kind == "RateLimitPolicy":
-			c = translate.Condition{Type: "Programmed", Status: "False", Reason: translate.NotTranslatedYet, Message: "validated, not yet enforced by any proxy"}
 		}
 		o.Conditions = append(o.Conditions, c)
 	}

@@ -120,6 +120,9 @@ type Config struct {
 	Listeners []*Listener `json:"listeners,omitempty"`
 	// Clusters, sorted by name, with their endpoints.
 	Clusters []*Cluster `json:"clusters,omitempty"`
+	// RateLimitDomains are the rate-limit service's configuration (role
+	// ratelimit), sorted by domain.
+	RateLimitDomains []*RateLimitDomain `json:"rateLimitDomains,omitempty"`
 }
 
 // ListenerKind says how a listener is realised.
@@ -160,6 +163,16 @@ type Listener struct {
 	Security *InboundSecurity `json:"security,omitempty"`
 	// ExtAuthz of a Gateway listener (its SecurityPolicy's extAuth).
 	ExtAuthz *ExtAuthz `json:"extAuthz,omitempty"`
+	// IPAccess of a Gateway listener (its SecurityPolicy's ipAccess).
+	IPAccess *IPAccess `json:"ipAccess,omitempty"`
+	// RateLimit is the global rate-limit filter; the rules are on the
+	// routes (RateLimitPolicy.global).
+	RateLimit *GlobalRateLimit `json:"rateLimit,omitempty"`
+	// LocalRateLimit is counted by each Envoy on its own
+	// (RateLimitPolicy.local on a Gateway).
+	LocalRateLimit *LocalRateLimit `json:"localRateLimit,omitempty"`
+	// MaxRequestBytes bounds request bodies (413 beyond); 0: no bound.
+	MaxRequestBytes uint32 `json:"maxRequestBytes,omitempty"`
 }
 
 // VirtualHost groups the routes of a set of domains.
@@ -196,6 +209,9 @@ type Route struct {
 	Mirrors []Mirror `json:"mirrors,omitempty"`
 	// PerTryTimeout bounds each attempt (HTTPRoute timeouts.backendRequest).
 	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+	// RateLimits are the global rules that apply to this route (Envoy
+	// gateways; the listener's RateLimit filter sends them).
+	RateLimits []RateLimitRule `json:"rateLimits,omitempty"`
 }
 
 // HeaderMods sets, adds and removes headers.

@@ -99,3 +99,14 @@ type ExtAuthz struct {
 	HeadersToCheck []string `json:"headersToCheck,omitempty"`
 	Source         string   `json:"source,omitempty"`
 }
+
+// IPAccess allows or denies clients by address at an Envoy listener. Deny
+// wins; when Allow is set, addresses outside it are denied.
+type IPAccess struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+	// XFFNumTrustedHops: how many proxies in front append to
+	// X-Forwarded-For (0: the connection's peer is the client).
+	XFFNumTrustedHops uint32 `json:"xffNumTrustedHops,omitempty"`
+	Source            string `json:"source,omitempty"`
+}

@@ -14,7 +14,9 @@ import (
 //
 //	"bulkhead": {"role": "grpc", "namespace": "default", "name": "chat"}
 //
-// and a sidecar also says which port it serves for which app port:
+// or, flat, "bulkhead": "ROLE/NAMESPACE/NAME" (the rate-limit service,
+// whose node metadata holds strings only); a sidecar also says which port
+// it serves for which app port:
 //
 //	"inbound": {"address": "10.0.0.5", "port": 9000, "appPort": 19000}
 const MetadataKey = "bulkhead"
@@ -25,7 +27,17 @@ func ProxyOf(n *corev3.Node) (ir.ProxyID, error) {
 	if n == nil {
 		return ir.ProxyID{}, errors.New("the first request of the stream carries no node")
 	}
-	md := n.GetMetadata().GetFields()[MetadataKey].GetStructValue().GetFields()
+	v := n.GetMetadata().GetFields()[MetadataKey]
+	if spec := v.GetStringValue(); spec != "" {
+		// The flat form, for clients whose metadata can only hold strings
+		// (envoyproxy/ratelimit: CONFIG_GRPC_XDS_NODE_METADATA=bulkhead=ratelimit/default/ratelimit).
+		id, err := ir.ParseProxyID(spec)
+		if err != nil {
+			return ir.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), MetadataKey, err)
+		}
+		return id, nil
+	}
+	md := v.GetStructValue().GetFields()
 	if md == nil {
 		return ir.ProxyID{}, fmt.Errorf("node %q: metadata has no %q struct with role, namespace and name (see envoy/README.md)", n.GetId(), MetadataKey)
 	}

@@ -20,6 +20,11 @@ func TestProxyOf(t *testing.T) {
 	if err != nil || id.String() != "gateway/default/ai" {
 		t.Fatalf("ProxyOf = %v, %v; want gateway/default/ai (namespace defaults to default)", id, err)
 	}
+	flat, _ := structpb.NewStruct(map[string]any{"bulkhead": "ratelimit/default/ratelimit"})
+	if id, err := ProxyOf(&corev3.Node{Id: "rl", Metadata: flat}); err != nil || id.String() != "ratelimit/default/ratelimit" {
+		t.Fatalf("ProxyOf(flat) = %v, %v; want ratelimit/default/ratelimit", id, err)
+	}
+	badFlat, _ := structpb.NewStruct(map[string]any{"bulkhead": "ratelimit"})
 	for _, tc := range []struct {
 		node *corev3.Node
 		want string
@@ -28,6 +33,7 @@ func TestProxyOf(t *testing.T) {
 		{&corev3.Node{Id: "b"}, `node "b": metadata has no "bulkhead" struct`},
 		{&corev3.Node{Id: "c", Metadata: md(map[string]any{"role": "proxy", "name": "x"})}, `unknown role "proxy"`},
 		{&corev3.Node{Id: "d", Metadata: md(map[string]any{"role": "grpc"})}, "name is empty"},
+		{&corev3.Node{Id: "f", Metadata: badFlat}, `node "f": metadata bulkhead: node "ratelimit": want ROLE/NAME`},
 	} {
 		if _, err := ProxyOf(tc.node); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ProxyOf(%v): %v; want an error containing %q", tc.node, err, tc.want)

@@ -11,6 +11,10 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 )
 
+// DefaultMaxRequestBytes bounds request bodies at Gateway listeners (413
+// beyond): the api service's own default.
+const DefaultMaxRequestBytes = 4 << 20
+
 // gateway is a Gateway with its listeners; listeners sharing a port share
 // one Envoy listener (virtual hosts by hostname).
 type gateway struct {
@@ -65,6 +69,9 @@ func (t *translator) gateways() {
 					Kind: ir.ListenerHTTP,
 					Host: "0.0.0.0",
 					Port: gl.port,
+					// The API's own bound (api --max-body-bytes), enforced
+					// before the body travels further.
+					MaxRequestBytes: DefaultMaxRequestBytes,
 				}
 			}
 			gw.listeners = append(gw.listeners, gl)
@@ -213,6 +220,9 @@ func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 	for _, l := range ls {
 		if l.ExtAuthz != nil {
 			used[l.ExtAuthz.Cluster] = true
+		}
+		if l.RateLimit != nil {
+			used[l.RateLimit.Cluster] = true
 		}
 		for _, vh := range l.VirtualHosts {
 			for _, rt := range vh.Routes {

@@ -20,8 +20,9 @@ import (
 type Output struct {
 	Errors []string                  `json:"errors,omitempty"`
 	Status []*translate.ObjectStatus `json:"status,omitempty"`
-	// Proxies is the IR of a proxyless client (grpc/default/caller) and of
-	// every Gateway's Envoy (gateway/NAMESPACE/NAME).
+	// Proxies is the IR of a proxyless client (grpc/default/caller), of
+	// every Gateway's Envoy (gateway/NAMESPACE/NAME), of the rate-limit
+	// service when there are global rules, and of a sidecar.
 	Proxies []*ir.Config `json:"proxies"`
 }
 
@@ -46,6 +47,9 @@ func TestGolden(t *testing.T) {
 			out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}))
 			for _, g := range res.Gateways {
 				out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: g.Namespace, Name: g.Name}))
+			}
+			if len(r.RateLimitDomains) > 0 {
+				out.Proxies = append(out.Proxies, r.Config(ir.ProxyID{Role: ir.RoleRateLimit, Namespace: "default", Name: "ratelimit"}))
 			}
 			// The sidecar of the first Service, on that Service's first
 			// port, its app 10000 ports above.

@@ -8,21 +8,6 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 )
 
-// NotTranslatedYet is the reason of the Programmed condition of policies
-// that are validated but not yet turned into proxy configuration.
-const NotTranslatedYet = "NotTranslatedYet"
-
-// rateLimitPolicies validates RateLimitPolicies (targets exist) and sets
-// their Accepted condition. Their translation comes with the edge issue
-// (#6); until then the status says so.
-func (t *translator) rateLimitPolicies() {
-	for _, p := range t.res.RateLimitPolicies {
-		key := resource.KeyOf("RateLimitPolicy", p)
-		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
-		t.policyAccepted(key, problems, "enforcement arrives with the edge issue (#6)")
-	}
-}
-
 // checkTargets resolves targetRefs to existing objects of the policy's
 // namespace.
 func (t *translator) checkTargets(key resource.Key, ns string, refs []v1alpha1.PolicyTargetReference) []string {
@@ -51,7 +36,14 @@ func (t *translator) checkTargets(key resource.Key, ns string, refs []v1alpha1.P
 func (t *translator) policyAccepted(key resource.Key, problems []string, pending string) {
 	origin := t.res.Origin(key)
 	if len(problems) > 0 {
-		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "TargetNotFound", Message: strings.Join(problems, "; ")})
+		// TargetNotFound when that is the only trouble, Invalid otherwise.
+		reason := "TargetNotFound"
+		for _, p := range problems {
+			if !strings.HasPrefix(p, "spec.targetRefs[") || !strings.HasSuffix(p, " not found") {
+				reason = ReasonInvalid
+			}
+		}
+		t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "False", Reason: reason, Message: strings.Join(problems, "; ")})
 		return
 	}
 	t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted, Message: "valid; " + pending})

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
@@ -37,6 +38,10 @@ func (t *translator) securityPolicies() {
 			check("spec.extAuth.backendRef", &ea.BackendRef)
 			check("spec.extAuth.fallback", ea.Fallback)
 		}
+		ipAccess := t.ipAccess(p, func(field, msg string) {
+			t.fail(key, field, "%s", msg)
+			problems = append(problems, field+": "+msg)
+		})
 		if j := p.Spec.JWT; j != nil {
 			for i := range j.Providers {
 				check(fmt.Sprintf("spec.jwt.providers[%d].jwks.backendRef", i), &j.Providers[i].JWKS.BackendRef)
@@ -96,15 +101,20 @@ func (t *translator) securityPolicies() {
 				case "Service":
 					t.inbound[p.Namespace+"/"+string(ref.Name)] = sec
 				case "Gateway":
-					if gw := t.gws[svcKey{p.Namespace, string(ref.Name)}]; gw != nil && authz != nil {
+					if gw := t.gws[svcKey{p.Namespace, string(ref.Name)}]; gw != nil {
 						for _, l := range gw.ports {
-							l.ExtAuthz = authz
+							if authz != nil {
+								l.ExtAuthz = authz
+							}
+							if ipAccess != nil {
+								l.IPAccess = ipAccess
+							}
 						}
 					}
 				}
 			}
 		}
-		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth by the Gateways' Envoy; jwt and ipAccess arrive with the edge issue (#6)")
+		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth and ipAccess by the Gateways' Envoy; jwt arrives with the edge issue (#6)")
 	}
 	// Clients of a STRICT Service originate mTLS to its gRPC (h2c) ports:
 	// those are served by xDS-enabled servers, which terminate the mesh's
@@ -162,4 +172,43 @@ func (t *translator) extAuthz(ns, policy string, ea *v1alpha1.ExtAuth) (*ir.ExtA
 		}
 	}
 	return out, ""
+}
+
+// ipAccess validates SecurityPolicy.ipAccess, which Envoy Gateways
+// enforce; nil when the policy has none or it is invalid.
+func (t *translator) ipAccess(p *v1alpha1.SecurityPolicy, report func(field, msg string)) *ir.IPAccess {
+	a := p.Spec.IPAccess
+	if a == nil {
+		return nil
+	}
+	ok := true
+	for i, ref := range p.Spec.TargetRefs {
+		if ref.Kind != "Gateway" {
+			report(fmt.Sprintf("spec.targetRefs[%d]", i), fmt.Sprintf("ipAccess is enforced by Envoy Gateways; a %s cannot apply it (target the Gateway)", ref.Kind))
+			ok = false
+		}
+	}
+	check := func(field string, list []string) []string {
+		var out []string
+		for i, c := range list {
+			pfx, err := netip.ParsePrefix(c)
+			if err != nil {
+				report(fmt.Sprintf("spec.ipAccess.%s[%d]", field, i), fmt.Sprintf("%q is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32", c))
+				ok = false
+				continue
+			}
+			out = append(out, pfx.Masked().String())
+		}
+		return out
+	}
+	out := &ir.IPAccess{Allow: check("allow", a.Allow), Deny: check("deny", a.Deny), Source: p.Namespace + "/" + p.Name}
+	if a.XFFNumTrustedHops < 0 || a.XFFNumTrustedHops > 8 {
+		report("spec.ipAccess.xffNumTrustedHops", fmt.Sprintf("%d is not between 0 and 8", a.XFFNumTrustedHops))
+		ok = false
+	}
+	out.XFFNumTrustedHops = uint32(max(a.XFFNumTrustedHops, 0))
+	if !ok {
+		return nil
+	}
+	return out
 }

@@ -30,6 +30,9 @@ type Result struct {
 	// Inbound is the security (mTLS, authorization) of each Service's
 	// servers, by "namespace/name"; absent: plaintext, all allowed.
 	Inbound map[string]*ir.InboundSecurity
+	// RateLimitDomains are the rate-limit service's configuration: the
+	// global rules of every Gateway listener, by domain.
+	RateLimitDomains []*ir.RateLimitDomain
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -59,6 +62,10 @@ func (r *Result) Config(id ir.ProxyID) *ir.Config {
 		cfg.Listeners, cfg.Clusters = r.gatewayConfig(id)
 	case ir.RoleSidecar:
 		cfg.Listeners, cfg.Clusters = r.sidecarConfig(id)
+	case ir.RoleRateLimit:
+		// One rate-limit service counts for every Gateway: the domains keep
+		// their rules apart.
+		cfg.RateLimitDomains = r.RateLimitDomains
 	}
 	return cfg
 }
@@ -122,6 +129,7 @@ func Translate(res *resource.Resources) *Result {
 		sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
 		out.GatewayListeners[k.namespace+"/"+k.name] = ls
 	}
+	out.RateLimitDomains = rateLimitDomains(out.GatewayListeners)
 	for _, s := range t.sortedServices() {
 		for _, p := range s.ports {
 			out.Clusters = append(out.Clusters, p.cluster)

@@ -12,11 +12,12 @@ import (
 
 // dumpKeys names each type in dumps.
 var dumpKeys = map[resourcev3.Type]string{
-	resourcev3.ListenerType: "listeners",
-	resourcev3.RouteType:    "routes",
-	resourcev3.ClusterType:  "clusters",
-	resourcev3.EndpointType: "endpoints",
-	resourcev3.SecretType:   "secrets",
+	resourcev3.ListenerType:        "listeners",
+	resourcev3.RouteType:           "routes",
+	resourcev3.ClusterType:         "clusters",
+	resourcev3.EndpointType:        "endpoints",
+	resourcev3.SecretType:          "secrets",
+	resourcev3.RateLimitConfigType: "rateLimitConfigs",
 }
 
 // JSON renders the resources as one JSON document ({"clusters": [...],

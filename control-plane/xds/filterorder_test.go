@@ -14,12 +14,17 @@ import (
 )
 
 // The HTTP filters of every listener, Envoy and proxyless alike, run in the
-// documented order: ext_authz before rate limit before RBAC before fault,
-// and the router last. (Rate limit fills with issue #6.) RBAC filters are
-// named envoy.filters.http.rbac.deny and .allow.
+// documented order: client address checks and local limits first, then
+// ext_authz before the global rate limit (which reads the identity headers
+// ext_authz sets), the body bound, RBAC, fault, and the router last. RBAC
+// filters are named envoy.filters.http.rbac.deny and .allow, the address
+// filters ipaccess.deny and .allow.
 var filterOrder = []string{
+	"ipaccess",
+	"envoy.filters.http.local_ratelimit",
 	"envoy.filters.http.ext_authz",
 	"envoy.filters.http.ratelimit",
+	"envoy.filters.http.buffer",
 	"envoy.filters.http.rbac",
 	"envoy.filters.http.fault",
 	"envoy.filters.http.router",
@@ -28,7 +33,8 @@ var filterOrder = []string{
 func TestHTTPFilterOrder(t *testing.T) {
 	seen := map[string]bool{}
 	defer func() {
-		for _, want := range []string{"envoy.filters.http.ext_authz", "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.fault"} {
+		for _, want := range []string{"ipaccess.deny", "ipaccess.allow", "envoy.filters.http.local_ratelimit", "envoy.filters.http.ext_authz",
+			"envoy.filters.http.ratelimit", "envoy.filters.http.buffer", "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.fault"} {
 			if !seen[want] {
 				t.Errorf("no listener of the test has %s: its place is not checked", want)
 			}
@@ -36,7 +42,12 @@ func TestHTTPFilterOrder(t *testing.T) {
 	}()
 	gw := &ir.Listener{Name: "default/ai/8080", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 8080,
 		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}},
-		ExtAuthz:     &ir.ExtAuthz{Cluster: "auth.default:9000"}}
+		ExtAuthz:     &ir.ExtAuthz{Cluster: "auth.default:9000"},
+		RateLimit:    &ir.GlobalRateLimit{Domain: "default/ai/8080", Cluster: "ratelimit.default:8081"},
+		LocalRateLimit: &ir.LocalRateLimit{Rules: []ir.RateLimitRule{{ID: "default/p/r", Requests: 1, Unit: ir.UnitSecond,
+			Entries: []ir.DescriptorEntry{{Key: "remote_address", Source: ir.SourceRemoteAddress}}}}},
+		IPAccess:        &ir.IPAccess{Allow: []string{"10.0.0.0/8"}, Deny: []string{"10.1.0.0/16"}, Source: "default/p"},
+		MaxRequestBytes: 1 << 20}
 	rbac := &ir.RBAC{Deny: []ir.RBACRule{{Name: "d", Methods: []string{"/a.B/*"}}}, Allow: []ir.RBACRule{{Name: "a", Methods: []string{"/a.B/C"}}}}
 	inbound := &ir.Listener{Name: "inbound/0.0.0.0:9000->19000", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 9000,
 		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}},
@@ -45,7 +56,8 @@ func TestHTTPFilterOrder(t *testing.T) {
 		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
 	for _, cfg := range []*ir.Config{
 		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw},
-			Clusters: []*ir.Cluster{{Name: "auth.default:9000", Service: "auth", Namespace: "default", Port: 9000, HTTP2: true}}},
+			Clusters: []*ir.Cluster{{Name: "auth.default:9000", Service: "auth", Namespace: "default", Port: 9000, HTTP2: true},
+				{Name: "ratelimit.default:8081", Service: "ratelimit", Namespace: "default", Port: 8081, HTTP2: true}}},
 		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "sidecar-like"}, Listeners: []*ir.Listener{inbound}},
 		{Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}, Listeners: []*ir.Listener{client}},
 	} {

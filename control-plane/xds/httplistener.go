@@ -3,6 +3,7 @@ package xds
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -13,23 +14,37 @@ import (
 )
 
 // httpFilters is the HTTP filter chain of Envoy listeners, in the order
-// requests go through it. The edge and security issues fill the slots:
+// requests go through it; cheap refusals come before costly ones:
 //
-//	ext_authz (SecurityPolicy.extAuth)   — authenticate before anything is spent
-//	ratelimit (RateLimitPolicy.global)   — limit on the identity ext_authz established
-//	rbac      (SecurityPolicy)           — sidecars, on SPIFFE principals
-//	fault     (BackendPolicy, per route) — configured per route, inert otherwise
-//	router                               — last, always
+//	ipaccess        (SecurityPolicy.ipAccess)    — client address deny, allow
+//	local_ratelimit (RateLimitPolicy.local)      — per-Envoy buckets (per client IP, …)
+//	ext_authz       (SecurityPolicy.extAuth)     — authenticate before anything is spent
+//	ratelimit       (RateLimitPolicy.global)     — limit on the identity ext_authz established
+//	buffer          (Gateway listeners)          — request bodies bounded, 413 beyond
+//	rbac            (SecurityPolicy)             — sidecars, on SPIFFE principals
+//	fault           (BackendPolicy, per route)   — configured per route, inert otherwise
+//	router                                       — last, always
 func httpFilters(l *ir.Listener) []*hcmv3.HttpFilter {
+	if l == nil {
+		l = &ir.Listener{}
+	}
 	var out []*hcmv3.HttpFilter
-	if l != nil && l.ExtAuthz != nil {
+	if l.IPAccess != nil {
+		out = append(out, ipAccessFilters(l.IPAccess)...)
+	}
+	if l.LocalRateLimit != nil {
+		out = append(out, localRateLimitFilter(l.LocalRateLimit))
+	}
+	if l.ExtAuthz != nil {
 		out = append(out, extAuthzFilter(l.ExtAuthz))
 	}
-	var sec *ir.InboundSecurity
-	if l != nil {
-		sec = l.Security
+	if l.RateLimit != nil {
+		out = append(out, rateLimitFilter(l.RateLimit))
 	}
-	if sec != nil && sec.RBAC != nil {
+	if l.MaxRequestBytes > 0 {
+		out = append(out, bufferFilter(l.MaxRequestBytes))
+	}
+	if sec := l.Security; sec != nil && sec.RBAC != nil {
 		out = append(out, rbacFilters(sec.RBAC)...)
 	}
 	return append(out,
@@ -49,9 +64,11 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 			RouteConfigName: l.Name,
 		}},
 		HttpFilters: httpFilters(l),
-		// Clients connect directly: the peer address is the client's.
-		// SecurityPolicy.ipAccess.xffNumTrustedHops changes this at the
-		// edge when a load balancer is in front.
+		// The peer address is the client's unless
+		// SecurityPolicy.ipAccess.xffNumTrustedHops says how many proxies
+		// in front append to X-Forwarded-For (a load balancer before the
+		// router; the router before the gateways). Envoy appends the peer
+		// address to X-Forwarded-For either way.
 		UseRemoteAddress:             wrapperspb.Bool(true),
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
@@ -70,8 +87,11 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_REJECT_REQUEST,
 		},
 	}
-	if l.Degraded != nil {
-		hcm.LocalReplyConfig = localReply(l.Degraded)
+	hcm.LocalReplyConfig = localReplies(l.Degraded)
+	if a := l.IPAccess; a != nil && a.XFFNumTrustedHops > 0 {
+		// The client is the address that many hops from the right of
+		// X-Forwarded-For; a client's own entries further left are ignored.
+		hcm.XffNumTrustedHops = a.XFFNumTrustedHops
 	}
 	fc := &listenerv3.FilterChain{
 		Filters: []*listenerv3.Filter{{
@@ -98,4 +118,13 @@ func socketAddress(host string, port uint32) *corev3.Address {
 		Address:       host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 	}}}
+}
+
+// bufferFilter bounds request bodies: a larger one is refused with 413
+// before it reaches a service. Only requests are buffered; responses
+// (SSE streams) pass through as they come.
+func bufferFilter(max uint32) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: "envoy.filters.http.buffer", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&bufferv3.Buffer{
+		MaxRequestBytes: wrapperspb.UInt32(max),
+	})}}
 }

@@ -1,10 +1,14 @@
 package xds
 
 import (
+	"net/netip"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
@@ -82,4 +86,40 @@ func principals(r ir.RBACRule) []*rbacv3.Principal {
 		}})
 	}
 	return []*rbacv3.Principal{{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: any}}}}
+}
+
+// ipAccessFilters refuse clients by address (403): a DENY filter with the
+// deny list, then an ALLOW filter with the allow list. The address is the
+// downstream remote address, which the connection manager takes from
+// X-Forwarded-For when the listener trusts hops in front of it
+// (xff_num_trusted_hops), else from the connection.
+func ipAccessFilters(a *ir.IPAccess) []*hcmv3.HttpFilter {
+	var out []*hcmv3.HttpFilter
+	filter := func(name string, action rbacv3.RBAC_Action, cidrs []string) *hcmv3.HttpFilter {
+		var ids []*rbacv3.Principal
+		for _, c := range cidrs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				continue // translate validated every entry
+			}
+			p = p.Masked()
+			ids = append(ids, &rbacv3.Principal{Identifier: &rbacv3.Principal_RemoteIp{RemoteIp: &corev3.CidrRange{
+				AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits())),
+			}}})
+		}
+		policy := &rbacv3.Policy{
+			Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}},
+			Principals:  []*rbacv3.Principal{{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: ids}}}},
+		}
+		return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{
+			Rules: &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{a.Source: policy}},
+		})}}
+	}
+	if len(a.Deny) > 0 {
+		out = append(out, filter("ipaccess.deny", rbacv3.RBAC_DENY, a.Deny))
+	}
+	if len(a.Allow) > 0 {
+		out = append(out, filter("ipaccess.allow", rbacv3.RBAC_ALLOW, a.Allow))
+	}
+	return out
 }

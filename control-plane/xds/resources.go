@@ -23,6 +23,8 @@ var Types = []resourcev3.Type{
 	resourcev3.RouteType,
 	// Secrets are added by the server, for proven Envoy nodes only.
 	resourcev3.SecretType,
+	// The rate-limit service's rules (role ratelimit).
+	resourcev3.RateLimitConfigType,
 }
 
 // Resources are the xDS resources of one proxy, by type, sorted by name.
@@ -89,6 +91,10 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 			if !c.Static {
 				add(resourcev3.EndpointType, loadAssignment(c))
 			}
+		}
+	case ir.RoleRateLimit:
+		for _, d := range cfg.RateLimitDomains {
+			add(resourcev3.RateLimitConfigType, rateLimitConfig(d))
 		}
 	default:
 		return nil, nil, fmt.Errorf("xds: role %q is not translated yet", cfg.Proxy.Role)
@@ -199,6 +205,8 @@ func TypeName(t resourcev3.Type) string {
 		return "endpoints"
 	case resourcev3.SecretType:
 		return "secret"
+	case resourcev3.RateLimitConfigType:
+		return "rate-limit configuration"
 	}
 	return t
 }

@@ -65,14 +65,16 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 		}
 		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
 	}
-	if r.Timeout != nil {
-		d := durationpb.New(r.Timeout.Std())
-		if f == flavourGRPC {
-			// grpc-go bounds a call with max_stream_duration, not timeout.
-			action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: d}
-		} else {
-			action.Timeout = d
-		}
+	switch {
+	case r.Timeout != nil && f == flavourGRPC:
+		// grpc-go bounds a call with max_stream_duration, not timeout.
+		action.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: durationpb.New(r.Timeout.Std())}
+	case r.Timeout != nil:
+		action.Timeout = durationpb.New(r.Timeout.Std())
+	case f == flavourEnvoy:
+		// No timeout means none: Envoy's own default (15 s) would cut long
+		// generations. Idle streams are still closed by the listener.
+		action.Timeout = durationpb.New(0)
 	}
 	if r.Retry != nil {
 		action.RetryPolicy = retryPolicy(r.Retry, f)
@@ -85,6 +87,9 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 	}
 	if f == flavourEnvoy {
 		rewrite(action, r)
+		for _, rl := range r.RateLimits {
+			action.RateLimits = append(action.RateLimits, rateLimitActions(rl))
+		}
 		for _, m := range r.Mirrors {
 			action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
 				Cluster:         m.Cluster,
@@ -122,20 +127,7 @@ func routeMatch(m ir.Match) *routev3.RouteMatch {
 		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.PathPrefix}
 	}
 	for _, h := range m.Headers {
-		hm := &routev3.HeaderMatcher{Name: h.Name, InvertMatch: h.Invert}
-		switch {
-		case h.Regex != "":
-			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-				MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}},
-			}}
-		case h.Exact != "":
-			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h.Exact},
-			}}
-		default:
-			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
-		}
-		rm.Headers = append(rm.Headers, hm)
+		rm.Headers = append(rm.Headers, headerMatcher(h))
 	}
 	for _, q := range m.QueryParams {
 		qm := &routev3.QueryParameterMatcher{Name: q.Name}
@@ -151,4 +143,21 @@ func routeMatch(m ir.Match) *routev3.RouteMatch {
 		rm.QueryParameters = append(rm.QueryParameters, qm)
 	}
 	return rm
+}
+
+func headerMatcher(h ir.HeaderMatch) *routev3.HeaderMatcher {
+	hm := &routev3.HeaderMatcher{Name: h.Name, InvertMatch: h.Invert}
+	switch {
+	case h.Regex != "":
+		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}},
+		}}
+	case h.Exact != "":
+		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h.Exact},
+		}}
+	default:
+		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
+	}
+	return hm
 }

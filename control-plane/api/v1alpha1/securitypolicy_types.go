@@ -162,10 +162,11 @@ type ClaimToHeader struct {
 	Header string `json:"header"`
 }
 
-// IPAccess allows or denies clients by address. Deny wins over allow; when
-// allow is set, addresses outside it are denied.
+// IPAccess allows or denies clients by address, and says how the client's
+// address is found (xffNumTrustedHops). Deny wins over allow; when allow is
+// set, addresses outside it are denied. Enforced by Envoy Gateways (403).
 //
-// +kubebuilder:validation:XValidation:rule="has(self.allow) || has(self.deny)",message="ipAccess must set allow, deny or both"
+// +kubebuilder:validation:XValidation:rule="has(self.allow) || has(self.deny) || has(self.xffNumTrustedHops)",message="ipAccess must set allow, deny or xffNumTrustedHops"
 type IPAccess struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=256

@@ -1,0 +1,212 @@
+// Package envoysim evaluates the parts of Envoy's route configuration that
+// the tests need without an Envoy binary (it cannot be installed on the
+// development machines): which route a request takes, and which rate-limit
+// descriptors that route's actions make of it, with Envoy's documented
+// semantics. Tests then send those descriptors to the real rate-limit
+// service, so the generated configuration is exercised end to end.
+package envoysim
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	commonrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+)
+
+// Request is what the actions read: the request headers (names in any
+// case; after ext_authz added its own) and the client's address (after
+// X-Forwarded-For handling).
+type Request struct {
+	Authority string
+	Path      string
+	Headers   map[string]string
+	Remote    netip.Addr
+}
+
+func (r Request) header(name string) (string, bool) {
+	for k, v := range r.Headers {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Route returns the route a request takes: the first virtual host whose
+// domains admit the authority ("*" admits all), then its first route whose
+// match admits the path and headers; nil when none does.
+func Route(rc *routev3.RouteConfiguration, req Request) *routev3.Route {
+	for _, vh := range rc.GetVirtualHosts() {
+		if !domainMatches(vh.GetDomains(), req.Authority) {
+			continue
+		}
+		for _, r := range vh.GetRoutes() {
+			if routeMatches(r.GetMatch(), req) {
+				return r
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+func domainMatches(domains []string, authority string) bool {
+	for _, d := range domains {
+		if d == "*" || strings.EqualFold(d, authority) {
+			return true
+		}
+		if suffix, ok := strings.CutPrefix(d, "*"); ok && strings.HasSuffix(authority, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func routeMatches(m *routev3.RouteMatch, req Request) bool {
+	path, _, _ := strings.Cut(req.Path, "?")
+	switch {
+	case m.GetPath() != "":
+		if path != m.GetPath() {
+			return false
+		}
+	case m.GetSafeRegex() != nil:
+		if !fullMatch(m.GetSafeRegex().GetRegex(), path) {
+			return false
+		}
+	default:
+		if !strings.HasPrefix(path, m.GetPrefix()) {
+			return false
+		}
+	}
+	for _, h := range m.GetHeaders() {
+		if !HeaderMatches(h, req) {
+			return false
+		}
+	}
+	return true
+}
+
+// HeaderMatches applies one header matcher: exact, safe_regex (a full
+// match), prefix, suffix, contains, or present; invert_match inverts.
+func HeaderMatches(h *routev3.HeaderMatcher, req Request) bool {
+	v, ok := req.header(h.GetName())
+	var match bool
+	switch {
+	case h.GetStringMatch() != nil:
+		sm := h.GetStringMatch()
+		switch {
+		case !ok:
+			match = false
+		case sm.GetSafeRegex() != nil:
+			match = fullMatch(sm.GetSafeRegex().GetRegex(), v)
+		case sm.GetPrefix() != "":
+			match = strings.HasPrefix(v, sm.GetPrefix())
+		case sm.GetSuffix() != "":
+			match = strings.HasSuffix(v, sm.GetSuffix())
+		case sm.GetContains() != "":
+			match = strings.Contains(v, sm.GetContains())
+		default:
+			match = v == sm.GetExact()
+		}
+	default:
+		match = ok == h.GetPresentMatch()
+	}
+	return match != h.GetInvertMatch()
+}
+
+func fullMatch(re, s string) bool {
+	r, err := regexp.Compile("^(?:" + re + ")$")
+	return err == nil && r.MatchString(s)
+}
+
+// Descriptors returns the descriptors a list of rate limits makes of a
+// request. A limit whose action has nothing to produce (a header absent, a
+// header match failing) makes no descriptor at all, as in Envoy.
+func Descriptors(limits []*routev3.RateLimit, req Request) ([]*commonrlv3.RateLimitDescriptor, error) {
+	var out []*commonrlv3.RateLimitDescriptor
+	for _, rl := range limits {
+		d := &commonrlv3.RateLimitDescriptor{}
+		produced := true
+		for _, a := range rl.GetActions() {
+			e, ok, err := entry(a, req)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				produced = false
+				break
+			}
+			if e != nil {
+				d.Entries = append(d.Entries, e)
+			}
+		}
+		if produced && len(d.Entries) > 0 {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// entry is one action's entry; ok false means the descriptor is not made;
+// a nil entry with ok true is a skipped absent header (skip_if_absent).
+func entry(a *routev3.RateLimit_Action, req Request) (*commonrlv3.RateLimitDescriptor_Entry, bool, error) {
+	switch {
+	case a.GetGenericKey() != nil:
+		g := a.GetGenericKey()
+		return &commonrlv3.RateLimitDescriptor_Entry{Key: or(g.GetDescriptorKey(), "generic_key"), Value: g.GetDescriptorValue()}, true, nil
+	case a.GetRequestHeaders() != nil:
+		h := a.GetRequestHeaders()
+		v, ok := req.header(h.GetHeaderName())
+		if !ok {
+			return nil, h.GetSkipIfAbsent(), nil
+		}
+		return &commonrlv3.RateLimitDescriptor_Entry{Key: h.GetDescriptorKey(), Value: v}, true, nil
+	case a.GetHeaderValueMatch() != nil:
+		hv := a.GetHeaderValueMatch()
+		all := true
+		for _, h := range hv.GetHeaders() {
+			all = all && HeaderMatches(h, req)
+		}
+		expect := hv.GetExpectMatch() == nil || hv.GetExpectMatch().GetValue()
+		if all != expect {
+			return nil, false, nil
+		}
+		return &commonrlv3.RateLimitDescriptor_Entry{Key: or(hv.GetDescriptorKey(), "header_match"), Value: hv.GetDescriptorValue()}, true, nil
+	case a.GetRemoteAddress() != nil:
+		if !req.Remote.IsValid() {
+			return nil, false, nil
+		}
+		return &commonrlv3.RateLimitDescriptor_Entry{Key: "remote_address", Value: req.Remote.String()}, true, nil
+	case a.GetMaskedRemoteAddress() != nil:
+		m := a.GetMaskedRemoteAddress()
+		if !req.Remote.IsValid() {
+			return nil, false, nil
+		}
+		bits := 32
+		if m.GetV4PrefixMaskLen() != nil {
+			bits = int(m.GetV4PrefixMaskLen().GetValue())
+		}
+		if !req.Remote.Is4() {
+			bits = 128
+			if m.GetV6PrefixMaskLen() != nil {
+				bits = int(m.GetV6PrefixMaskLen().GetValue())
+			}
+		}
+		p, err := req.Remote.Prefix(bits)
+		if err != nil {
+			return nil, false, err
+		}
+		return &commonrlv3.RateLimitDescriptor_Entry{Key: "masked_remote_address", Value: p.String()}, true, nil
+	}
+	return nil, false, fmt.Errorf("envoysim: rate-limit action %v is not simulated", a)
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -34,7 +34,19 @@ type Bootstrap struct {
 	InboundAddress string
 	InboundPort    int
 	AppPort        int
+	// XDSTLS makes the xDS connection mTLS (the control plane in production
+	// mode): the node's workload certificate, whose SPIFFE ID proves the
+	// identity it claims, and the bundle that verifies the control plane.
+	// Envoy reloads the files when Dir's content is replaced (renewal).
+	XDSTLS *TLSFiles
 }
+
+// TLSFiles are PEM files in one directory.
+type TLSFiles struct{ Dir, Certificate, PrivateKey, CA string }
+
+// ControlPlaneID is the SPIFFE ID the control plane's certificate must
+// carry for an Envoy to accept it.
+const ControlPlaneID = "spiffe://bulkhead.local/ns/default/sa/control-plane"
 
 // Render returns the bootstrap YAML.
 func Render(b Bootstrap) ([]byte, error) {
@@ -67,12 +79,16 @@ func Render(b Bootstrap) ([]byte, error) {
 			return nil, fmt.Errorf("envoy bootstrap: inbound %s:%d for app port %d: want an IP and ports 1-65535", b.InboundAddress, b.InboundPort, b.AppPort)
 		}
 	}
+	if t := b.XDSTLS; t != nil && (t.Dir == "" || t.Certificate == "" || t.PrivateKey == "" || t.CA == "") {
+		return nil, fmt.Errorf("envoy bootstrap: xds tls: directory, certificate, private key and CA files are all required")
+	}
 	var out bytes.Buffer
 	err = tmpl.ExecuteTemplate(&out, b.Role+".yaml.tmpl", struct {
 		Bootstrap
-		XDSHost string
-		XDSPort string
-	}{b, host, port})
+		XDSHost        string
+		XDSPort        string
+		ControlPlaneID string
+	}{b, host, port, ControlPlaneID})
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: %w", err)
 	}

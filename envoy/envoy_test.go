@@ -6,6 +6,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -21,7 +22,8 @@ import (
 func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 	for _, role := range []string{"router", "gateway", "sidecar"} {
 		t.Run(role, func(t *testing.T) {
-			b := envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000}
+			b := envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000,
+				XDSTLS: &envoy.TLSFiles{Dir: "/certs", Certificate: "/certs/cert.pem", PrivateKey: "/certs/key.pem", CA: "/certs/ca.pem"}}
 			want := ir.ProxyID{Role: ir.Role(role), Namespace: "bulkhead", Name: "ai"}
 			if role == "sidecar" {
 				b.InboundPort, b.AppPort = 9000, 19000
@@ -52,6 +54,18 @@ func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 			if parsed.GetDynamicResources().GetAdsConfig().GetApiType().String() != "DELTA_GRPC" {
 				t.Error("Envoy nodes use delta ADS")
 			}
+			// The xDS connection is mTLS with the node's certificate, and
+			// accepts only the control plane's identity.
+			ts := parsed.GetStaticResources().GetClusters()[0].GetTransportSocket()
+			tlsCtx := &tlsv3.UpstreamTlsContext{}
+			if err := ts.GetTypedConfig().UnmarshalTo(tlsCtx); err != nil {
+				t.Fatalf("xds cluster transport socket: %v", err)
+			}
+			common := tlsCtx.GetCommonTlsContext()
+			if common.GetTlsCertificates()[0].GetCertificateChain().GetFilename() != "/certs/cert.pem" ||
+				common.GetValidationContext().GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact() != envoy.ControlPlaneID {
+				t.Errorf("xds TLS: %v", common)
+			}
 		})
 	}
 }
@@ -65,6 +79,7 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "cp:18000", AdminPort: 1}, "want ip:port"},
 		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 0}, "admin port"},
 		{envoy.Bootstrap{Role: "router", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1}, "name and node id"},
+		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1, XDSTLS: &envoy.TLSFiles{Dir: "/d"}}, "xds tls"},
 	} {
 		if _, err := envoy.Render(tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Render(%+v): %v; want an error containing %q", tc.b, err, tc.want)

@@ -40,3 +40,8 @@ const (
 	ControlPlane    = "control-plane"
 	EnvoyIssuerRole = "envoy-sds"
 )
+
+// RateLimit is the identity of the rate-limit service (envoyproxy/ratelimit):
+// its workload certificate proves it to the control plane, and its Redis
+// user owns the keys "ratelimit:*".
+const RateLimit = "ratelimit"

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
 // startControlPlane runs the control plane in production mode: the xDS
@@ -28,8 +28,8 @@ func startControlPlane(ctx context.Context, opts Options, state, endpointsDir st
 		logFile.Close()
 		return nil, "", nil, err
 	}
-	certs := provision.CertFilesIn(filepath.Join(state, "certs", "control-plane"))
-	renewAt, err := provision.IssueControlPlaneCert(ctx, v, certs)
+	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.ControlPlane))
+	stopRenew, err := keepCertificate(ctx, log, v, bhvault.ControlPlane, certs)
 	if err != nil {
 		logFile.Close()
 		return nil, "", nil, err
@@ -43,25 +43,10 @@ func startControlPlane(ctx context.Context, opts Options, state, endpointsDir st
 		Log:          log,
 	})
 	if err != nil {
+		stopRenew()
 		logFile.Close()
 		return nil, "", nil, err
 	}
-	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-time.After(time.Until(renewAt)):
-			}
-			next, err := provision.IssueControlPlaneCert(renewCtx, v, certs)
-			if err != nil {
-				log.Error("renewing the control plane's certificate", "error", err)
-				next = time.Now().Add(10 * time.Second)
-			}
-			renewAt = next
-		}
-	}()
 	where := fmt.Sprintf("xDS %s (mTLS, nodes prove their identity), admin http://%s (reads %s and %s; log %s)",
 		cp.XDSAddr(), cp.AdminAddr(), opts.MeshDir, relLog(endpointsDir), relLog(filepath.Join(state, "control-plane.log")))
 	return cp, where, func() error { stopRenew(); err := cp.Stop(); logFile.Close(); return err }, nil

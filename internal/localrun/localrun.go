@@ -45,6 +45,9 @@ type Options struct {
 	APIAddress string
 	// TokenInterval is the builtin engine's time per generated piece.
 	TokenInterval time.Duration
+	// EnvoyBinary runs the edge router and gateways; "" looks for envoy on
+	// PATH, and without one the edge is not started.
+	EnvoyBinary string
 }
 
 // component is one running part of the platform.
@@ -174,7 +177,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	var cp *controlplane.ControlPlane
-	var keyPath string
+	var keyPath, ingress string
 	endpointsDir := filepath.Join(state, "endpoints")
 	if opts.MeshDir != "" {
 		if st, err := os.Stat(opts.MeshDir); err != nil || !st.IsDir() {
@@ -224,6 +227,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 			if keyPath, err = devKey(ctx, state, cp.XDSAddr(), prov.Operator); err != nil {
 				return err
 			}
+			if ingress, err = startEdge(ctx, opts, start, state, endpointsDir, logDir, cp.XDSAddr(), vlt, rd, prov); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -239,8 +245,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 		fmt.Fprintln(out, "  bulkhead status --admin-address \"$BULKHEAD_ADMIN_ADDR\"   (after sourcing it)")
 	}
 	if keyPath != "" {
-		fmt.Fprintf(out, "\nThe API is at http://%s (OpenAI/DeepSeek-compatible). Development key (admin): %s\n", opts.APIAddress, relLog(keyPath))
-		fmt.Fprintf(out, "  curl http://%s/v1/chat/completions -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' \\\n", opts.APIAddress, relLog(keyPath))
+		api := opts.APIAddress
+		if ingress != "" {
+			api = ingress
+			fmt.Fprintf(out, "\nThe API is at http://%s through the edge router and gateways (and directly at http://%s). Development key (admin): %s\n", ingress, opts.APIAddress, relLog(keyPath))
+		} else {
+			fmt.Fprintf(out, "\nThe API is at http://%s (OpenAI/DeepSeek-compatible). Development key (admin): %s\n", opts.APIAddress, relLog(keyPath))
+		}
+		fmt.Fprintf(out, "  curl http://%s/v1/chat/completions -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' \\\n", api, relLog(keyPath))
 		fmt.Fprintln(out, `    -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "What is light?"}], "stream": true}'`)
 		fmt.Fprintf(out, "  bin/bulkhead chat \"What is light?\"\n")
 	}

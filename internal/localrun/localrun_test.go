@@ -115,10 +115,18 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control", "users-1", "models-1", "inference-1", "inference-2",
-		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "api-1"} {
+		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "api-1", "ratelimit"} {
 		if !strings.Contains(out.String(), "  "+name) {
 			t.Errorf("report does not mention %s:\n%s", name, out)
 		}
+	}
+	// The rate-limit service proved its identity over mTLS and received the
+	// platform's global rules: one domain per gateway listener.
+	if !strings.Contains(out.String(), "rules for 2 gateway listeners from the control plane") {
+		t.Errorf("the rate-limit service's rules are not reported:\n%s", out)
+	}
+	if _, err := exec.LookPath("envoy"); err != nil && !strings.Contains(out.String(), "skipped: no envoy binary on PATH") {
+		t.Errorf("without envoy, the report must say the edge is not started:\n%s", out)
 	}
 	st, err := os.Stat(envPath)
 	if err != nil {
@@ -198,8 +206,8 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	if cresp.StatusCode != 200 || !strings.Contains(string(body), `"object":"chat.completion"`) {
 		t.Fatalf("chat completion: %d %s", cresp.StatusCode, body)
 	}
-	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 9 {
-		t.Errorf("%d endpoint files; want one per process (9)", len(eps))
+	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 10 {
+		t.Errorf("%d endpoint files; want one per process (9 services and the rate-limit service)", len(eps))
 	}
 
 	// A second `bulkhead up` on the same state is refused, not interleaved.

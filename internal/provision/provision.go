@@ -84,7 +84,14 @@ type Result struct {
 	Operator CertFiles
 	// RootCA is the mesh's trust bundle (PEM).
 	RootCA string
+	// RateLimitRedis is the rate-limit service's Redis user, limited to
+	// the keys "ratelimit:*" (envoyproxy/ratelimit cannot read Vault; the
+	// runner hands it these in its environment).
+	RateLimitRedis RedisUser
 }
+
+// RedisUser is a Redis ACL user.
+type RedisUser struct{ User, Password string }
 
 // Provision sets up every service of Services, and the PKI.
 func Provision(ctx context.Context, o Options) (*Result, error) {
@@ -186,11 +193,15 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	rlPassword, err := redisUser(ctx, rd, bhvault.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("provision %s: %w", bhvault.RateLimit, err)
+	}
 	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
 	if err := issueOperator(ctx, v, operator); err != nil {
 		return nil, err
 	}
-	return &Result{Credentials: out, Operator: operator, RootCA: rootCA}, nil
+	return &Result{Credentials: out, Operator: operator, RootCA: rootCA, RateLimitRedis: RedisUser{User: bhvault.RateLimit, Password: rlPassword}}, nil
 }
 
 func newKey(kind string) string {

@@ -62,14 +62,24 @@ func connectRedis(addr, password string) *redis.Client {
 }
 
 // redisUserFor gives service its own ACL user whose keys must start with
-// "SERVICE:", without administrative or dangerous commands.
+// "SERVICE:", without administrative or dangerous commands, and returns its
+// URL.
 func redisUserFor(ctx context.Context, rd *redis.Client, service, addr string) (string, error) {
+	password, err := redisUser(ctx, rd, service)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "redis", User: url.UserPassword(service, password), Host: addr, Path: "/0"}
+	return u.String(), nil
+}
+
+// redisUser creates (or resets) that ACL user and returns its password.
+func redisUser(ctx context.Context, rd *redis.Client, service string) (string, error) {
 	password := randomHex(24)
 	err := rd.Do(ctx, "ACL", "SETUSER", service, "reset", "on", ">"+password,
 		"~"+service+":*", "&"+service+":*", "+@all", "-@admin", "-@dangerous").Err()
 	if err != nil {
 		return "", fmt.Errorf("redis ACL: %w", err)
 	}
-	u := url.URL{Scheme: "redis", User: url.UserPassword(service, password), Host: addr, Path: "/0"}
-	return u.String(), nil
+	return password, nil
 }

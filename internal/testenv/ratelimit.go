@@ -39,9 +39,19 @@ type RateLimitOptions struct {
 	XDSAddress string
 	// Proxy is the node's identity, "ratelimit/NAMESPACE/NAME".
 	Proxy string
-	// RedisAddr and RedisPassword of the counters' Redis.
-	RedisAddr, RedisPassword string
+	// RedisAddr, RedisUser ("" for the default user) and RedisPassword of
+	// the counters' Redis; KeyPrefix starts every key ("ratelimit:" for an
+	// ACL user limited to those).
+	RedisAddr, RedisUser, RedisPassword, KeyPrefix string
+	// XDSTLS, when set, makes the xDS connection mTLS with this client
+	// certificate (the control plane in production mode admits only nodes
+	// that prove their identity).
+	XDSTLS *TLSFiles
 }
+
+// TLSFiles are a certificate, its key and the CA bundle that verifies the
+// peer, as PEM files.
+type TLSFiles struct{ Certificate, PrivateKey, CA string }
 
 // StartRateLimit starts the rate-limit service and waits until it serves.
 func StartRateLimit(ctx context.Context, opts RateLimitOptions) (*RateLimit, error) {
@@ -91,9 +101,21 @@ func (r *RateLimit) start(ctx context.Context, bin string, grpcPort int, opts Ra
 		"CONFIG_GRPC_XDS_NODE_METADATA=bulkhead="+opts.Proxy,
 		"CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL=500ms",
 	)
+	if opts.KeyPrefix != "" {
+		env = append(env, "CACHE_KEY_PREFIX="+opts.KeyPrefix)
+	}
+	if t := opts.XDSTLS; t != nil {
+		env = append(env, "CONFIG_GRPC_XDS_SERVER_USE_TLS=true",
+			"CONFIG_GRPC_XDS_CLIENT_TLS_CERT="+t.Certificate, "CONFIG_GRPC_XDS_CLIENT_TLS_KEY="+t.PrivateKey,
+			"CONFIG_GRPC_XDS_SERVER_TLS_CACERT="+t.CA)
+	}
 	// The Redis password goes through the environment, which only this
 	// user can read, never the command line.
-	env = append(env, "REDIS_AUTH="+opts.RedisPassword)
+	auth := opts.RedisPassword
+	if opts.RedisUser != "" {
+		auth = opts.RedisUser + ":" + auth
+	}
+	env = append(env, "REDIS_AUTH="+auth)
 	proc, err := startProcess("ratelimit", bin, nil, env, filepath.Join(r.Dir, "ratelimit.log"), nil)
 	if err != nil {
 		return err

@@ -1,0 +1,272 @@
+package localrun
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/envoy"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
+)
+
+// The edge of DESIGN.md §2 as processes: the rate-limit service
+// (envoyproxy/ratelimit, always: its rules come from the control plane and
+// show what the gateways would enforce), and the edge router and the two
+// domain gateways as Envoy processes when an `envoy` binary is on PATH.
+
+// edgeProxy is one Envoy of the edge: its node identity, the Service it is
+// an endpoint of ("" for the router, which clients reach directly) and the
+// port of its Gateway listener (policies/mesh/edge.yaml).
+type edgeProxy struct {
+	role    ir.Role
+	name    string
+	service string
+	port    int
+}
+
+var edgeProxies = []edgeProxy{
+	{role: ir.RoleGateway, name: "identity", service: "gateway-identity", port: 10081},
+	{role: ir.RoleGateway, name: "ai", service: "gateway-ai", port: 10082},
+	{role: ir.RoleRouter, name: "edge", port: 10080},
+}
+
+// account is the identity an edge proxy proves to the control plane
+// (control-plane/server.ServiceAccount).
+func (p edgeProxy) account() string { return string(p.role) + "-" + p.name }
+
+// keepCertificate issues a workload certificate for identity into files
+// and renews it at two thirds of its life until stop is called; a failed
+// renewal is logged and retried in 10 s (the current one stays).
+func keepCertificate(ctx context.Context, log *slog.Logger, v *vault.Client, identity string, files provision.CertFiles) (stop func(), err error) {
+	issue := func(ctx context.Context) (time.Time, error) {
+		iss, err := provision.IssueCert(ctx, v, bhvault.EnvoyIssuerRole, ir.SPIFFEID("default", identity), bhvault.WorkloadTTL, "127.0.0.1")
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s certificate: %w", identity, err)
+		}
+		if err := iss.Write(files); err != nil {
+			return time.Time{}, err
+		}
+		return iss.RenewAt(), nil
+	}
+	renewAt, err := issue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	renewCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-time.After(time.Until(renewAt)):
+			}
+			next, err := issue(renewCtx)
+			if err != nil {
+				log.Error("renewing a workload certificate", "identity", identity, "error", err)
+				next = time.Now().Add(10 * time.Second)
+			}
+			renewAt = next
+		}
+	}()
+	return cancel, nil
+}
+
+// startRateLimit runs the rate-limit service: its own Redis user (keys
+// "ratelimit:*"), an mTLS xDS connection proving the identity ratelimit,
+// and its gRPC port as the endpoint of Service ratelimit, which the
+// gateways' rate-limit filter calls.
+func startRateLimit(ctx context.Context, log *slog.Logger, state, endpointsDir, xdsAddr string, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
+	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.RateLimit))
+	stopRenew, err := keepCertificate(ctx, log, v, bhvault.RateLimit, certs)
+	if err != nil {
+		return component{}, err
+	}
+	rl, err := testenv.StartRateLimit(ctx, testenv.RateLimitOptions{
+		Dir:        filepath.Join(state, "ratelimit"),
+		XDSAddress: xdsAddr,
+		Proxy:      "ratelimit/default/" + bhvault.RateLimit,
+		RedisAddr:  rd.Addr, RedisUser: user.User, RedisPassword: user.Password, KeyPrefix: bhvault.RateLimit + ":",
+		XDSTLS: &testenv.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+	})
+	if err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	host, port, _ := net.SplitHostPort(rl.GRPCAddr)
+	p, _ := strconv.Atoi(port)
+	endpoint, err := provision.WriteEndpoint(endpointsDir, bhvault.RateLimit, "ratelimit-1", &net.TCPAddr{IP: net.ParseIP(host), Port: p}, nil)
+	if err != nil {
+		stopRenew()
+		rl.Close()
+		return component{}, err
+	}
+	// Ready when the control plane's rules are loaded.
+	domains := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cfg, err := rl.Config(ctx)
+		if err == nil && strings.TrimSpace(cfg) != "" {
+			domains = countDomains(cfg)
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopRenew()
+			os.Remove(endpoint)
+			rl.Close()
+			return component{}, fmt.Errorf("the rate-limit service received no rules from the control plane within 30 s; its log:\n%s", rl.LogTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return component{
+		where: fmt.Sprintf("%s (rules for %d gateway listeners from the control plane; rules: http://%s/rlconfig, metrics http://%s/metrics)", rl.GRPCAddr, domains, rl.DebugAddr, rl.MetricsAddr),
+		close: func() error {
+			os.Remove(endpoint)
+			stopRenew()
+			return rl.Close()
+		},
+	}, nil
+}
+
+// countDomains counts the domains of a /rlconfig page (each line starts
+// with "DOMAIN.").
+func countDomains(cfg string) int {
+	seen := map[string]bool{}
+	for _, line := range strings.Split(cfg, "\n") {
+		if d, _, ok := strings.Cut(line, "."); ok && strings.TrimSpace(line) != "" {
+			seen[d] = true
+		}
+	}
+	return len(seen)
+}
+
+// envoyBinary is the envoy on PATH, or "".
+func envoyBinary() string {
+	p, err := exec.LookPath("envoy")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// startEnvoy runs one edge proxy: its workload certificate (renewed; Envoy
+// reloads it), a bootstrap whose xDS connection is mTLS, the process, and,
+// for a gateway, its EndpointSlice so that the router can reach it.
+func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, state, endpointsDir, logDir, xdsAddr string, v *vault.Client, baseID int) (component, error) {
+	certs := provision.CertFilesIn(filepath.Join(state, "certs", p.account()))
+	stopRenew, err := keepCertificate(ctx, log, v, p.account(), certs)
+	if err != nil {
+		return component{}, err
+	}
+	adminPort, err := testenv.FreePort()
+	if err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	boot, err := envoy.Render(envoy.Bootstrap{
+		Role: string(p.role), Name: p.name, Namespace: "default", NodeID: p.account() + "-1",
+		XDSAddress: xdsAddr, AdminPort: adminPort,
+		XDSTLS: &envoy.TLSFiles{Dir: certs.Dir, Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+	})
+	if err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	bootPath := filepath.Join(state, "envoy", p.account()+".yaml")
+	if err := os.MkdirAll(filepath.Dir(bootPath), 0o700); err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	if err := os.WriteFile(bootPath, boot, 0o600); err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	logPath := filepath.Join(logDir, p.account()+".log")
+	proc, err := testenv.StartProcess(p.account(), bin, []string{"-c", bootPath, "--base-id", strconv.Itoa(baseID), "--log-format", "%Y-%m-%dT%T.%eZ %l %n %v"}, nil, logPath)
+	if err != nil {
+		stopRenew()
+		return component{}, err
+	}
+	listener := fmt.Sprintf("127.0.0.1:%d", p.port)
+	// Ready when the listener the control plane programs accepts.
+	err = proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", listener)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		stopRenew()
+		proc.Stop(5 * time.Second)
+		return component{}, err
+	}
+	var endpoint string
+	if p.service != "" {
+		endpoint, err = provision.WriteEndpoint(endpointsDir, p.service, p.account()+"-1", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, map[string]int{"http": p.port})
+		if err != nil {
+			stopRenew()
+			proc.Stop(5 * time.Second)
+			return component{}, err
+		}
+	}
+	return component{
+		where: fmt.Sprintf("http://%s (admin and Prometheus stats http://127.0.0.1:%d/stats/prometheus, log %s)", listener, adminPort, relLog(logPath)),
+		close: func() error {
+			if endpoint != "" {
+				os.Remove(endpoint)
+			}
+			stopRenew()
+			return proc.Stop(15 * time.Second)
+		},
+	}, nil
+}
+
+// startEdge starts the rate-limit service, then the gateways and the
+// router when Envoy is installed, and returns the ingress address ("" when
+// there is no Envoy).
+func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, state, endpointsDir, logDir, xdsAddr string, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
+	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
+	if err != nil {
+		return "", err
+	}
+	logFile, err := os.OpenFile(filepath.Join(logDir, "edge-certificates.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", err
+	}
+	// The file stays open for the renewals, until the process ends.
+	log := slog.New(slog.NewJSONHandler(logFile, nil))
+	if err := start("ratelimit", func() (component, error) {
+		return startRateLimit(ctx, log, state, endpointsDir, xdsAddr, v, rd, prov.RateLimitRedis)
+	}); err != nil {
+		return "", err
+	}
+	bin := opts.EnvoyBinary
+	if bin == "" {
+		bin = envoyBinary()
+	}
+	if bin == "" {
+		fmt.Fprintf(opts.Out, "  %-20s skipped: no envoy binary on PATH; the router and gateways (ext_authz, rate limits, IP filtering) are not started, the api service is reachable directly\n", "edge")
+		return "", nil
+	}
+	for i, p := range edgeProxies {
+		if err := start(p.account(), func() (component, error) {
+			return startEnvoy(ctx, log, bin, p, state, endpointsDir, logDir, xdsAddr, v, 100+i)
+		}); err != nil {
+			return "", err
+		}
+	}
+	router := edgeProxies[len(edgeProxies)-1]
+	return fmt.Sprintf("127.0.0.1:%d", router.port), nil
+}

@@ -2,23 +2,30 @@ package e2e_test
 
 import (
 	"encoding/json"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	authzv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/envoysim"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
@@ -51,6 +58,18 @@ func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
 	return nil
 }
 
+// gatewayRoutes is the ai gateway's route configuration, generated from
+// the platform's policies.
+func gatewayRoutes(t *testing.T) *routev3.RouteConfiguration {
+	t.Helper()
+	r := controlplane.Offline(filepath.Join(stack.RepoRoot(), "policies", "mesh"))
+	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[resourcev3.RouteType][0].(*routev3.RouteConfiguration)
+}
+
 // checkRequestFor is the CheckRequest Envoy sends for a request with these
 // headers under that filter: the pseudo-headers, and the headers the
 // filter allows.
@@ -71,7 +90,9 @@ func checkRequestFor(ea *extauthzv3.ExtAuthz, method, path string, headers map[s
 // The gateways' ext_authz against the real auth service: the CheckRequest
 // the generated filter would send (only the headers it allows), sent as
 // the ai gateway's identity over the mesh to the cluster the filter names:
-// allowed with the identity headers, denied with the API's 401 body.
+// allowed with the identity headers, which the gateway's rate-limit
+// descriptors read (checked against the real rate-limit service), denied
+// with the API's 401 body.
 func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 	ea := gatewayExtAuthz(t)
 	if c := ea.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "auth.default:9000" || ea.GetFailureModeAllow() {
@@ -115,6 +136,56 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 	}
 	if got[identity.AccountIDHeader] != p.Account || got[identity.TierHeader] != "enterprise" {
 		t.Errorf("identity headers %v", got)
+	}
+
+	// What ext_authz set is what the ai gateway's rate-limit descriptors
+	// read: the request, with those headers, makes the platform's per-key
+	// descriptor, and the real rate-limit service, programmed over mTLS xDS
+	// by the platform's control plane, counts it against the per-key rule
+	// of policies/mesh/ratelimit.yaml.
+	rlCerts := issueWith(t, p.Stack, bhvault.EnvoyIssuerRole, bhvault.RateLimit)
+	rl, err := testenv.StartRateLimit(ctx, testenv.RateLimitOptions{
+		XDSAddress: p.ControlPlane.XDSAddr(), RedisAddr: p.Stack.Redis.Addr, RedisPassword: p.Stack.Redis.Password, KeyPrefix: "ratelimit:",
+		XDSTLS: &testenv.TLSFiles{Certificate: rlCerts.Certificate, PrivateKey: rlCerts.PrivateKey, CA: rlCerts.CA},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	routes := gatewayRoutes(t)
+	forwarded := envoysim.Request{Authority: "api.bulkhead.local", Path: "/v1/chat/completions", Remote: netip.MustParseAddr("192.0.2.7"), Headers: got}
+	route := envoysim.Route(routes, forwarded)
+	if route == nil {
+		t.Fatal("the ai gateway has no route for /v1/chat/completions")
+	}
+	ds, err := envoysim.Descriptors(route.GetRoute().GetRateLimits(), forwarded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rlc, err := grpc.NewClient(rl.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rlc.Close()
+	var decision *rlsv3.RateLimitResponse
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		decision, err = rlsv3.NewRateLimitServiceClient(rlc).ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "default/ai/10082", Descriptors: ds, HitsAddend: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(decision.GetStatuses()) > 0 && decision.GetStatuses()[0].GetCurrentLimit() != nil {
+			break // the rules have arrived
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rate-limit service has no rule for %v after 20 s: %v\n%s", ds, decision, rl.LogTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	perKey := decision.GetStatuses()[0]
+	if len(ds) == 0 || ds[0].GetEntries()[1].GetKey() != "key_id" || ds[0].GetEntries()[1].GetValue() != got[identity.KeyIDHeader] ||
+		decision.GetOverallCode() != rlsv3.RateLimitResponse_OK || perKey.GetCurrentLimit().GetRequestsPerUnit() != 1200 || perKey.GetLimitRemaining() != 1199 {
+		t.Fatalf("descriptors %v: %v; want the key's first request of 1200 a minute", ds, decision)
 	}
 
 	bad := checkRequestFor(ea, "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-wrong"})

@@ -106,12 +106,12 @@ endpoints: [{addresses: ["%s"], conditions: {ready: true}}]
 }
 
 type mesh struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	cp  *controlplane.ControlPlane
 }
 
-func startMesh(t *testing.T, files map[string]string) *mesh {
+func startMesh(t testing.TB, files map[string]string) *mesh {
 	t.Helper()
 	m := &mesh{t: t, dir: t.TempDir()}
 	for name, body := range files {
@@ -202,7 +202,7 @@ func count(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[strin
 
 // eventually polls until cond holds, for changes that reach clients
 // asynchronously.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -213,7 +213,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()

@@ -102,7 +102,7 @@ spec:
 
 // gatewayRoutes fetches the ai gateway's route configuration from the
 // control plane over ADS, as its Envoy would.
-func gatewayRoutes(t *testing.T, m *mesh, name string) *routev3.RouteConfiguration {
+func gatewayRoutes(t testing.TB, m *mesh, name string) *routev3.RouteConfiguration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -289,7 +289,7 @@ func TestGlobalRateLimitThroughRateLimitService(t *testing.T) {
 
 // waitRule waits until the rate-limit service has loaded a rule with that
 // limit.
-func waitRule(t *testing.T, rl *testenv.RateLimit, id string, requests int) {
+func waitRule(t testing.TB, rl *testenv.RateLimit, id string, requests int) {
 	t.Helper()
 	want := fmt.Sprintf("rule_%s", id)
 	eventually(t, 20*time.Second, fmt.Sprintf("the rate-limit service loads %s at %d", id, requests), func() bool {

@@ -173,6 +173,19 @@ type Listener struct {
 	LocalRateLimit *LocalRateLimit `json:"localRateLimit,omitempty"`
 	// MaxRequestBytes bounds request bodies (413 beyond); 0: no bound.
 	MaxRequestBytes uint32 `json:"maxRequestBytes,omitempty"`
+	// Tracing sends the listener's spans to an OpenTelemetry collector.
+	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// Tracing exports spans over OTLP/gRPC.
+type Tracing struct {
+	// Cluster of the collector's OTLP gRPC port.
+	Cluster string `json:"cluster"`
+	// ServiceName of the spans ("gateway-ai", "router-edge").
+	ServiceName string `json:"serviceName"`
+	// SamplePercent of the requests traced (a client's own sampled
+	// traceparent is always followed).
+	SamplePercent uint32 `json:"samplePercent"`
 }
 
 // VirtualHost groups the routes of a set of domains.

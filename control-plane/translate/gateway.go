@@ -224,6 +224,9 @@ func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 		if l.RateLimit != nil {
 			used[l.RateLimit.Cluster] = true
 		}
+		if l.Tracing != nil {
+			used[l.Tracing.Cluster] = true
+		}
 		for _, vh := range l.VirtualHosts {
 			for _, rt := range vh.Routes {
 				for _, b := range rt.Backends {

@@ -120,6 +120,7 @@ func Translate(res *resource.Resources) *Result {
 	t.degradedReplies()
 	t.rateLimitPolicies()
 	t.securityPolicies()
+	t.tracing()
 	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound}
 	for k, gw := range t.gws {
 		var ls []*ir.Listener

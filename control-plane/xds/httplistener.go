@@ -3,10 +3,12 @@ package xds
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -88,6 +90,9 @@ func httpListener(l *ir.Listener) *listenerv3.Listener {
 		},
 	}
 	hcm.LocalReplyConfig = localReplies(l.Degraded)
+	if tr := l.Tracing; tr != nil {
+		hcm.Tracing = tracing(tr)
+	}
 	if a := l.IPAccess; a != nil && a.XFFNumTrustedHops > 0 {
 		// The client is the address that many hops from the right of
 		// X-Forwarded-For; a client's own entries further left are ignored.
@@ -127,4 +132,22 @@ func bufferFilter(max uint32) *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{Name: "envoy.filters.http.buffer", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&bufferv3.Buffer{
 		MaxRequestBytes: wrapperspb.UInt32(max),
 	})}}
+}
+
+// tracing exports the listener's spans to the collector over OTLP/gRPC,
+// starting traces for a share of requests (W3C traceparent propagated, so
+// the services' spans join them).
+func tracing(t *ir.Tracing) *hcmv3.HttpConnectionManager_Tracing {
+	return &hcmv3.HttpConnectionManager_Tracing{
+		RandomSampling: &typev3.Percent{Value: float64(t.SamplePercent)},
+		Provider: &tracev3.Tracing_Http{
+			Name: "envoy.tracers.opentelemetry",
+			ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{
+				GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: t.Cluster},
+				}},
+				ServiceName: t.ServiceName,
+			})},
+		},
+	}
 }

@@ -225,6 +225,8 @@ type Route struct {
 	// RateLimits are the global rules that apply to this route (Envoy
 	// gateways; the listener's RateLimit filter sends them).
 	RateLimits []RateLimitRule `json:"rateLimits,omitempty"`
+	// JWT is the token the route requires (Envoy gateways); nil: none.
+	JWT *JWTRequirement `json:"jwt,omitempty"`
 }
 
 // HeaderMods sets, adds and removes headers.

@@ -110,3 +110,25 @@ type IPAccess struct {
 	XFFNumTrustedHops uint32 `json:"xffNumTrustedHops,omitempty"`
 	Source            string `json:"source,omitempty"`
 }
+
+// JWTRequirement is what a route requires: a bearer token valid for one of
+// the providers (a SecurityPolicy's jwt).
+type JWTRequirement struct {
+	// Name is the policy's "namespace/name".
+	Name      string        `json:"name"`
+	Providers []JWTProvider `json:"providers"`
+}
+
+// JWTProvider is an issuer and where its keys are published.
+type JWTProvider struct {
+	// Name is unique per listener: "namespace/policy/provider".
+	Name      string   `json:"name"`
+	Issuer    string   `json:"issuer"`
+	Audiences []string `json:"audiences,omitempty"`
+	// JWKSCluster and JWKSURI fetch the key set.
+	JWKSCluster   string    `json:"jwksCluster"`
+	JWKSURI       string    `json:"jwksURI"`
+	CacheDuration *Duration `json:"cacheDuration,omitempty"`
+	// ClaimToHeaders copies claims (Name) into request headers (Value).
+	ClaimToHeaders []Header `json:"claimToHeaders,omitempty"`
+}

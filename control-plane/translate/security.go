@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
@@ -16,8 +17,8 @@ import (
 // client certificates, clients of the Service originate mTLS) and the
 // authorization rules (RBAC at the servers). One policy per Service: when
 // several target it, the first by namespace/name applies and the others
-// are not Accepted. extAuth, jwt and ipAccess are validated here and
-// enforced at the Envoy edge (#6).
+// are not Accepted. extAuth, jwt and ipAccess apply to Gateways (and jwt
+// to their routes) and are enforced by their Envoy.
 func (t *translator) securityPolicies() {
 	t.inbound = map[string]*ir.InboundSecurity{}
 	for _, p := range t.res.SecurityPolicies {
@@ -42,11 +43,6 @@ func (t *translator) securityPolicies() {
 			t.fail(key, field, "%s", msg)
 			problems = append(problems, field+": "+msg)
 		})
-		if j := p.Spec.JWT; j != nil {
-			for i := range j.Providers {
-				check(fmt.Sprintf("spec.jwt.providers[%d].jwks.backendRef", i), &j.Providers[i].JWKS.BackendRef)
-			}
-		}
 		sec := &ir.InboundSecurity{Mode: ir.MTLSDisable, Source: p.Namespace + "/" + p.Name}
 		if m := p.Spec.MTLS; m != nil {
 			sec.Mode = string(m.Mode)
@@ -95,7 +91,17 @@ func (t *translator) securityPolicies() {
 				problems = append(problems, "spec.extAuth: "+msg)
 			}
 		}
+		var jwt *ir.JWTRequirement
+		if p.Spec.JWT != nil {
+			jwt = t.jwtRequirement(p, func(field, msg string) {
+				t.fail(key, field, "%s", msg)
+				problems = append(problems, field+": "+msg)
+			})
+		}
 		if len(problems) == 0 {
+			if jwt != nil {
+				t.requireJWT(p, jwt)
+			}
 			for _, ref := range p.Spec.TargetRefs {
 				switch ref.Kind {
 				case "Service":
@@ -114,7 +120,7 @@ func (t *translator) securityPolicies() {
 				}
 			}
 		}
-		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth and ipAccess by the Gateways' Envoy; jwt arrives with the edge issue (#6)")
+		t.policyAccepted(key, problems, "mTLS and authorization are enforced by the Services' servers, extAuth, jwt and ipAccess by the Gateways' Envoy")
 	}
 	// Clients of a STRICT Service originate mTLS to its gRPC (h2c) ports:
 	// those are served by xDS-enabled servers, which terminate the mesh's
@@ -211,4 +217,83 @@ func (t *translator) ipAccess(p *v1alpha1.SecurityPolicy, report func(field, msg
 		return nil
 	}
 	return out
+}
+
+// jwtRequirement validates SecurityPolicy.jwt (the Gateways' Envoy
+// verifies the tokens; proxyless servers cannot) and builds the
+// requirement its targets get; nil when invalid.
+func (t *translator) jwtRequirement(p *v1alpha1.SecurityPolicy, report func(field, msg string)) *ir.JWTRequirement {
+	ok := true
+	for i, ref := range p.Spec.TargetRefs {
+		if ref.Kind == "Service" {
+			report(fmt.Sprintf("spec.targetRefs[%d]", i), "jwt is verified by Envoy Gateways; target the Gateway or its routes, not a Service")
+			ok = false
+		}
+	}
+	req := &ir.JWTRequirement{Name: p.Namespace + "/" + p.Name}
+	for i, pr := range p.Spec.JWT.Providers {
+		field := fmt.Sprintf("spec.jwt.providers[%d]", i)
+		ref := pr.JWKS.BackendRef
+		var sp *servicePort
+		if s := t.svcs[svcKey{p.Namespace, ref.Name}]; s != nil {
+			sp = s.port(uint32(ref.Port))
+		}
+		if sp == nil {
+			report(field+".jwks.backendRef", fmt.Sprintf("Service %s/%s port %d not found", p.Namespace, ref.Name, ref.Port))
+			ok = false
+			continue
+		}
+		out := ir.JWTProvider{
+			Name: p.Namespace + "/" + p.Name + "/" + pr.Name, Issuer: pr.Issuer, Audiences: pr.Audiences,
+			JWKSCluster: sp.cluster.Name,
+			JWKSURI:     fmt.Sprintf("http://%s.%s:%d%s", ref.Name, p.Namespace, ref.Port, pr.JWKS.Path),
+		}
+		if pr.JWKS.CacheDuration != nil {
+			d, err := pr.JWKS.CacheDuration.Parse()
+			if err != nil || d <= 0 {
+				report(field+".jwks.cacheDuration", fmt.Sprintf("%q must be a positive duration", *pr.JWKS.CacheDuration))
+				ok = false
+			}
+			out.CacheDuration = ir.D(d)
+		}
+		if !strings.HasPrefix(pr.JWKS.Path, "/") {
+			report(field+".jwks.path", fmt.Sprintf("%q must start with /", pr.JWKS.Path))
+			ok = false
+		}
+		for _, c := range pr.ClaimToHeaders {
+			out.ClaimToHeaders = append(out.ClaimToHeaders, ir.Header{Name: c.Claim, Value: c.Header})
+		}
+		req.Providers = append(req.Providers, out)
+	}
+	if !ok {
+		return nil
+	}
+	return req
+}
+
+// requireJWT puts the requirement on the routes of the targeted Gateways
+// and on the Gateway routes of the targeted routes.
+func (t *translator) requireJWT(p *v1alpha1.SecurityPolicy, req *ir.JWTRequirement) {
+	onGateway := map[*ir.Route]bool{}
+	for _, r := range t.gatewayRoutes {
+		onGateway[r] = true
+	}
+	for _, ref := range p.Spec.TargetRefs {
+		switch ref.Kind {
+		case "Gateway":
+			for _, l := range t.gws[svcKey{p.Namespace, string(ref.Name)}].ports {
+				for _, vh := range l.VirtualHosts {
+					for _, r := range vh.Routes {
+						r.JWT = req
+					}
+				}
+			}
+		case "HTTPRoute", "GRPCRoute":
+			for _, r := range t.routeIndex[resource.Key{Kind: string(ref.Kind), Namespace: p.Namespace, Name: string(ref.Name)}] {
+				if onGateway[r] {
+					r.JWT = req
+				}
+			}
+		}
+	}
 }

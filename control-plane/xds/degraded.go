@@ -27,6 +27,7 @@ var noUpstreamFlags = []string{"UH", "UO", "UF", "UT", "URX"}
 //	rate limited (RL)                      → 429 rate_limit_exceeded (the filters add Retry-After, x-ratelimit-*)
 //	ext_authz could not answer (UAEX, 503) → 503 overloaded, Retry-After 1
 //	ext_authz denied (UAEX)                → auth's own body and status, as they are
+//	401 (jwt_authn)                        → invalid_token
 //	413                                    → request_too_large
 //	403                                    → permission_denied (ipAccess, RBAC)
 //	404                                    → not_found (no route)
@@ -58,6 +59,7 @@ func localReplies(d *ir.DegradedResponse) *hcmv3.LocalReplyConfig {
 			Filter:             flagFilter("UAEX"),
 			BodyFormatOverride: jsonBody("%LOCAL_REPLY_BODY%"),
 		},
+		replyMapper(statusFilter(401), 401, apiError("Authentication failed: the bearer token is missing, expired or invalid", "authentication_error", "invalid_token"), 0),
 		replyMapper(statusFilter(413), 413, apiError("Request body too large", "invalid_request_error", "request_too_large"), 0),
 		replyMapper(statusFilter(403), 403, apiError("Access denied", "permission_error", "permission_denied"), 0),
 		replyMapper(statusFilter(404), 404, apiError("No such endpoint", "invalid_request_error", "not_found"), 0),

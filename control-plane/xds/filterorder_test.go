@@ -22,6 +22,7 @@ import (
 var filterOrder = []string{
 	"ipaccess",
 	"envoy.filters.http.local_ratelimit",
+	"envoy.filters.http.jwt_authn",
 	"envoy.filters.http.ext_authz",
 	"envoy.filters.http.ratelimit",
 	"envoy.filters.http.buffer",
@@ -33,7 +34,7 @@ var filterOrder = []string{
 func TestHTTPFilterOrder(t *testing.T) {
 	seen := map[string]bool{}
 	defer func() {
-		for _, want := range []string{"ipaccess.deny", "ipaccess.allow", "envoy.filters.http.local_ratelimit", "envoy.filters.http.ext_authz",
+		for _, want := range []string{"ipaccess.deny", "ipaccess.allow", "envoy.filters.http.local_ratelimit", "envoy.filters.http.jwt_authn", "envoy.filters.http.ext_authz",
 			"envoy.filters.http.ratelimit", "envoy.filters.http.buffer", "envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow", "envoy.filters.http.fault"} {
 			if !seen[want] {
 				t.Errorf("no listener of the test has %s: its place is not checked", want)
@@ -41,9 +42,12 @@ func TestHTTPFilterOrder(t *testing.T) {
 		}
 	}()
 	gw := &ir.Listener{Name: "default/ai/8080", Kind: ir.ListenerHTTP, Host: "0.0.0.0", Port: 8080,
-		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}},
-		ExtAuthz:     &ir.ExtAuthz{Cluster: "auth.default:9000"},
-		RateLimit:    &ir.GlobalRateLimit{Domain: "default/ai/8080", Cluster: "ratelimit.default:8081"},
+		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}, Routes: []*ir.Route{{Name: "r", Match: ir.Match{PathPrefix: "/"},
+			Backends: []ir.WeightedBackend{{Cluster: "auth.default:9000", Weight: 1}},
+			JWT: &ir.JWTRequirement{Name: "default/p", Providers: []ir.JWTProvider{{Name: "default/p/auth", Issuer: "bulkhead-auth",
+				JWKSCluster: "auth.default:9000", JWKSURI: "http://auth.default:9000/jwks"}}}}}}},
+		ExtAuthz:  &ir.ExtAuthz{Cluster: "auth.default:9000"},
+		RateLimit: &ir.GlobalRateLimit{Domain: "default/ai/8080", Cluster: "ratelimit.default:8081"},
 		LocalRateLimit: &ir.LocalRateLimit{Rules: []ir.RateLimitRule{{ID: "default/p/r", Requests: 1, Unit: ir.UnitSecond,
 			Entries: []ir.DescriptorEntry{{Key: "remote_address", Source: ir.SourceRemoteAddress}}}}},
 		IPAccess:        &ir.IPAccess{Allow: []string{"10.0.0.0/8"}, Deny: []string{"10.1.0.0/16"}, Source: "default/p"},

@@ -20,6 +20,7 @@ import (
 //
 //	ipaccess        (SecurityPolicy.ipAccess)    — client address deny, allow
 //	local_ratelimit (RateLimitPolicy.local)      — per-Envoy buckets (per client IP, …)
+//	jwt_authn       (SecurityPolicy.jwt)         — bearer tokens, on the routes that require one
 //	ext_authz       (SecurityPolicy.extAuth)     — authenticate before anything is spent
 //	ratelimit       (RateLimitPolicy.global)     — limit on the identity ext_authz established
 //	buffer          (Gateway listeners)          — request bodies bounded, 413 beyond
@@ -36,6 +37,9 @@ func httpFilters(l *ir.Listener) []*hcmv3.HttpFilter {
 	}
 	if l.LocalRateLimit != nil {
 		out = append(out, localRateLimitFilter(l.LocalRateLimit))
+	}
+	if reqs := jwtRequirements(l); len(reqs) > 0 {
+		out = append(out, jwtFilter(reqs))
 	}
 	if l.ExtAuthz != nil {
 		out = append(out, extAuthzFilter(l.ExtAuthz))

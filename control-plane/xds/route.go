@@ -110,6 +110,12 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 	if r.Fault != nil {
 		out.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(faultConfig(r.Fault))}
 	}
+	if r.JWT != nil && f == flavourEnvoy {
+		if out.TypedPerFilterConfig == nil {
+			out.TypedPerFilterConfig = map[string]*anypb.Any{}
+		}
+		out.TypedPerFilterConfig[jwtFilterName] = jwtPerRoute(r.JWT)
+	}
 	if f == flavourEnvoy {
 		headerMods(out, r)
 	}

@@ -124,6 +124,7 @@ func (s *server) routes() http.Handler {
 	add("/v1/keys", "keys", map[string]http.HandlerFunc{"GET": s.authenticated(s.listKeys), "POST": s.authenticated(s.createKey)})
 	add("/v1/keys/{id}", "key", map[string]http.HandlerFunc{"DELETE": s.authenticated(s.revokeKey)})
 	add("/v1/usage", "usage", map[string]http.HandlerFunc{"GET": s.authenticated(s.usage)})
+	add(JWKSPath, "jwks", map[string]http.HandlerFunc{"GET": s.jwks})
 	add("/healthz", "healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }})
 	mux.Handle("/", s.instrument(route{name: "not_found"}))
 	return mux

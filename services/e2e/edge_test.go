@@ -1,8 +1,16 @@
 package e2e_test
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +19,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	authzv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -27,6 +36,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
+	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -188,6 +198,13 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 		t.Fatalf("descriptors %v: %v; want the key's first request of 1200 a minute", ds, decision)
 	}
 
+	// The identity token Check returned is a JWT that a gateway's
+	// jwt_authn, configured from a SecurityPolicy jwt naming auth's keys,
+	// accepts: the key set is fetched where the generated filter says
+	// (api's /.well-known/jwks.json, the api cluster), and the token's
+	// signature, issuer and expiry hold against it.
+	checkJWTAgainstPublishedKeys(t, p, got[identity.Header])
+
 	bad := checkRequestFor(ea, "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-wrong"})
 	resp, err = authz.Check(ctx, bad)
 	if err != nil {
@@ -199,5 +216,99 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 	}
 	if d == nil || d.GetStatus().GetCode() != 401 || json.Unmarshal([]byte(d.GetBody()), &body) != nil || body.Error.Type != "authentication_error" {
 		t.Fatalf("wrong key: %v", resp)
+	}
+}
+
+// jwtPolicy requires tokens of auth's issuer on the ai gateway's API route.
+const jwtPolicy = `apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {name: ai-tokens}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: ai-api}]
+  jwt:
+    providers:
+    - name: auth
+      issuer: bulkhead-auth
+      jwks: {backendRef: {name: api, port: 8080}, path: /.well-known/jwks.json}
+      claimToHeaders: [{claim: tier, header: x-token-tier}]
+`
+
+func checkJWTAgainstPublishedKeys(t *testing.T, p *stack.Platform, token string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jwt.yaml"), []byte(jwtPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := controlplane.Offline(filepath.Join(stack.RepoRoot(), "policies", "mesh"), dir)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var provider *jwtv3.JwtProvider
+	for _, l := range res[resourcev3.ListenerType] {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if err := l.(*listenerv3.Listener).GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range hcm.GetHttpFilters() {
+			if f.GetName() == "envoy.filters.http.jwt_authn" {
+				cfg := &jwtv3.JwtAuthentication{}
+				if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+					t.Fatal(err)
+				}
+				provider = cfg.GetProviders()["default/ai-tokens/auth"]
+			}
+		}
+	}
+	if provider == nil {
+		t.Fatal("the ai gateway has no jwt_authn provider default/ai-tokens/auth")
+	}
+	route := envoysim.Route(res[resourcev3.RouteType][0].(*routev3.RouteConfiguration), envoysim.Request{Authority: "x", Path: "/v1/chat/completions"})
+	per := &jwtv3.PerRouteConfig{}
+	if err := route.GetTypedPerFilterConfig()["envoy.filters.http.jwt_authn"].UnmarshalTo(per); err != nil || per.GetRequirementName() != "default/ai-tokens" {
+		t.Fatalf("the chat route does not require the policy's token: %v %v", per, err)
+	}
+	uri := provider.GetRemoteJwks().GetHttpUri()
+	if uri.GetCluster() != "api.default:8080" || uri.GetUri() != "http://api.default:8080/.well-known/jwks.json" {
+		t.Fatalf("key set fetched from %s on %s", uri.GetUri(), uri.GetCluster())
+	}
+	// The api cluster's endpoint is the platform's API address.
+	fetch := func(ctx context.Context) (string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.APIURL+"/.well-known/jwks.json", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			return "", fmt.Errorf("GET %s: %s %s", uri.GetUri(), resp.Status, b)
+		}
+		return string(b), err
+	}
+	v, err := identity.NewVerifier(t.Context(), fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), token, time.Now()); err != nil {
+		t.Fatalf("the identity token does not verify against the published key set: %v", err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	var claims struct{ Iss, Tier string }
+	if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Iss != provider.GetIssuer() || claims.Tier == "" {
+		t.Fatalf("token claims %s: want iss %q and the tier claim the policy copies", payload, provider.GetIssuer())
+	}
+	// A token signed by another key does not verify.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	signer, err := identity.NewSigner(base64.StdEncoding.EncodeToString(other.Seed()), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := signer.Sign(&authv1.Identity{KeyId: "k", AccountId: "a", Tier: "enterprise"}, time.Now())
+	if _, err := v.Verify(t.Context(), forged, time.Now()); err == nil {
+		t.Fatal("a token signed by a key auth does not publish verified")
 	}
 }

@@ -218,10 +218,6 @@ func headerEntry(key, header string, typ v1alpha1.MatchType, value *string, inve
 
 // applyRateLimits puts a valid policy's rules where they act.
 func (t *translator) applyRateLimits(p *v1alpha1.RateLimitPolicy, global, local []ir.RateLimitRule) {
-	onGateway := map[*ir.Route]bool{}
-	for _, r := range t.gatewayRoutes {
-		onGateway[r] = true
-	}
 	for _, ref := range p.Spec.TargetRefs {
 		switch ref.Kind {
 		case "Gateway":
@@ -243,10 +239,7 @@ func (t *translator) applyRateLimits(p *v1alpha1.RateLimitPolicy, global, local 
 			// The route is part of the descriptor: each route its own
 			// counters.
 			scope := ir.DescriptorEntry{Key: "route", Source: ir.SourceConstant, Value: string(ref.Kind) + "/" + p.Namespace + "/" + string(ref.Name)}
-			for _, r := range t.routeIndex[resource.Key{Kind: string(ref.Kind), Namespace: p.Namespace, Name: string(ref.Name)}] {
-				if !onGateway[r] {
-					continue
-				}
+			for _, r := range t.gatewayRoutesOf(string(ref.Kind), p.Namespace, string(ref.Name)) {
 				for _, g := range global {
 					g.Entries = append([]ir.DescriptorEntry{scope}, g.Entries...)
 					r.RateLimits = append(r.RateLimits, g)
@@ -297,5 +290,21 @@ func rateLimitDomains(gws map[string][]*ir.Listener) []*ir.RateLimitDomain {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Domain < out[j].Domain })
+	return out
+}
+
+// gatewayRoutesOf returns the routes on Gateway listeners made from one
+// route object (not its copies on Services, which proxyless clients apply).
+func (t *translator) gatewayRoutesOf(kind, ns, name string) []*ir.Route {
+	onGateway := map[*ir.Route]bool{}
+	for _, r := range t.gatewayRoutes {
+		onGateway[r] = true
+	}
+	var out []*ir.Route
+	for _, r := range t.routeIndex[resource.Key{Kind: kind, Namespace: ns, Name: name}] {
+		if onGateway[r] {
+			out = append(out, r)
+		}
+	}
 	return out
 }

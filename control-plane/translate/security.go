@@ -274,10 +274,6 @@ func (t *translator) jwtRequirement(p *v1alpha1.SecurityPolicy, report func(fiel
 // requireJWT puts the requirement on the routes of the targeted Gateways
 // and on the Gateway routes of the targeted routes.
 func (t *translator) requireJWT(p *v1alpha1.SecurityPolicy, req *ir.JWTRequirement) {
-	onGateway := map[*ir.Route]bool{}
-	for _, r := range t.gatewayRoutes {
-		onGateway[r] = true
-	}
 	for _, ref := range p.Spec.TargetRefs {
 		switch ref.Kind {
 		case "Gateway":
@@ -289,10 +285,8 @@ func (t *translator) requireJWT(p *v1alpha1.SecurityPolicy, req *ir.JWTRequireme
 				}
 			}
 		case "HTTPRoute", "GRPCRoute":
-			for _, r := range t.routeIndex[resource.Key{Kind: string(ref.Kind), Namespace: p.Namespace, Name: string(ref.Name)}] {
-				if onGateway[r] {
-					r.JWT = req
-				}
+			for _, r := range t.gatewayRoutesOf(string(ref.Kind), p.Namespace, string(ref.Name)) {
+				r.JWT = req
 			}
 		}
 	}

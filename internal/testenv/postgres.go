@@ -213,18 +213,9 @@ func (pg *Postgres) CreateDatabase(ctx context.Context, name string) (string, er
 
 // Close stops the server (fast shutdown) and removes a temporary directory.
 func (pg *Postgres) Close() error {
-	var err error
-	if pg.proc != nil {
-		// SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected
-		// and the cluster is left consistent.
-		err = pg.proc.stop(syscall.SIGINT, 30*time.Second)
-	}
-	if pg.tempDir {
-		if rmErr := os.RemoveAll(pg.Dir); rmErr != nil {
-			err = errors.Join(err, rmErr)
-		}
-	}
-	return err
+	// SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected and
+	// the cluster is left consistent.
+	return stopServer(pg.proc, syscall.SIGINT, 30*time.Second, pg.Dir, pg.tempDir)
 }
 
 // unprivilegedCredential returns nil when this process is not root, and

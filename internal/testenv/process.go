@@ -199,3 +199,16 @@ func stopAfterFailedStart(p *process, sig syscall.Signal, err error) error {
 	}
 	return err
 }
+
+// stopServer stops a server's process (if started) with sig, waiting up to
+// grace, then removes its directory when it was a temporary one.
+func stopServer(p *process, sig syscall.Signal, grace time.Duration, dir string, temp bool) error {
+	var err error
+	if p != nil {
+		err = p.stop(sig, grace)
+	}
+	if temp {
+		err = errors.Join(err, os.RemoveAll(dir))
+	}
+	return err
+}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -163,14 +162,7 @@ func (r *RateLimit) LogTail() string { return r.proc.logTail() }
 
 // Close stops the service and removes a temporary directory.
 func (r *RateLimit) Close() error {
-	var err error
-	if r.proc != nil {
-		err = r.proc.stop(syscall.SIGTERM, 10*time.Second)
-	}
-	if r.tempDir {
-		err = errors.Join(err, os.RemoveAll(r.Dir))
-	}
-	return err
+	return stopServer(r.proc, syscall.SIGTERM, 10*time.Second, r.Dir, r.tempDir)
 }
 
 // Metrics returns its Prometheus metrics (text exposition).

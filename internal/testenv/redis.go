@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,12 +84,5 @@ func (r *Redis) Client() *redis.Client {
 
 // Close stops the server and removes a temporary directory.
 func (r *Redis) Close() error {
-	var err error
-	if r.proc != nil {
-		err = r.proc.stop(syscall.SIGTERM, 10*time.Second)
-	}
-	if r.tempDir {
-		err = errors.Join(err, os.RemoveAll(r.Dir))
-	}
-	return err
+	return stopServer(r.proc, syscall.SIGTERM, 10*time.Second, r.Dir, r.tempDir)
 }

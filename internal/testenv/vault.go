@@ -117,12 +117,5 @@ func (v *Vault) Client() (*vault.Client, error) {
 
 // Close stops the server and removes a temporary directory.
 func (v *Vault) Close() error {
-	var err error
-	if v.proc != nil {
-		err = v.proc.stop(syscall.SIGTERM, 10*time.Second)
-	}
-	if v.tempDir {
-		err = errors.Join(err, os.RemoveAll(v.Dir))
-	}
-	return err
+	return stopServer(v.proc, syscall.SIGTERM, 10*time.Second, v.Dir, v.tempDir)
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -40,6 +41,27 @@ import (
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
+// gatewayFilter unpacks the HTTP filter named name of the ai gateway's
+// listener (built from res) into cfg; false when there is none.
+func gatewayFilter(t *testing.T, res xds.Resources, name string, cfg proto.Message) bool {
+	t.Helper()
+	for _, l := range res[resourcev3.ListenerType] {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if err := l.(*listenerv3.Listener).GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range hcm.GetHttpFilters() {
+			if f.GetName() == name {
+				if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+					t.Fatal(err)
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // gatewayExtAuthz is the ext_authz filter the control plane generates for
 // the ai gateway from the platform's policies.
 func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
@@ -49,23 +71,11 @@ func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range res[resourcev3.ListenerType] {
-		hcm := &hcmv3.HttpConnectionManager{}
-		if err := l.(*listenerv3.Listener).GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range hcm.GetHttpFilters() {
-			if f.GetName() == "envoy.filters.http.ext_authz" {
-				ea := &extauthzv3.ExtAuthz{}
-				if err := f.GetTypedConfig().UnmarshalTo(ea); err != nil {
-					t.Fatal(err)
-				}
-				return ea
-			}
-		}
+	ea := &extauthzv3.ExtAuthz{}
+	if !gatewayFilter(t, res, "envoy.filters.http.ext_authz", ea) {
+		t.Fatal("the ai gateway has no ext_authz filter")
 	}
-	t.Fatal("the ai gateway has no ext_authz filter")
-	return nil
+	return ea
 }
 
 // gatewayRoutes is the ai gateway's route configuration, generated from
@@ -247,22 +257,9 @@ func checkJWTAgainstPublishedKeys(t *testing.T, p *stack.Platform, token string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var provider *jwtv3.JwtProvider
-	for _, l := range res[resourcev3.ListenerType] {
-		hcm := &hcmv3.HttpConnectionManager{}
-		if err := l.(*listenerv3.Listener).GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range hcm.GetHttpFilters() {
-			if f.GetName() == "envoy.filters.http.jwt_authn" {
-				cfg := &jwtv3.JwtAuthentication{}
-				if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
-					t.Fatal(err)
-				}
-				provider = cfg.GetProviders()["default/ai-tokens/auth"]
-			}
-		}
-	}
+	cfg := &jwtv3.JwtAuthentication{}
+	gatewayFilter(t, res, "envoy.filters.http.jwt_authn", cfg)
+	provider := cfg.GetProviders()["default/ai-tokens/auth"]
 	if provider == nil {
 		t.Fatal("the ai gateway has no jwt_authn provider default/ai-tokens/auth")
 	}

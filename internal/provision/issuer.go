@@ -23,7 +23,11 @@ func envoyIssuerRole(ctx context.Context, v *vault.Client) error {
 // from Vault's PKI, with the control plane's own token (its AppRole in
 // the platform).
 type VaultIssuer struct {
+	// Client with a token allowed to issue; or Login, which gives one for
+	// each issue (a long-running control plane logs in with its AppRole
+	// each time rather than keep a token that expires).
 	Client *vault.Client
+	Login  func(context.Context) (*vault.Client, error)
 	TTL    time.Duration
 }
 
@@ -38,7 +42,14 @@ func (i VaultIssuer) Issue(ctx context.Context, spiffeID string) (*server.Issued
 	if ttl == 0 {
 		ttl = bhvault.WorkloadTTL
 	}
-	iss, err := IssueCert(ctx, i.Client, bhvault.EnvoyIssuerRole, spiffeID, ttl)
+	c := i.Client
+	if i.Login != nil {
+		var err error
+		if c, err = i.Login(ctx); err != nil {
+			return nil, fmt.Errorf("vault login: %w", err)
+		}
+	}
+	iss, err := IssueCert(ctx, c, bhvault.EnvoyIssuerRole, spiffeID, ttl)
 	if err != nil {
 		return nil, err
 	}

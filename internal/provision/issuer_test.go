@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -58,6 +59,13 @@ func TestVaultIssuerWithTheControlPlaneAppRole(t *testing.T) {
 	inter.AppendCertsFromPEM([]byte(iss.CertificateChain))
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Fatalf("does not chain to the trust bundle: %v", err)
+	}
+	// As the control-plane binary does it: a fresh AppRole login per issue.
+	loginIssuer := provision.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) {
+		return platform.VaultLogin(ctx, platform.VaultConfig{Address: v.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile})
+	}}
+	if iss, err := loginIssuer.Issue(ctx, ir.SPIFFEID("default", "router-edge")); err != nil || !strings.Contains(iss.CertificateChain, "BEGIN CERTIFICATE") {
+		t.Fatalf("issue after an AppRole login: %v", err)
 	}
 	if _, err := (provision.VaultIssuer{Client: c}).Issue(ctx, "spiffe://elsewhere.org/ns/x/sa/y"); err == nil {
 		t.Fatal("issued an identity of another trust domain")

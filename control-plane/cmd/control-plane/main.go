@@ -2,6 +2,7 @@
 // directory of Kubernetes-style YAML).
 //
 //	control-plane --config-dir DIR [--config-dir DIR ...] --xds-address HOST:PORT --admin-address HOST:PORT
+//	    [--tls-cert F --tls-key F --tls-ca F [--vault-address URL --vault-role-id ID --vault-secret-id-file F]]
 package main
 
 import (
@@ -15,7 +16,12 @@ import (
 	"strings"
 	"syscall"
 
+	vault "github.com/hashicorp/vault/api"
+
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
+	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 )
 
 func main() {
@@ -29,6 +35,11 @@ func main() {
 	fs.StringVar(&tlsFiles.Certificate, "tls-cert", "", "production mode: the control plane's certificate (PEM chain); with --tls-key and --tls-ca the xDS connection is mTLS and nodes prove their identity")
 	fs.StringVar(&tlsFiles.PrivateKey, "tls-key", "", "production mode: its private key")
 	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "production mode: the trust bundle the nodes' certificates must chain to")
+	var vc platform.VaultConfig
+	fs.StringVar(&vc.Address, "vault-address", "", "production mode: Vault, whose PKI issues the certificates served over SDS to proven Envoy nodes (none are served without it)")
+	fs.StringVar(&vc.RoleID, "vault-role-id", "", "the control plane's AppRole role id")
+	fs.StringVar(&vc.SecretIDFile, "vault-secret-id-file", "", "file holding its AppRole secret id")
+	fs.StringVar(&vc.KubernetesRole, "vault-kubernetes-role", "", "in a cluster: log in with Vault's Kubernetes auth as this role instead of AppRole")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -60,6 +71,18 @@ func main() {
 	case set:
 		tlsOpt = &tlsFiles
 	}
+	var issuer server.Issuer
+	if vc.Address != "" {
+		if tlsOpt == nil {
+			log.Error("--vault-address serves certificates over SDS, which only proven nodes get: it needs production mode (--tls-cert, --tls-key, --tls-ca)")
+			os.Exit(2)
+		}
+		if vc.KubernetesRole == "" && (vc.RoleID == "" || vc.SecretIDFile == "") {
+			log.Error("--vault-address needs --vault-role-id and --vault-secret-id-file (or --vault-kubernetes-role)")
+			os.Exit(2)
+		}
+		issuer = provision.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) { return platform.VaultLogin(ctx, vc) }}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cp, err := controlplane.Start(ctx, controlplane.Options{
@@ -67,6 +90,7 @@ func main() {
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
 		TLS:          tlsOpt,
+		Issuer:       issuer,
 		Log:          log,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
@@ -25,6 +26,7 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 	inAddr := fs.String("inbound-address", "0.0.0.0", "sidecar: address its inbound listener binds")
 	inPort := fs.Int("inbound-port", 0, "sidecar: port peers reach this instance on (0: outbound only)")
 	appPort := fs.Int("app-port", 0, "sidecar: port the app listens on, on 127.0.0.1")
+	certDir := fs.String("xds-cert-dir", "", "Envoy roles, production mode: directory with the node's cert.pem, key.pem and the trust bundle ca.pem; the xDS connection is then mTLS (reloaded when the files are replaced)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -49,6 +51,14 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 		b := envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort}
 		if *inPort != 0 || *appPort != 0 {
 			b.InboundAddress, b.InboundPort, b.AppPort = *inAddr, *inPort, *appPort
+		}
+		if *certDir != "" {
+			dir, err := filepath.Abs(*certDir)
+			if err != nil {
+				fmt.Fprintf(stderr, "bulkhead bootstrap: --xds-cert-dir: %v\n", err)
+				return 2
+			}
+			b.XDSTLS = &envoy.TLSFiles{Dir: dir, Certificate: filepath.Join(dir, "cert.pem"), PrivateKey: filepath.Join(dir, "key.pem"), CA: filepath.Join(dir, "ca.pem")}
 		}
 		out, err = envoy.Render(b)
 	}

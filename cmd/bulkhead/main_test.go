@@ -200,6 +200,11 @@ func TestBootstrap(t *testing.T) {
 	if code := run([]string{"bootstrap", "--role", "gateway", "--name", "ai", "--node-id", "ai-1"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "api_type: DELTA_GRPC") {
 		t.Fatalf("envoy bootstrap: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
+	out.Reset()
+	if code := run([]string{"bootstrap", "--role", "gateway", "--name", "ai", "--node-id", "ai-1", "--xds-cert-dir", "/etc/bulkhead/certs"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), `certificate_chain: {filename: "/etc/bulkhead/certs/cert.pem"}`) || !strings.Contains(out.String(), "spiffe://bulkhead.local/ns/default/sa/control-plane") {
+		t.Fatalf("envoy bootstrap with xDS mTLS: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 	for _, args := range [][]string{
 		{"bootstrap"},
 		{"bootstrap", "--name", "x", "--role", "mystery"},

@@ -38,6 +38,14 @@ func (t *translator) securityPolicies() {
 		if ea := p.Spec.ExtAuth; ea != nil {
 			check("spec.extAuth.backendRef", &ea.BackendRef)
 			check("spec.extAuth.fallback", ea.Fallback)
+			for i, ref := range p.Spec.TargetRefs {
+				if ref.Kind != "Gateway" {
+					field := fmt.Sprintf("spec.targetRefs[%d]", i)
+					msg := fmt.Sprintf("extAuth is applied by Envoy Gateways; a %s cannot apply it (target the Gateway)", ref.Kind)
+					t.fail(key, field, "%s", msg)
+					problems = append(problems, field+": "+msg)
+				}
+			}
 		}
 		ipAccess := t.ipAccess(p, func(field, msg string) {
 			t.fail(key, field, "%s", msg)

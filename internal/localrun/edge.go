@@ -15,6 +15,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
 	"github.com/bulkhead-mesh/bulkhead/envoy"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
@@ -87,7 +88,7 @@ func keepCertificate(ctx context.Context, log *slog.Logger, v *vault.Client, ide
 // "ratelimit:*"), an mTLS xDS connection proving the identity ratelimit,
 // and its gRPC port as the endpoint of Service ratelimit, which the
 // gateways' rate-limit filter calls.
-func startRateLimit(ctx context.Context, log *slog.Logger, state, endpointsDir, xdsAddr string, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
+func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, endpointsDir, xdsAddr string, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
 	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.RateLimit))
 	stopRenew, err := keepCertificate(ctx, log, v, bhvault.RateLimit, certs)
 	if err != nil {
@@ -129,6 +130,7 @@ func startRateLimit(ctx context.Context, log *slog.Logger, state, endpointsDir, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	env.add("BULKHEAD_RATELIMIT_ADDR", rl.GRPCAddr)
 	return component{
 		where: fmt.Sprintf("%s (rules for %d gateway listeners from the control plane; rules: http://%s/rlconfig, metrics http://%s/metrics)", rl.GRPCAddr, domains, rl.DebugAddr, rl.MetricsAddr),
 		close: func() error {
@@ -140,11 +142,11 @@ func startRateLimit(ctx context.Context, log *slog.Logger, state, endpointsDir, 
 }
 
 // countDomains counts the domains of a /rlconfig page (each line starts
-// with "DOMAIN.").
+// with "DOMAIN.rule_", the rule being every descriptor's first entry).
 func countDomains(cfg string) int {
 	seen := map[string]bool{}
 	for _, line := range strings.Split(cfg, "\n") {
-		if d, _, ok := strings.Cut(line, "."); ok && strings.TrimSpace(line) != "" {
+		if d, _, ok := strings.Cut(line, "."+xds.RuleKey+"_"); ok {
 			seen[d] = true
 		}
 	}
@@ -236,7 +238,7 @@ func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, 
 // startEdge starts the rate-limit service, then the gateways and the
 // router when Envoy is installed, and returns the ingress address ("" when
 // there is no Envoy).
-func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, state, endpointsDir, logDir, xdsAddr string, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
+func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, env *envFile, state, endpointsDir, logDir, xdsAddr string, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
 	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
 	if err != nil {
 		return "", err
@@ -248,7 +250,7 @@ func startEdge(ctx context.Context, opts Options, start func(string, func() (com
 	// The file stays open for the renewals, until the process ends.
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 	if err := start("ratelimit", func() (component, error) {
-		return startRateLimit(ctx, log, state, endpointsDir, xdsAddr, v, rd, prov.RateLimitRedis)
+		return startRateLimit(ctx, log, env, state, endpointsDir, xdsAddr, v, rd, prov.RateLimitRedis)
 	}); err != nil {
 		return "", err
 	}

@@ -15,10 +15,14 @@ import (
 	"testing"
 	"time"
 
+	commonrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
@@ -176,6 +180,19 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		t.Fatalf("control plane admin: %v %v", resp, err)
 	}
 	resp.Body.Close()
+
+	// The rate-limit service counts in Redis as its own ACL user, with the
+	// platform's rules: a key's first request of 1,200 a minute.
+	rlc, err := grpc.NewClient(env["BULKHEAD_RATELIMIT_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decision, err := rlsv3.NewRateLimitServiceClient(rlc).ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "default/ai/10082", HitsAddend: 1,
+		Descriptors: []*commonrlv3.RateLimitDescriptor{{Entries: []*commonrlv3.RateLimitDescriptor_Entry{{Key: "rule", Value: "default/gateways/per-key"}, {Key: "key_id", Value: "k1"}}}}})
+	rlc.Close()
+	if err != nil || decision.GetOverallCode() != rlsv3.RateLimitResponse_OK || decision.GetStatuses()[0].GetLimitRemaining() != 1199 {
+		t.Fatalf("rate-limit decision: %v %v", decision, err)
+	}
 
 	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env["BULKHEAD_KAFKA_SEEDS"], ",")...))
 	if err != nil {

@@ -1,19 +1,24 @@
 // Package envoysim evaluates the parts of Envoy's route configuration that
 // the tests need without an Envoy binary (it cannot be installed on the
-// development machines): which route a request takes, and which rate-limit
-// descriptors that route's actions make of it, with Envoy's documented
-// semantics. Tests then send those descriptors to the real rate-limit
-// service, so the generated configuration is exercised end to end.
+// development machines): which route a request takes, which rate-limit
+// descriptors that route's actions make of it, and what a local reply
+// becomes, with Envoy's documented semantics. Tests then send those
+// descriptors to the real rate-limit service, so the generated
+// configuration is exercised end to end.
 package envoysim
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	commonrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
 // Request is what the actions read: the request headers (names in any
@@ -209,4 +214,116 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// Reply is a response Envoy sends itself (a local reply).
+type Reply struct {
+	Status  uint32
+	Body    string
+	Headers map[string]string
+}
+
+// LocalReply applies a connection manager's local reply configuration to
+// a reply Envoy makes with that status, those response flags ("UH", "RL",
+// "UAEX", …) and body: the first mapper whose filter matches rewrites the
+// status, body and headers; the body is then formatted (the mapper's
+// format, else the configuration's), with %LOCAL_REPLY_BODY%,
+// %RESPONSE_CODE% and %RESPONSE_CODE_DETAILS% substituted.
+func LocalReply(cfg *hcmv3.LocalReplyConfig, status uint32, flags []string, body, details string) (Reply, error) {
+	out := Reply{Status: status, Body: body, Headers: map[string]string{}}
+	format := cfg.GetBodyFormat()
+	for _, m := range cfg.GetMappers() {
+		ok, err := filterMatches(m.GetFilter(), status, flags)
+		if err != nil {
+			return Reply{}, err
+		}
+		if !ok {
+			continue
+		}
+		if m.GetStatusCode() != nil {
+			out.Status = m.GetStatusCode().GetValue()
+		}
+		if m.GetBody() != nil {
+			out.Body = m.GetBody().GetInlineString()
+		}
+		for _, h := range m.GetHeadersToAdd() {
+			out.Headers[strings.ToLower(h.GetHeader().GetKey())] = h.GetHeader().GetValue()
+		}
+		if m.GetBodyFormatOverride() != nil {
+			format = m.GetBodyFormatOverride()
+		}
+		break
+	}
+	if format == nil {
+		return out, nil
+	}
+	subst := strings.NewReplacer("%LOCAL_REPLY_BODY%", out.Body, "%RESPONSE_CODE%", fmt.Sprint(out.Status), "%RESPONSE_CODE_DETAILS%", details)
+	switch {
+	case format.GetTextFormatSource() != nil:
+		out.Body = subst.Replace(format.GetTextFormatSource().GetInlineString())
+	case format.GetTextFormat() != "":
+		out.Body = subst.Replace(format.GetTextFormat())
+	case format.GetJsonFormat() != nil:
+		b, err := json.Marshal(substituteJSON(format.GetJsonFormat().AsMap(), subst))
+		if err != nil {
+			return Reply{}, err
+		}
+		out.Body = string(b)
+	}
+	return out, nil
+}
+
+func substituteJSON(v any, r *strings.Replacer) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = substituteJSON(e, r)
+		}
+		return x
+	case string:
+		return r.Replace(x)
+	}
+	return v
+}
+
+func filterMatches(f *accesslogv3.AccessLogFilter, status uint32, flags []string) (bool, error) {
+	switch {
+	case f.GetResponseFlagFilter() != nil:
+		want := f.GetResponseFlagFilter().GetFlags()
+		for _, have := range flags {
+			if len(want) == 0 || slices.Contains(want, have) {
+				return true, nil
+			}
+		}
+		return false, nil
+	case f.GetStatusCodeFilter() != nil:
+		c := f.GetStatusCodeFilter().GetComparison()
+		v := c.GetValue().GetDefaultValue()
+		switch c.GetOp() {
+		case accesslogv3.ComparisonFilter_EQ:
+			return status == v, nil
+		case accesslogv3.ComparisonFilter_GE:
+			return status >= v, nil
+		case accesslogv3.ComparisonFilter_LE:
+			return status <= v, nil
+		}
+		return false, fmt.Errorf("envoysim: comparison %v", c.GetOp())
+	case f.GetAndFilter() != nil:
+		for _, sub := range f.GetAndFilter().GetFilters() {
+			ok, err := filterMatches(sub, status, flags)
+			if err != nil || !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	case f.GetOrFilter() != nil:
+		for _, sub := range f.GetOrFilter().GetFilters() {
+			ok, err := filterMatches(sub, status, flags)
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("envoysim: access log filter %v is not simulated", f)
 }

@@ -227,6 +227,9 @@ type Route struct {
 	RateLimits []RateLimitRule `json:"rateLimits,omitempty"`
 	// JWT is the token the route requires (Envoy gateways); nil: none.
 	JWT *JWTRequirement `json:"jwt,omitempty"`
+	// GRPC routes carry gRPC streams (from a GRPCRoute): an Envoy never
+	// buffers their requests (client streams would stall).
+	GRPC bool `json:"grpc,omitempty"`
 }
 
 // HeaderMods sets, adds and removes headers.

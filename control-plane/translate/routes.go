@@ -253,7 +253,7 @@ func (t *translator) grpcRules(key resource.Key, r *gwapiv1.GRPCRoute) ([]routeE
 		if len(backends) == 0 {
 			continue
 		}
-		base := ir.Route{Backends: backends}
+		base := ir.Route{Backends: backends, GRPC: true}
 		built = append(built, matchEntries(t, key, &r.ObjectMeta, "GRPCRoute", rfield, ri, rule.Matches, grpcMatch, base, func(e *routeEntry) {
 			if len(rule.Filters) > 0 {
 				e.envoyOnly = "filters"

@@ -129,14 +129,19 @@ func socketAddress(host string, port uint32) *corev3.Address {
 	}}}
 }
 
+const bufferFilterName = "envoy.filters.http.buffer"
+
 // bufferFilter bounds request bodies: a larger one is refused with 413
 // before it reaches a service. Only requests are buffered; responses
-// (SSE streams) pass through as they come.
+// (SSE streams) pass through as they come. gRPC routes turn it off
+// (noBuffer): a client stream is not a body to wait for.
 func bufferFilter(max uint32) *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: "envoy.filters.http.buffer", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&bufferv3.Buffer{
+	return &hcmv3.HttpFilter{Name: bufferFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&bufferv3.Buffer{
 		MaxRequestBytes: wrapperspb.UInt32(max),
 	})}}
 }
+
+var noBuffer = mustAny(&bufferv3.BufferPerRoute{Override: &bufferv3.BufferPerRoute_Disabled{Disabled: true}})
 
 // tracing exports the listener's spans to the collector over OTLP/gRPC,
 // starting traces for a share of requests (W3C traceparent propagated, so

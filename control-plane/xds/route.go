@@ -30,7 +30,7 @@ func routeConfiguration(l *ir.Listener, f flavour) (*routev3.RouteConfiguration,
 	for _, vh := range l.VirtualHosts {
 		v := &routev3.VirtualHost{Name: vh.Name, Domains: vh.Domains}
 		for _, r := range vh.Routes {
-			out := route(r, f)
+			out := route(r, f, l.MaxRequestBytes > 0)
 			if err := out.ValidateAll(); err != nil {
 				errs = append(errs, fmt.Errorf("route %q (from %s) left out of route configuration %q: %w", r.Name, r.Source, l.Name, err))
 				continue
@@ -42,7 +42,9 @@ func routeConfiguration(l *ir.Listener, f flavour) (*routev3.RouteConfiguration,
 	return rc, errs
 }
 
-func route(r *ir.Route, f flavour) *routev3.Route {
+// route builds one route; buffered says the listener buffers requests (a
+// gRPC route then turns it off).
+func route(r *ir.Route, f flavour, buffered bool) *routev3.Route {
 	if r.Redirect != nil {
 		out := &routev3.Route{
 			Name:   r.Name,
@@ -110,11 +112,19 @@ func route(r *ir.Route, f flavour) *routev3.Route {
 	if r.Fault != nil {
 		out.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(faultConfig(r.Fault))}
 	}
-	if r.JWT != nil && f == flavourEnvoy {
-		if out.TypedPerFilterConfig == nil {
-			out.TypedPerFilterConfig = map[string]*anypb.Any{}
+	if f == flavourEnvoy {
+		perFilter := func(name string, cfg *anypb.Any) {
+			if out.TypedPerFilterConfig == nil {
+				out.TypedPerFilterConfig = map[string]*anypb.Any{}
+			}
+			out.TypedPerFilterConfig[name] = cfg
 		}
-		out.TypedPerFilterConfig[jwtFilterName] = jwtPerRoute(r.JWT)
+		if r.JWT != nil {
+			perFilter(jwtFilterName, jwtPerRoute(r.JWT))
+		}
+		if r.GRPC && buffered {
+			perFilter(bufferFilterName, noBuffer)
+		}
 	}
 	if f == flavourEnvoy {
 		headerMods(out, r)

@@ -261,8 +261,6 @@ func LocalReply(cfg *hcmv3.LocalReplyConfig, status uint32, flags []string, body
 	switch {
 	case format.GetTextFormatSource() != nil:
 		out.Body = subst.Replace(format.GetTextFormatSource().GetInlineString())
-	case format.GetTextFormat() != "":
-		out.Body = subst.Replace(format.GetTextFormat())
 	case format.GetJsonFormat() != nil:
 		b, err := json.Marshal(substituteJSON(format.GetJsonFormat().AsMap(), subst))
 		if err != nil {

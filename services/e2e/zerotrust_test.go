@@ -100,7 +100,11 @@ func TestPlatformPoliciesAllowExactlyTheFlow(t *testing.T) {
 // against the server's current certificate.
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	s := stack.New(t)
-	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1", Config: func(c *platform.Config) { c.CertTTL = 4 * time.Second }})
+	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1", Config: func(c *platform.Config) {
+		// Renewed every 4 s, 2 s before expiry: room for the Vault call and
+		// grpc-go's file watcher (1 s refresh) on a loaded machine.
+		c.CertTTL = 6 * time.Second
+	}})
 	mesh := usersv1.NewUsersServiceClient(s.Dial("users"))
 	tlsConf, err := provision.OperatorTLS(s.Operator)
 	if err != nil {
@@ -118,12 +122,12 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 			return err
 		}
 		return freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
-	}, func() { time.Sleep(9 * time.Second) })
+	}, func() { time.Sleep(11 * time.Second) })
 	if l.failures != 0 {
 		t.Fatalf("%d of %d calls failed during rotation (first: %v)", l.failures, l.calls, l.first)
 	}
 	if n := svc.CertificatesIssued(); n < 3 {
-		t.Fatalf("%d certificates issued in 9 s with a 4 s lifetime; want at least 3", n)
+		t.Fatalf("%d certificates issued in 11 s with a 6 s lifetime; want at least 3", n)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -20,7 +20,9 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
-// The ai gateway, its route to api, and the rate-limit Service.
+// The ai gateway, its routes to api, auth's Check as its ext_authz (which
+// sets the identity headers the rules select on), and the rate-limit
+// Service.
 const rateLimitMesh = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: ai}
@@ -39,6 +41,19 @@ kind: Service
 metadata: {name: ratelimit}
 spec:
   ports: [{name: grpc, port: 8081, appProtocol: kubernetes.io/h2c}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: auth}
+spec:
+  ports: [{name: grpc, port: 9000, appProtocol: kubernetes.io/h2c}]
+---
+apiVersion: mesh.bulkhead.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {name: ai-auth}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: ai}]
+  extAuth: {backendRef: {name: auth, port: 9000}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -76,6 +76,9 @@ func (t *translator) rateLimitPolicies() {
 			}
 		}
 		if len(problems) == 0 {
+			t.checkIdentitySource(p, report)
+		}
+		if len(problems) == 0 {
 			t.applyRateLimits(p, global, local)
 		}
 		t.policyAccepted(key, problems, "enforced by the targeted Gateways' Envoy (global rules through the rate-limit service)")
@@ -306,5 +309,68 @@ func (t *translator) gatewayRoutesOf(kind, ns, name string) []*ir.Route {
 			out = append(out, r)
 		}
 	}
+	return out
+}
+
+// checkIdentitySource refuses identity selectors where no ext_authz sets
+// the identity headers: on such a listener a client could send them itself
+// and pick its own counter.
+func (t *translator) checkIdentitySource(p *v1alpha1.RateLimitPolicy, report func(field, msg string)) {
+	usesIdentity := func(rules *v1alpha1.RateLimitRules) bool {
+		if rules == nil {
+			return false
+		}
+		for _, r := range rules.Rules {
+			for _, s := range r.ClientSelectors {
+				if s.Identity != nil {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !usesIdentity(p.Spec.Global) && !usesIdentity(p.Spec.Local) {
+		return
+	}
+	for i, ref := range p.Spec.TargetRefs {
+		var listeners []*ir.Listener
+		switch ref.Kind {
+		case "Gateway":
+			for _, l := range t.gws[svcKey{p.Namespace, string(ref.Name)}].ports {
+				listeners = append(listeners, l)
+			}
+		case "HTTPRoute", "GRPCRoute":
+			listeners = t.listenersOf(t.gatewayRoutesOf(string(ref.Kind), p.Namespace, string(ref.Name)))
+		}
+		for _, l := range listeners {
+			if l.ExtAuthz == nil {
+				report(fmt.Sprintf("spec.targetRefs[%d]", i), fmt.Sprintf("identity selectors read the headers auth's Check sets, and listener %s has no SecurityPolicy extAuth: a client could send them itself", l.Name))
+				return
+			}
+		}
+	}
+}
+
+// listenersOf returns the Gateway listeners that hold any of routes.
+func (t *translator) listenersOf(routes []*ir.Route) []*ir.Listener {
+	want := map[*ir.Route]bool{}
+	for _, r := range routes {
+		want[r] = true
+	}
+	var out []*ir.Listener
+	for _, gw := range t.gws {
+		for _, l := range gw.ports {
+		search:
+			for _, vh := range l.VirtualHosts {
+				for _, r := range vh.Routes {
+					if want[r] {
+						out = append(out, l)
+						break search
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

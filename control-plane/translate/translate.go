@@ -118,8 +118,9 @@ func Translate(res *resource.Resources) *Result {
 	t.routes()
 	t.backendPolicies()
 	t.degradedReplies()
-	t.rateLimitPolicies()
+	// After securityPolicies: identity selectors need the Gateway's extAuth.
 	t.securityPolicies()
+	t.rateLimitPolicies()
 	t.tracing()
 	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound}
 	for k, gw := range t.gws {

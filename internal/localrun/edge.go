@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	vault "github.com/hashicorp/vault/api"
 
+	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
 	"github.com/bulkhead-mesh/bulkhead/envoy"
@@ -88,7 +90,18 @@ func keepCertificate(ctx context.Context, log *slog.Logger, v *vault.Client, ide
 // "ratelimit:*"), an mTLS xDS connection proving the identity ratelimit,
 // and its gRPC port as the endpoint of Service ratelimit, which the
 // gateways' rate-limit filter calls.
-func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, endpointsDir, xdsAddr string, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
+func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, endpointsDir string, cp *controlplane.ControlPlane, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
+	proxy := "ratelimit/default/" + bhvault.RateLimit
+	xdsAddr := cp.XDSAddr()
+	// The domains the control plane serves it (it publishes once the node
+	// has connected).
+	published := func() (int, bool) {
+		res, _ := cp.Server.Published(ir.ProxyID{Role: ir.RoleRateLimit, Namespace: "default", Name: bhvault.RateLimit})
+		if res == nil {
+			return 0, false
+		}
+		return len(res[resourcev3.RateLimitConfigType]), true
+	}
 	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.RateLimit))
 	stopRenew, err := keepCertificate(ctx, log, v, bhvault.RateLimit, certs)
 	if err != nil {
@@ -97,7 +110,7 @@ func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, 
 	rl, err := testenv.StartRateLimit(ctx, testenv.RateLimitOptions{
 		Dir:        filepath.Join(state, "ratelimit"),
 		XDSAddress: xdsAddr,
-		Proxy:      "ratelimit/default/" + bhvault.RateLimit,
+		Proxy:      proxy,
 		RedisAddr:  rd.Addr, RedisUser: user.User, RedisPassword: user.Password, KeyPrefix: bhvault.RateLimit + ":",
 		XDSTLS: &testenv.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
 	})
@@ -113,13 +126,14 @@ func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, 
 		rl.Close()
 		return component{}, err
 	}
-	// Ready when the control plane's rules are loaded.
+	// Ready when it has loaded every domain the control plane serves it.
 	domains := 0
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cfg, err := rl.Config(ctx)
-		if err == nil && strings.TrimSpace(cfg) != "" {
-			domains = countDomains(cfg)
+		want, ok := published()
+		if err == nil && ok && countDomains(cfg) == want {
+			domains = want
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -238,7 +252,8 @@ func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, 
 // startEdge starts the rate-limit service, then the gateways and the
 // router when Envoy is installed, and returns the ingress address ("" when
 // there is no Envoy).
-func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, env *envFile, state, endpointsDir, logDir, xdsAddr string, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
+func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, env *envFile, state, endpointsDir, logDir string, cp *controlplane.ControlPlane, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
+	xdsAddr := cp.XDSAddr()
 	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
 	if err != nil {
 		return "", err
@@ -250,7 +265,7 @@ func startEdge(ctx context.Context, opts Options, start func(string, func() (com
 	// The file stays open for the renewals, until the process ends.
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 	if err := start("ratelimit", func() (component, error) {
-		return startRateLimit(ctx, log, env, state, endpointsDir, xdsAddr, v, rd, prov.RateLimitRedis)
+		return startRateLimit(ctx, log, env, state, endpointsDir, cp, v, rd, prov.RateLimitRedis)
 	}); err != nil {
 		return "", err
 	}

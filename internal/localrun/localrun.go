@@ -227,7 +227,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			if keyPath, err = devKey(ctx, state, cp.XDSAddr(), prov.Operator); err != nil {
 				return err
 			}
-			if ingress, err = startEdge(ctx, opts, start, &env, state, endpointsDir, logDir, cp.XDSAddr(), vlt, rd, prov); err != nil {
+			if ingress, err = startEdge(ctx, opts, start, &env, state, endpointsDir, logDir, cp, vlt, rd, prov); err != nil {
 				return err
 			}
 		}

@@ -289,10 +289,16 @@ func TestGlobalRateLimitThroughRateLimitService(t *testing.T) {
 	l.allowed(1, beta)
 	// (Over its limit, the rule reports 0 left, which Envoy passes on in
 	// x-ratelimit-remaining.)
-	if code, each := l.ask(beta); code != rlsv3.RateLimitResponse_OK || !strings.Contains(strings.Join(each, " "), "header.x-client=match:OK(0 left)") {
+	if code, each := l.ask(beta); code != rlsv3.RateLimitResponse_OK || !strings.Contains(strings.Join(each, " "), "header_x-client=match:OK(0 left)") {
 		t.Fatalf("shadow rule: %v %v; want the request OK, the rule with 0 left", code, each)
 	}
 
+	// The shadow rule's over-limit request is counted where Prometheus
+	// scrapes the rate-limit service.
+	eventually(t, 10*time.Second, "the shadow rule's counter on the metrics endpoint", func() bool {
+		m, _ := rl.Metrics(t.Context())
+		return strings.Contains(m, `ratelimit_service_rate_limit_shadow_mode{domain="default/ai/10082",key1="rule_default/ai-limits/beta",key2="header_x-client_match"} 1`)
+	})
 	// Edit the policy: 5 per key. The rate-limit service is programmed
 	// anew over xDS, nothing restarts; key-c gets exactly 5.
 	m.write("limits.yaml", limits(5))

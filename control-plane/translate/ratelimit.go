@@ -161,7 +161,8 @@ func selectorEntries(s v1alpha1.RateLimitSelector) ([]ir.DescriptorEntry, string
 	switch {
 	case s.Header != nil:
 		h := s.Header
-		return headerEntry("header."+strings.ToLower(h.Name), strings.ToLower(h.Name), h.Type, h.Value, h.Invert, "header")
+		// No dot in a key: the rate-limit service's statistics split on dots.
+		return headerEntry("header_"+strings.ToLower(h.Name), strings.ToLower(h.Name), h.Type, h.Value, h.Invert, "header")
 	case s.Identity != nil:
 		name, ok := IdentityHeaders[s.Identity.Field]
 		if !ok {

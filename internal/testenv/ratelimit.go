@@ -91,6 +91,9 @@ func (r *RateLimit) start(ctx context.Context, bin string, grpcPort int, opts Ra
 		"GRPC_HOST=127.0.0.1", fmt.Sprintf("GRPC_PORT=%d", grpcPort),
 		"DEBUG_HOST=127.0.0.1", fmt.Sprintf("DEBUG_PORT=%d", ports[1]),
 		"USE_STATSD=false", "USE_PROMETHEUS=true", "PROMETHEUS_ADDR="+r.MetricsAddr,
+		// Per-rule counters (hits, over limit, shadow mode) reach the
+		// Prometheus endpoint at each flush.
+		"STATS_FLUSH_INTERVAL=1s",
 		"LOG_LEVEL=warn", "LOG_FORMAT=json",
 		"BACKEND_TYPE=redis", "REDIS_SOCKET_TYPE=tcp", "REDIS_TYPE=SINGLE", "REDIS_URL="+opts.RedisAddr,
 		// The rules come from the control plane, never from a file.

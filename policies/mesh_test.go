@@ -38,6 +38,13 @@ func TestPlatformPoliciesAreValid(t *testing.T) {
 	}
 }
 
+// edgeEnvoys are the router and the two gateways of mesh/edge.yaml.
+var edgeEnvoys = []ir.ProxyID{
+	{Role: ir.RoleRouter, Namespace: "default", Name: "edge"},
+	{Role: ir.RoleGateway, Namespace: "default", Name: "identity"},
+	{Role: ir.RoleGateway, Namespace: "default", Name: "ai"},
+}
+
 // The Envoy configurations of the edge router and the two gateways, and the
 // rate-limit service's rules, as the
 // control plane builds them from mesh/ (every resource ValidateAll-clean),
@@ -45,12 +52,7 @@ func TestPlatformPoliciesAreValid(t *testing.T) {
 // review the diff).
 func TestEdgeGolden(t *testing.T) {
 	r := controlplane.Offline("mesh")
-	for _, id := range []ir.ProxyID{
-		{Role: ir.RoleRouter, Namespace: "default", Name: "edge"},
-		{Role: ir.RoleGateway, Namespace: "default", Name: "identity"},
-		{Role: ir.RoleGateway, Namespace: "default", Name: "ai"},
-		{Role: ir.RoleRateLimit, Namespace: "default", Name: "ratelimit"},
-	} {
+	for _, id := range append(edgeEnvoys, ir.ProxyID{Role: ir.RoleRateLimit, Namespace: "default", Name: "ratelimit"}) {
 		res, err := xds.Build(r.Config(id))
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
@@ -81,11 +83,7 @@ func TestEdgeGolden(t *testing.T) {
 // the generated local reply configuration, applied as Envoy applies it.
 func TestEdgeLocalRepliesHaveTheAPIShape(t *testing.T) {
 	r := controlplane.Offline("mesh")
-	for _, id := range []ir.ProxyID{
-		{Role: ir.RoleRouter, Namespace: "default", Name: "edge"},
-		{Role: ir.RoleGateway, Namespace: "default", Name: "ai"},
-		{Role: ir.RoleGateway, Namespace: "default", Name: "identity"},
-	} {
+	for _, id := range edgeEnvoys {
 		res, err := xds.Build(r.Config(id))
 		if err != nil {
 			t.Fatal(err)

@@ -33,8 +33,8 @@ type gwListener struct {
 	kinds    map[string]bool // route kinds allowed
 }
 
-// gateways reads every Gateway: HTTP listeners only for now (HTTPS, TLS and
-// TCP come with the edge issue).
+// gateways reads every Gateway: HTTP listeners only (HTTPS, TLS and TCP are
+// not supported yet; TLS is terminated in front of the router).
 func (t *translator) gateways() {
 	t.gws = map[svcKey]*gateway{}
 	for _, g := range t.res.Gateways {
@@ -44,7 +44,7 @@ func (t *translator) gateways() {
 		for i, l := range g.Spec.Listeners {
 			field := fmt.Sprintf("spec.listeners[%d]", i)
 			if l.Protocol != gwapiv1.HTTPProtocolType {
-				t.fail(key, field+".protocol", "%s is not supported yet (HTTP; HTTPS arrives with the edge issue)", l.Protocol)
+				t.fail(key, field+".protocol", "%s is not supported yet (HTTP only: terminate TLS in front of the Gateway)", l.Protocol)
 				problems = append(problems, field+".protocol: "+string(l.Protocol)+" not supported yet")
 				continue
 			}

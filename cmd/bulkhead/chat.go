@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	"github.com/bulkhead-mesh/bulkhead/services/apistream"
 )
 
 // chatCmd streams a reply from the running platform's public API, with the
@@ -84,45 +86,13 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkhead chat: %s: %s\n", resp.Status, apiErrorMessage(resp.Body))
 		return 1
 	}
-	type chunk struct {
-		Choices []struct {
-			Delta struct {
-				Content string `json:"content"`
-			} `json:"delta"`
-			FinishReason *string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *struct {
-			PromptTokens         int `json:"prompt_tokens"`
-			CompletionTokens     int `json:"completion_tokens"`
-			PromptCacheHitTokens int `json:"prompt_cache_hit_tokens"`
-		} `json:"usage"`
-		Error *struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	finish := ""
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		if data == "[DONE]" {
-			fmt.Fprintln(stdout)
-			if finish == "length" {
-				fmt.Fprintln(stderr, "(cut at max_tokens)")
-			}
-			return 0
-		}
-		var c chunk
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			fmt.Fprintf(stderr, "\nbulkhead chat: bad chunk: %v\n", err)
-			return 1
-		}
+	var usageLine string
+	var streamErr error // an error event in the stream
+	done, err := apistream.Read(resp.Body, func(c *apistream.Chunk) error {
 		if c.Error != nil {
-			fmt.Fprintf(stderr, "\nbulkhead chat: %s\n", c.Error.Message)
-			return 1
+			streamErr = errors.New(c.Error.Message)
+			return streamErr
 		}
 		for _, ch := range c.Choices {
 			fmt.Fprint(stdout, ch.Delta.Content)
@@ -131,28 +101,36 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if c.Usage != nil && *usage {
-			defer fmt.Fprintf(stderr, "(%d prompt tokens, %d from cache; %d completion tokens)\n", c.Usage.PromptTokens, c.Usage.PromptCacheHitTokens, c.Usage.CompletionTokens)
+			usageLine = fmt.Sprintf("(%d prompt tokens, %d from cache; %d completion tokens)\n", c.Usage.PromptTokens, c.Usage.PromptCacheHitTokens, c.Usage.CompletionTokens)
 		}
-	}
-	if ctx.Err() != nil {
+		return nil
+	})
+	defer fmt.Fprint(stderr, usageLine)
+	var malformed *apistream.MalformedError
+	switch {
+	case done:
+		fmt.Fprintln(stdout)
+		if finish == "length" {
+			fmt.Fprintln(stderr, "(cut at max_tokens)")
+		}
+		return 0
+	case streamErr != nil:
+		fmt.Fprintf(stderr, "\nbulkhead chat: %v\n", streamErr)
+		return 1
+	case errors.As(err, &malformed):
+		fmt.Fprintf(stderr, "\nbulkhead chat: bad chunk: %v\n", malformed.Err)
+		return 1
+	case ctx.Err() != nil:
 		fmt.Fprintln(stderr, "\n(interrupted)")
 		return 130
 	}
-	fmt.Fprintf(stderr, "\nbulkhead chat: the stream ended early: %v\n", sc.Err())
+	fmt.Fprintf(stderr, "\nbulkhead chat: the stream ended early: %v\n", err)
 	return 1
 }
 
 func apiErrorMessage(r io.Reader) string {
 	b, _ := io.ReadAll(io.LimitReader(r, 1<<16))
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-		return e.Error.Message
-	}
-	return strings.TrimSpace(string(b))
+	return apierr.MessageOf(b)
 }
 
 func envOr(k, def string) string {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -60,6 +61,20 @@ func (e *Error) Write(w http.ResponseWriter) {
 	}
 	w.WriteHeader(e.Status)
 	w.Write(e.Body())
+}
+
+// MessageOf returns the message of an error body in the API's shape, or
+// the body itself, trimmed, when it is not one (a proxy's plain text).
+func MessageOf(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return e.Error.Message
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // Constructors for the errors of the contract.

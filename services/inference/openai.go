@@ -1,10 +1,10 @@
 package inference
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	"github.com/bulkhead-mesh/bulkhead/services/apistream"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
@@ -51,22 +53,6 @@ type upstreamRequest struct {
 	Stop           []string          `json:"stop,omitempty"`
 	Seed           *int64            `json:"seed,omitempty"`
 	ResponseFormat map[string]string `json:"response_format,omitempty"`
-}
-
-type upstreamChunk struct {
-	Choices []struct {
-		Delta struct {
-			Content string `json:"content"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int64 `json:"prompt_tokens"`
-		CompletionTokens int64 `json:"completion_tokens"`
-	} `json:"usage"`
-	Error *struct {
-		Message string `json:"message"`
-	} `json:"error"`
 }
 
 var finishReasons = map[string]inferencev1.FinishReason{
@@ -119,30 +105,19 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 	var text strings.Builder
 	res := Result{Finish: inferencev1.FinishReason_FINISH_REASON_STOP}
 	var usageSeen bool
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		data, ok := strings.CutPrefix(line, "data:")
-		if !ok {
-			continue // blank separators and ": keep-alive" comments
-		}
-		data = strings.TrimSpace(data)
-		if data == "[DONE]" {
-			break
-		}
-		var c upstreamChunk
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: %v", err)
-		}
+	// stop is an error event from upstream or the caller's own failure to
+	// take a piece: returned as it is.
+	var stop error
+	_, err = apistream.Read(resp.Body, func(c *apistream.Chunk) error {
 		if c.Error != nil {
-			return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: upstream error: %s", c.Error.Message)
+			stop = status.Errorf(codes.Unavailable, "openai engine: upstream error: %s", c.Error.Message)
+			return stop
 		}
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != "" {
 				text.WriteString(ch.Delta.Content)
-				if err := emit(ch.Delta.Content); err != nil {
-					return o.partial(res, req, text.String(), usageSeen), err
+				if stop = emit(ch.Delta.Content); stop != nil {
+					return stop
 				}
 			}
 			if ch.FinishReason != nil {
@@ -155,12 +130,21 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 			usageSeen = true
 			res.PromptTokens, res.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
 		}
+		return nil
+	})
+	var malformed *apistream.MalformedError
+	switch {
+	case stop != nil:
+		err = stop
+	case errors.As(err, &malformed):
+		err = status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: %v", malformed.Err)
+	case err != nil && ctx.Err() != nil:
+		err = ctx.Err()
+	case err != nil:
+		err = status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
 	}
-	if err := sc.Err(); err != nil {
-		if ctx.Err() != nil {
-			return o.partial(res, req, text.String(), usageSeen), ctx.Err()
-		}
-		return o.partial(res, req, text.String(), usageSeen), status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
+	if err != nil {
+		return o.partial(res, req, text.String(), usageSeen), err
 	}
 	return o.partial(res, req, text.String(), usageSeen), nil
 }
@@ -179,15 +163,7 @@ func (o *OpenAI) partial(res Result, req Request, text string, usageSeen bool) R
 // the same meaning to the client.
 func upstreamError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := strings.TrimSpace(string(b))
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-		msg = e.Error.Message
-	}
+	msg := apierr.MessageOf(b)
 	text := fmt.Sprintf("openai engine: upstream answered %d: %s", resp.StatusCode, msg)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:

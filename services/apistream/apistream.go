@@ -1,0 +1,64 @@
+// Package apistream reads an OpenAI-compatible chat-completion stream
+// (server-sent events: "data: {chunk}" lines, then "data: [DONE]"), as the
+// builtin CLI and the openai inference engine consume it from this
+// platform's API or any other.
+package apistream
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// Chunk is what a client reads of a chat.completion.chunk.
+type Chunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens         int64 `json:"prompt_tokens"`
+		CompletionTokens     int64 `json:"completion_tokens"`
+		PromptCacheHitTokens int64 `json:"prompt_cache_hit_tokens"`
+	} `json:"usage"`
+	// Error is an error event sent in the stream after it started.
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// MalformedError is a chunk that is not JSON.
+type MalformedError struct{ Err error }
+
+func (e *MalformedError) Error() string { return "malformed chunk: " + e.Err.Error() }
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// Read calls fn with each chunk until "data: [DONE]" (done true), the end
+// of r (done false: the stream was cut), an error reading r, a malformed
+// chunk (*MalformedError) or fn's error. Comments (": keep-alive") and blank
+// separators are skipped.
+func Read(r io.Reader, fn func(*Chunk) error) (done bool, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data:")
+		if !ok {
+			continue
+		}
+		data = strings.TrimSpace(data)
+		if data == "[DONE]" {
+			return true, nil
+		}
+		var c Chunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			return false, &MalformedError{Err: err}
+		}
+		if err := fn(&c); err != nil {
+			return false, err
+		}
+	}
+	return false, sc.Err()
+}

@@ -3,10 +3,6 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -20,8 +16,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
-
-	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 )
 
 // simClient is a proxyless client as the control plane sees it: one ADS
@@ -89,27 +83,12 @@ func (c *simClient) version(typ int) string {
 // convergence measures, for n clients, the time from writing a file until
 // every client has ACKed the new version of type typ.
 func convergence(b *testing.B, n int, typ int, change func(i int) (string, string)) {
-	dir := b.TempDir()
-	write := func(name, body string) {
-		tmp := filepath.Join(dir, "."+name)
-		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	files := map[string]string{"route.yaml": fmt.Sprintf(echoRoute, 50, 50)}
 	for _, name := range []string{"echo", "echo-v1", "echo-v2"} {
-		write(name+".yaml", simService(name, 50051))
+		files[name+".yaml"] = simService(name, 50051)
 	}
-	write("route.yaml", fmt.Sprintf(echoRoute, 50, 50))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cp, err := controlplane.Start(ctx, controlplane.Options{ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cp.Stop()
+	m := startMesh(b, files)
+	ctx := b.Context()
 
 	runtime.GC()
 	var before runtime.MemStats
@@ -117,7 +96,7 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 	// A few connections carry all streams, as many clients per process would.
 	var conns []*grpc.ClientConn
 	for range 8 {
-		cc, err := grpc.NewClient(cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -126,6 +105,7 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 	}
 	clients := make([]*simClient, n)
 	for i := range n {
+		var err error
 		if clients[i], err = runSimClient(ctx, conns[i%len(conns)], i, "echo.default:9000"); err != nil {
 			b.Fatal(err)
 		}
@@ -156,7 +136,7 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 		old := clients[0].version(typ)
 		name, body := change(i)
 		start := time.Now()
-		write(name, body)
+		m.write(name, body)
 		for !allAt(typ, old) {
 			if time.Since(start) > time.Minute {
 				b.Fatal("not converged within 1m")

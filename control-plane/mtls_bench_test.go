@@ -1,12 +1,7 @@
 package controlplane_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -17,7 +12,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
@@ -31,7 +25,7 @@ import (
 //     32 in parallel; p99 reported.
 func BenchmarkMTLS(b *testing.B) {
 	meshCA := newCA(b, "bench root")
-	dir := b.TempDir()
+	files := map[string]string{}
 	backends := map[string]net.Listener{}
 	for _, name := range []string{"plain", "strict"} {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,9 +34,7 @@ func BenchmarkMTLS(b *testing.B) {
 		}
 		backends[name] = lis
 		be := &backend{name: name, addr: lis.Addr().(*net.TCPAddr)}
-		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(service(name, 9000, be)), 0o644); err != nil {
-			b.Fatal(err)
-		}
+		files[name+".yaml"] = service(name, 9000, be)
 	}
 	policy := `apiVersion: mesh.bulkhead.dev/v1alpha1
 kind: SecurityPolicy
@@ -51,16 +43,9 @@ spec:
   targetRefs: [{group: "", kind: Service, name: strict}]
   mtls: {mode: STRICT}
 `
-	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cp, err := controlplane.Start(ctx, controlplane.Options{ConfigDirs: []string{dir}, XDSAddress: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cp.Stop()
+	files["policy.yaml"] = policy
+	cp := startMesh(b, files).cp
+	ctx := b.Context()
 	for name, lis := range backends {
 		certs := meshCA.issue(b, ir.SPIFFEID("default", name), time.Now().Add(time.Hour), meshCA)
 		bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: name, Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name}, XDSAddress: cp.XDSAddr(), Certificates: certs})
@@ -71,8 +56,8 @@ spec:
 	}
 
 	clientCerts := meshCA.issue(b, ir.SPIFFEID("default", "bench"), time.Now().Add(time.Hour), meshCA)
-	files := provision.CertFiles{Certificate: clientCerts.Certificate, PrivateKey: clientCerts.PrivateKey, CA: clientCerts.CA}
-	tlsConf, err := provision.OperatorTLS(files)
+	clientFiles := provision.CertFiles{Certificate: clientCerts.Certificate, PrivateKey: clientCerts.PrivateKey, CA: clientCerts.CA}
+	tlsConf, err := provision.OperatorTLS(clientFiles)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +82,7 @@ spec:
 		})
 	}
 	for _, name := range []string{"plain", "strict"} {
-		cc, err := provision.MeshClient{XDSAddress: cp.XDSAddr(), NodeID: "bench-" + name, Name: "bench", Account: "bench", Certs: files}.Dial(name)
+		cc, err := provision.MeshClient{XDSAddress: cp.XDSAddr(), NodeID: "bench-" + name, Name: "bench", Account: "bench", Certs: clientFiles}.Dial(name)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -300,13 +300,17 @@ func rateLimitDomains(gws map[string][]*ir.Listener) []*ir.RateLimitDomain {
 // gatewayRoutesOf returns the routes on Gateway listeners made from one
 // route object (not its copies on Services, which proxyless clients apply).
 func (t *translator) gatewayRoutesOf(kind, ns, name string) []*ir.Route {
-	onGateway := map[*ir.Route]bool{}
-	for _, r := range t.gatewayRoutes {
-		onGateway[r] = true
+	if t.onGateway == nil {
+		// gatewayRoutes is complete once routes() has run, before any
+		// policy asks.
+		t.onGateway = make(map[*ir.Route]bool, len(t.gatewayRoutes))
+		for _, r := range t.gatewayRoutes {
+			t.onGateway[r] = true
+		}
 	}
 	var out []*ir.Route
 	for _, r := range t.routeIndex[resource.Key{Kind: kind, Namespace: ns, Name: name}] {
-		if onGateway[r] {
+		if t.onGateway[r] {
 			out = append(out, r)
 		}
 	}

@@ -151,8 +151,10 @@ type translator struct {
 	// routeIndex lists the IR routes made from each route object.
 	routeIndex map[resource.Key][]*ir.Route
 	gws        map[svcKey]*gateway
-	// gatewayRoutes are every route of every Gateway listener.
+	// gatewayRoutes are every route of every Gateway listener; onGateway
+	// indexes them (built on first use by gatewayRoutesOf).
 	gatewayRoutes []*ir.Route
+	onGateway     map[*ir.Route]bool
 	// inbound is the security of each Service's servers, by
 	// "namespace/name".
 	inbound map[string]*ir.InboundSecurity

@@ -262,10 +262,18 @@ func startEdge(ctx context.Context, opts Options, start func(string, func() (com
 	if err != nil {
 		return "", err
 	}
-	// The file stays open for the renewals, until the process ends.
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 	if err := start("ratelimit", func() (component, error) {
-		return startRateLimit(ctx, log, env, state, endpointsDir, cp, v, rd, prov.RateLimitRedis)
+		c, err := startRateLimit(ctx, log, env, state, endpointsDir, cp, v, rd, prov.RateLimitRedis)
+		if err != nil {
+			logFile.Close()
+			return c, err
+		}
+		// The rate-limit service is the first of the edge to start, so the
+		// last to stop: the renewals' log closes with it.
+		stop := c.close
+		c.close = func() error { err := stop(); logFile.Close(); return err }
+		return c, nil
 	}); err != nil {
 		return "", err
 	}

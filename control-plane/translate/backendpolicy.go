@@ -79,10 +79,8 @@ func (t *translator) backendPolicy(p *v1alpha1.BackendPolicy, routeLevel bool, c
 	key := resource.KeyOf("BackendPolicy", p)
 	origin := t.res.Origin(key)
 	var problems []string
-	fail := func(field, format string, args ...any) {
-		t.fail(key, field, format, args...)
-		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
-	}
+	report := t.reporter(key, &problems)
+	fail := func(field, format string, args ...any) { report(field, fmt.Sprintf(format, args...)) }
 	var conflicts []string
 
 	for i, ref := range p.Spec.TargetRefs {

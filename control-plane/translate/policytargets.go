@@ -12,6 +12,7 @@ import (
 // namespace.
 func (t *translator) checkTargets(key resource.Key, ns string, refs []v1alpha1.PolicyTargetReference) []string {
 	var problems []string
+	report := t.reporter(key, &problems)
 	for i, ref := range refs {
 		field := fmt.Sprintf("spec.targetRefs[%d]", i)
 		name := string(ref.Name)
@@ -25,12 +26,32 @@ func (t *translator) checkTargets(key resource.Key, ns string, refs []v1alpha1.P
 			_, found = t.routeIndex[resource.Key{Kind: string(ref.Kind), Namespace: ns, Name: name}]
 		}
 		if !found {
-			msg := fmt.Sprintf("%s %s/%s not found", ref.Kind, ns, name)
-			t.fail(key, field, "%s", msg)
-			problems = append(problems, field+": "+msg)
+			report(field, fmt.Sprintf("%s %s/%s not found", ref.Kind, ns, name))
 		}
 	}
 	return problems
+}
+
+// reporter returns how a policy's problems are recorded: in the errors
+// (file, object, field) and in problems, which its Accepted condition lists.
+func (t *translator) reporter(key resource.Key, problems *[]string) func(field, msg string) {
+	return func(field, msg string) {
+		t.fail(key, field, "%s", msg)
+		*problems = append(*problems, field+": "+msg)
+	}
+}
+
+// gatewayOnly reports every target that is not a Gateway: feature is
+// applied by the Gateways' Envoy (verb: "applied", "enforced").
+func gatewayOnly(refs []v1alpha1.PolicyTargetReference, feature, verb string, report func(field, msg string)) bool {
+	ok := true
+	for i, ref := range refs {
+		if ref.Kind != "Gateway" {
+			report(fmt.Sprintf("spec.targetRefs[%d]", i), fmt.Sprintf("%s is %s by Envoy Gateways; a %s cannot apply it (target the Gateway)", feature, verb, ref.Kind))
+			ok = false
+		}
+	}
+	return ok
 }
 
 func (t *translator) policyAccepted(key resource.Key, problems []string, pending string) {

@@ -49,10 +49,7 @@ func (t *translator) rateLimitPolicies() {
 	for _, p := range t.res.RateLimitPolicies {
 		key := resource.KeyOf("RateLimitPolicy", p)
 		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
-		report := func(field, msg string) {
-			t.fail(key, field, "%s", msg)
-			problems = append(problems, field+": "+msg)
-		}
+		report := t.reporter(key, &problems)
 		id := p.Namespace + "/" + p.Name + "/"
 		var global, local []ir.RateLimitRule
 		if g := p.Spec.Global; g != nil {

@@ -24,33 +24,22 @@ func (t *translator) securityPolicies() {
 	for _, p := range t.res.SecurityPolicies {
 		key := resource.KeyOf("SecurityPolicy", p)
 		problems := t.checkTargets(key, p.Namespace, p.Spec.TargetRefs)
+		report := t.reporter(key, &problems)
 		check := func(field string, ref *v1alpha1.BackendRef) {
 			if ref == nil {
 				return
 			}
 			s := t.svcs[svcKey{p.Namespace, ref.Name}]
 			if s == nil || s.port(uint32(ref.Port)) == nil {
-				msg := fmt.Sprintf("Service %s/%s port %d not found", p.Namespace, ref.Name, ref.Port)
-				t.fail(key, field, "%s", msg)
-				problems = append(problems, field+": "+msg)
+				report(field, fmt.Sprintf("Service %s/%s port %d not found", p.Namespace, ref.Name, ref.Port))
 			}
 		}
 		if ea := p.Spec.ExtAuth; ea != nil {
 			check("spec.extAuth.backendRef", &ea.BackendRef)
 			check("spec.extAuth.fallback", ea.Fallback)
-			for i, ref := range p.Spec.TargetRefs {
-				if ref.Kind != "Gateway" {
-					field := fmt.Sprintf("spec.targetRefs[%d]", i)
-					msg := fmt.Sprintf("extAuth is applied by Envoy Gateways; a %s cannot apply it (target the Gateway)", ref.Kind)
-					t.fail(key, field, "%s", msg)
-					problems = append(problems, field+": "+msg)
-				}
-			}
+			gatewayOnly(p.Spec.TargetRefs, "extAuth", "applied", report)
 		}
-		ipAccess := t.ipAccess(p, func(field, msg string) {
-			t.fail(key, field, "%s", msg)
-			problems = append(problems, field+": "+msg)
-		})
+		ipAccess := t.ipAccess(p, report)
 		sec := &ir.InboundSecurity{Mode: ir.MTLSDisable, Source: p.Namespace + "/" + p.Name}
 		if m := p.Spec.MTLS; m != nil {
 			sec.Mode = string(m.Mode)
@@ -68,9 +57,7 @@ func (t *translator) securityPolicies() {
 				if !sec.Strict() {
 					for _, r := range append(append([]ir.RBACRule(nil), rbac.Deny...), rbac.Allow...) {
 						if len(r.Principals) > 0 {
-							msg := fmt.Sprintf("rule %q names principals, which are only known over mTLS: set spec.mtls.mode STRICT", r.Name)
-							t.fail(key, "spec.authorization.rules", "%s", msg)
-							problems = append(problems, "spec.authorization.rules: "+msg)
+							report("spec.authorization.rules", fmt.Sprintf("rule %q names principals, which are only known over mTLS: set spec.mtls.mode STRICT", r.Name))
 							break
 						}
 					}
@@ -84,9 +71,7 @@ func (t *translator) securityPolicies() {
 				}
 				k := p.Namespace + "/" + string(ref.Name)
 				if prev, ok := t.inbound[k]; ok {
-					msg := fmt.Sprintf("Service %s already has SecurityPolicy %s; one policy per Service", k, prev.Source)
-					t.fail(key, fmt.Sprintf("spec.targetRefs[%d]", i), "%s", msg)
-					problems = append(problems, fmt.Sprintf("spec.targetRefs[%d]: %s", i, msg))
+					report(fmt.Sprintf("spec.targetRefs[%d]", i), fmt.Sprintf("Service %s already has SecurityPolicy %s; one policy per Service", k, prev.Source))
 				}
 			}
 		}
@@ -95,16 +80,12 @@ func (t *translator) securityPolicies() {
 			var msg string
 			authz, msg = t.extAuthz(p.Namespace, p.Name, ea)
 			if msg != "" {
-				t.fail(key, "spec.extAuth", "%s", msg)
-				problems = append(problems, "spec.extAuth: "+msg)
+				report("spec.extAuth", msg)
 			}
 		}
 		var jwt *ir.JWTRequirement
 		if p.Spec.JWT != nil {
-			jwt = t.jwtRequirement(p, func(field, msg string) {
-				t.fail(key, field, "%s", msg)
-				problems = append(problems, field+": "+msg)
-			})
+			jwt = t.jwtRequirement(p, report)
 		}
 		if len(problems) == 0 {
 			if jwt != nil {
@@ -195,13 +176,7 @@ func (t *translator) ipAccess(p *v1alpha1.SecurityPolicy, report func(field, msg
 	if a == nil {
 		return nil
 	}
-	ok := true
-	for i, ref := range p.Spec.TargetRefs {
-		if ref.Kind != "Gateway" {
-			report(fmt.Sprintf("spec.targetRefs[%d]", i), fmt.Sprintf("ipAccess is enforced by Envoy Gateways; a %s cannot apply it (target the Gateway)", ref.Kind))
-			ok = false
-		}
-	}
+	ok := gatewayOnly(p.Spec.TargetRefs, "ipAccess", "enforced", report)
 	check := func(field string, list []string) []string {
 		var out []string
 		for i, c := range list {

@@ -25,7 +25,9 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/status"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
 
 // Options configures the control plane.
@@ -46,7 +48,7 @@ type Options struct {
 	TLS *TLSFiles
 	// Issuer issues the workload certificates the control plane serves
 	// over SDS to proven Envoy nodes (production mode only).
-	Issuer server.Issuer
+	Issuer pki.Issuer
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
@@ -197,46 +199,32 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	return cp, nil
 }
 
-// loop debounces the provider's updates and translates the latest.
+// loop debounces the provider's updates and translates the latest of each
+// burst.
 func (cp *ControlPlane) loop(ctx context.Context, opts Options, updates <-chan provider.Update) {
-	var pending *provider.Update
-	var quiet, deadline <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case u := <-updates:
-			if pending == nil {
-				deadline = time.After(opts.MaxDelay)
-			}
-			pending = &u
-			quiet = time.After(opts.Debounce)
-			continue
-		case <-quiet:
-		case <-deadline:
-		}
-		if pending == nil {
-			continue
-		}
-		u := *pending
-		pending, quiet, deadline = nil, nil, nil
-		start := time.Now()
-		cp.translations.Add(1)
-		r := translate.Translate(u.Resources)
-		if u.Err != nil {
-			r.Errors = append(splitJoined(u.Err), r.Errors...)
-		}
-		cp.Server.Publish(ctx, r)
-		if err := r.Err(); err != nil {
-			opts.Log.Warn("configuration has problems; the rest is applied", "errors", err.Error())
-		}
-		opts.Log.Info("translated", "duration", time.Since(start).String(), "clusters", len(r.Clusters), "listeners", len(r.ClientListeners))
-		cp.resultMu.Lock()
-		cp.result = r
-		close(cp.updated)
-		cp.updated = make(chan struct{})
-		cp.resultMu.Unlock()
+	d := debouncer{quiet: opts.Debounce, maxDelay: opts.MaxDelay, after: time.After}
+	d.run(ctx, updates, func(u provider.Update) { cp.translate(ctx, opts.Log, u) })
+}
+
+// translate runs the pipeline on one input snapshot: translate, publish to
+// the proxies, keep the result for the status stage.
+func (cp *ControlPlane) translate(ctx context.Context, log *slog.Logger, u provider.Update) {
+	start := time.Now()
+	cp.translations.Add(1)
+	r := translate.Translate(u.Resources)
+	if u.Err != nil {
+		r.Errors = append(splitJoined(u.Err), r.Errors...)
 	}
+	cp.Server.Publish(ctx, r)
+	if err := r.Err(); err != nil {
+		log.Warn("configuration has problems; the rest is applied", "errors", err.Error())
+	}
+	log.Info("translated", "duration", time.Since(start).String(), "clusters", len(r.Clusters), "listeners", len(r.ClientListeners))
+	cp.resultMu.Lock()
+	cp.result = r
+	close(cp.updated)
+	cp.updated = make(chan struct{})
+	cp.resultMu.Unlock()
 }
 
 // Result returns the latest translation (nil before the first) and a
@@ -247,11 +235,14 @@ func (cp *ControlPlane) Result() (*translate.Result, <-chan struct{}) {
 	return cp.result, cp.updated
 }
 
-// Latest returns the latest translation (nil before the first); for the
-// admin endpoint.
-func (cp *ControlPlane) Latest() *translate.Result {
+// Status is the status report of the latest translation and of what the
+// proxies did with it (false before the first translation).
+func (cp *ControlPlane) Status() (status.Report, bool) {
 	r, _ := cp.Result()
-	return r
+	if r == nil {
+		return status.Report{}, false
+	}
+	return status.Compute(r, cp.Server.Proxies(), cp.Server.Nodes()), true
 }
 
 // Translations counts the translations run so far (debouncing folds a burst

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // simClient is a proxyless client as the control plane sees it: one ADS
@@ -118,13 +120,9 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 		}
 		return true
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !allAt(typ, "") {
-		if time.Now().After(deadline) {
-			b.Fatal("clients did not all receive their first configuration within 1m")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(b, 2*time.Minute, "every client's first configuration", func() error {
+		return testenv.Until(allAt(typ, ""), "not every client has it")
+	})
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)

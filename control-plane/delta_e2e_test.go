@@ -11,7 +11,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 const aiGateway = `apiVersion: gateway.networking.k8s.io/v1
@@ -38,7 +38,7 @@ func TestDeltaADSForEnvoyNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, listeners := deltaWildcard(t, stream, node("envoy-ai-1", ir.RoleGateway, "ai"))
+	got, listeners := deltaWildcard(t, stream, node("envoy-ai-1", workload.RoleGateway, "ai"))
 	for _, l := range listeners {
 		if l.GetAddress().GetSocketAddress().GetPortValue() != 8080 {
 			t.Errorf("listener %s on %v; want port 8080", l.GetName(), l.GetAddress())

@@ -24,8 +24,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // backend is a real gRPC server that answers Health/Check and says who it
@@ -139,22 +140,27 @@ func startMesh(t testing.TB, files map[string]string) *mesh {
 // write replaces a file atomically, as an editor or kubectl-like tool would.
 func (m *mesh) write(name, body string) {
 	m.t.Helper()
+	if err := m.tryWrite(name, body); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// tryWrite is write for goroutines other than the test's.
+func (m *mesh) tryWrite(name, body string) error {
 	tmp := filepath.Join(m.dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		m.t.Fatal(err)
+		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(m.dir, name)); err != nil {
-		m.t.Fatal(err)
-	}
+	return os.Rename(tmp, filepath.Join(m.dir, name))
 }
 
 // client dials a Service through the xDS resolver, as the proxyless
 // application "caller" would.
 func (m *mesh) client(target string) healthpb.HealthClient {
 	m.t.Helper()
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
 		NodeID:     "caller-" + m.t.Name(),
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
+		Proxy:      workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "caller"},
 		XDSAddress: m.cp.XDSAddr(),
 	})
 	if err != nil {
@@ -198,19 +204,6 @@ func count(t *testing.T, c healthpb.HealthClient, n int, md ...string) map[strin
 		out[strings.TrimPrefix(k, "backend:")] = v
 	}
 	return out
-}
-
-// eventually polls until cond holds, for changes that reach clients
-// asynchronously.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 type testWriter struct{ t testing.TB }
@@ -279,9 +272,9 @@ func TestProxylessRouting(t *testing.T) {
 	t.Run("route change applied live", func(t *testing.T) {
 		before := v2.calls.Load()
 		m.write("route.yaml", fmt.Sprintf(echoRoute, 0, 100))
-		eventually(t, 10*time.Second, "all calls to v2 after the route change", func() bool {
+		testenv.Eventually(t, 10*time.Second, "all calls to v2 after the route change", func() error {
 			got := count(t, c, 20)
-			return got["v2"] == 20
+			return testenv.Until(got["v2"] == 20, "20 calls: %v", got)
 		})
 		if v2.calls.Load() == before {
 			t.Fatal("v2 served nothing")
@@ -310,8 +303,9 @@ func TestControlPlaneRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.cp = cp
-	eventually(t, 30*time.Second, "the client resynced with the new control plane", func() bool {
-		return count(t, c, 10)["v2"] == 10
+	testenv.Eventually(t, 30*time.Second, "the client resynced with the new control plane", func() error {
+		got := count(t, c, 10)
+		return testenv.Until(got["v2"] == 10, "10 calls: %v", got)
 	})
 }
 
@@ -328,7 +322,7 @@ func (m *mesh) adsClient() discoveryv3.AggregatedDiscoveryServiceClient {
 }
 
 // node is a node that says who it is as every proxy must (envoy/README.md).
-func node(id string, role ir.Role, name string) *corev3.Node {
+func node(id string, role workload.Role, name string) *corev3.Node {
 	md, err := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": string(role), "namespace": "default", "name": name}})
 	if err != nil {
 		panic(err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // endpointSlice is one backend of a Service port named portName.
@@ -50,13 +52,15 @@ func TestPlatformGatewayFailover(t *testing.T) {
 	if err := os.Remove(filepath.Join(m.dir, "ai-endpoint.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "the identity gateway takes the ai domain's traffic", func() bool {
-		return outcomes(t, c, 10)["backend:gateway-identity-1"] == 10
+	testenv.Eventually(t, 15*time.Second, "the identity gateway takes the ai domain's traffic", func() error {
+		got := outcomes(t, c, 10)
+		return testenv.Until(got["backend:gateway-identity-1"] == 10, "10 calls: %v", got)
 	})
 	// A new ai gateway comes back at priority 0.
 	ai2 := startBackend(t, "gateway-ai-2")
 	m.write("ai-endpoint.yaml", endpointSlice("gateway-ai", "http", ai2))
-	eventually(t, 15*time.Second, "the ai gateway gets its traffic back", func() bool {
-		return outcomes(t, c, 10)["backend:gateway-ai-2"] == 10
+	testenv.Eventually(t, 15*time.Second, "the ai gateway gets its traffic back", func() error {
+		got := outcomes(t, c, 10)
+		return testenv.Until(got["backend:gateway-ai-2"] == 10, "10 calls: %v", got)
 	})
 }

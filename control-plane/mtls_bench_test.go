@@ -12,9 +12,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // BenchmarkMTLS measures what mTLS costs on the proxyless path, both ends
@@ -47,16 +48,16 @@ spec:
 	cp := startMesh(b, files).cp
 	ctx := b.Context()
 	for name, lis := range backends {
-		certs := meshCA.issue(b, ir.SPIFFEID("default", name), time.Now().Add(time.Hour), meshCA)
-		bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: name, Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name}, XDSAddress: cp.XDSAddr(), Certificates: certs})
+		certs := meshCA.issue(b, workload.SPIFFEID("default", name), time.Now().Add(time.Hour), meshCA)
+		bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{NodeID: name, Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: name}, XDSAddress: cp.XDSAddr(), Certificates: certs})
 		if err != nil {
 			b.Fatal(err)
 		}
 		serveXDS(b, lis, bs, &backend{name: name})
 	}
 
-	clientCerts := meshCA.issue(b, ir.SPIFFEID("default", "bench"), time.Now().Add(time.Hour), meshCA)
-	clientFiles := provision.CertFiles{Certificate: clientCerts.Certificate, PrivateKey: clientCerts.PrivateKey, CA: clientCerts.CA}
+	clientCerts := meshCA.issue(b, workload.SPIFFEID("default", "bench"), time.Now().Add(time.Hour), meshCA)
+	clientFiles := pki.CertFiles{Certificate: clientCerts.Certificate, PrivateKey: clientCerts.PrivateKey, CA: clientCerts.CA}
 	tlsConf, err := provision.OperatorTLS(clientFiles)
 	if err != nil {
 		b.Fatal(err)

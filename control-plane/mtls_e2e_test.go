@@ -24,8 +24,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // ca is a test certificate authority.
@@ -53,7 +54,7 @@ func newCA(t testing.TB, name string) *ca {
 
 // issue writes a workload certificate for a SPIFFE ID, valid in
 // [notBefore, notAfter], with the trust bundle trust, into a new directory.
-func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca, ips ...net.IP) *bootstrap.CertificateFiles {
+func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca, ips ...net.IP) *grpcbootstrap.CertificateFiles {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u, _ := url.Parse(spiffeID)
@@ -70,7 +71,7 @@ func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca,
 	}
 	kb, _ := x509.MarshalECPrivateKey(key)
 	dir := t.TempDir()
-	f := &bootstrap.CertificateFiles{
+	f := &grpcbootstrap.CertificateFiles{
 		Certificate: filepath.Join(dir, "cert.pem"), PrivateKey: filepath.Join(dir, "key.pem"), CA: filepath.Join(dir, "ca.pem"),
 		RefreshInterval: 100 * time.Millisecond,
 	}
@@ -88,10 +89,10 @@ func (c *ca) issue(t testing.TB, spiffeID string, notAfter time.Time, trust *ca,
 
 // meshClient dials a Service as the proxyless application name, with its
 // workload certificate.
-func (m *mesh) meshClient(name, target string, certs *bootstrap.CertificateFiles) healthpb.HealthClient {
+func (m *mesh) meshClient(name, target string, certs *grpcbootstrap.CertificateFiles) healthpb.HealthClient {
 	m.t.Helper()
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID: name + "-" + m.t.Name(), Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: name},
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
+		NodeID: name + "-" + m.t.Name(), Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: name},
 		XDSAddress: m.cp.XDSAddr(), Certificates: certs,
 	})
 	if err != nil {
@@ -142,8 +143,8 @@ func TestStrictMTLSAndAuthorization(t *testing.T) {
 	b := &backend{name: "echo", addr: lis.Addr().(*net.TCPAddr)}
 	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b), "security.yaml": strictEcho})
 
-	serverCerts := meshCA.issue(t, ir.SPIFFEID("default", "echo"), time.Now().Add(time.Hour), meshCA)
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: "echo-1", Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "echo"},
+	serverCerts := meshCA.issue(t, workload.SPIFFEID("default", "echo"), time.Now().Add(time.Hour), meshCA)
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{NodeID: "echo-1", Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "echo"},
 		XDSAddress: m.cp.XDSAddr(), Certificates: serverCerts})
 	if err != nil {
 		t.Fatal(err)
@@ -159,16 +160,16 @@ func TestStrictMTLSAndAuthorization(t *testing.T) {
 	eventuallyCode := func(what string, c healthpb.HealthClient, want codes.Code) {
 		t.Helper()
 		var err error
-		eventually(t, 10*time.Second, what, func() bool {
+		testenv.Eventually(t, 10*time.Second, what, func() error {
 			err = check(c)
-			return status.Code(err) == want
+			return testenv.Until(status.Code(err) == want, "the call ended with %v; want %s", err, want)
 		})
 	}
 
-	chat := m.meshClient("chat", "echo.default:9000", meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA))
+	chat := m.meshClient("chat", "echo.default:9000", meshCA.issue(t, workload.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA))
 	eventuallyCode("the allowed principal is served", chat, codes.OK)
 
-	intruder := m.meshClient("intruder", "echo.default:9000", meshCA.issue(t, ir.SPIFFEID("default", "intruder"), time.Now().Add(time.Hour), meshCA))
+	intruder := m.meshClient("intruder", "echo.default:9000", meshCA.issue(t, workload.SPIFFEID("default", "intruder"), time.Now().Add(time.Hour), meshCA))
 	eventuallyCode("another principal is denied", intruder, codes.PermissionDenied)
 
 	// The allowed principal, on a method no rule allows: denied.
@@ -190,9 +191,9 @@ func TestStrictMTLSAndAuthorization(t *testing.T) {
 
 	// A certificate from a foreign CA (trusting the mesh's), and an
 	// expired one: refused at the handshake, never reaching RBAC.
-	for what, certs := range map[string]*bootstrap.CertificateFiles{
-		"foreign CA": foreign.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA),
-		"expired":    meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(-time.Minute), meshCA),
+	for what, certs := range map[string]*grpcbootstrap.CertificateFiles{
+		"foreign CA": foreign.issue(t, workload.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA),
+		"expired":    meshCA.issue(t, workload.SPIFFEID("default", "chat"), time.Now().Add(-time.Minute), meshCA),
 	} {
 		c := m.meshClient("chat", "echo.default:9000", certs)
 		short, cancelShort := context.WithTimeout(ctx, 3*time.Second)

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // policy is a BackendPolicy on Service echo with the given spec fields.
@@ -51,8 +53,9 @@ func TestRetryRecoversUnavailable(t *testing.T) {
 	}
 	m.write("policy.yaml", policy(`  retry: {numRetries: 2, retryOn: [unavailable], backoff: {baseInterval: 10ms}}
 `))
-	eventually(t, 10*time.Second, "every call recovered by a retry", func() bool {
-		return outcomes(t, c, 20)["backend:flaky"] == 20
+	testenv.Eventually(t, 10*time.Second, "every call recovered by a retry", func() error {
+		got := outcomes(t, c, 20)
+		return testenv.Until(got["backend:flaky"] == 20, "20 calls: %v", got)
 	})
 }
 
@@ -90,9 +93,9 @@ func TestOutlierDetectionEjectsFailingEndpoint(t *testing.T) {
 `),
 	})
 	c := m.client("echo.default:9000")
-	eventually(t, 15*time.Second, "the failing endpoint ejected: 40 calls in a row served by good", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the failing endpoint ejected: 40 calls in a row served by good", func() error {
 		got := outcomes(t, c, 40)
-		return got["backend:good"] == 40
+		return testenv.Until(got["backend:good"] == 40, "40 calls: %v", got)
 	})
 }
 
@@ -122,7 +125,9 @@ func TestCircuitBreakerRejectsOverflow(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, 10*time.Second, "two calls held by the backend", func() bool { return b.inFlight.Load() == 2 })
+	testenv.Eventually(t, 10*time.Second, "two calls held by the backend", func() error {
+		return testenv.Until(b.inFlight.Load() == 2, "%d in flight", b.inFlight.Load())
+	})
 	_, err := call(t.Context(), c)
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("third concurrent call with maxRequests 2: %v; want Unavailable at once", err)
@@ -153,8 +158,9 @@ func TestFaultInjectionAborts(t *testing.T) {
 	}
 	// Removing the fault restores service without reconnecting.
 	m.write("policy.yaml", policy("  timeout: {request: 5s}\n"))
-	eventually(t, 10*time.Second, "calls served after the fault is removed", func() bool {
-		return outcomes(t, c, 5)["backend:echo"] == 5
+	testenv.Eventually(t, 10*time.Second, "calls served after the fault is removed", func() error {
+		got := outcomes(t, c, 5)
+		return testenv.Until(got["backend:echo"] == 5, "5 calls: %v", got)
 	})
 }
 
@@ -170,8 +176,9 @@ func TestFallbackTakesTrafficWhenPrimaryIsDown(t *testing.T) {
 		t.Fatalf("while the primary is up: %v; want all on primary", got)
 	}
 	primary.srv.Stop()
-	eventually(t, 15*time.Second, "all calls on the fallback once the primary is down", func() bool {
-		return outcomes(t, c, 10)["backend:fallback"] == 10
+	testenv.Eventually(t, 15*time.Second, "all calls on the fallback once the primary is down", func() error {
+		got := outcomes(t, c, 10)
+		return testenv.Until(got["backend:fallback"] == 10, "10 calls: %v", got)
 	})
 }
 

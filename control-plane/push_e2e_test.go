@@ -2,6 +2,8 @@ package controlplane_test
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +11,8 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // adsWatcher is a raw state-of-the-world ADS client that subscribes to the
@@ -25,7 +28,7 @@ func watchADS(t *testing.T, m *mesh, name string) *adsWatcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := node("watcher-"+t.Name(), ir.RoleGRPC, "watcher")
+	node := node("watcher-"+t.Name(), workload.RoleGRPC, "watcher")
 	names := map[string][]string{
 		resourcev3.ClusterType:  nil, // wildcard
 		resourcev3.ListenerType: {name},
@@ -59,10 +62,9 @@ func watchADS(t *testing.T, m *mesh, name string) *adsWatcher {
 	return w
 }
 
-// drain collects the pushes that arrive within d.
-func (w *adsWatcher) drain(d time.Duration) []string {
+// take returns the pushes received so far (short type names, in order).
+func (w *adsWatcher) take() []string {
 	var got []string
-	deadline := time.After(d)
 	for {
 		select {
 		case typ, ok := <-w.pushes:
@@ -70,10 +72,48 @@ func (w *adsWatcher) drain(d time.Duration) []string {
 				return got
 			}
 			got = append(got, typ[strings.LastIndex(typ, ".")+1:])
-		case <-deadline:
+		default:
 			return got
 		}
 	}
+}
+
+// watcherProxy is the identity watchADS connects as.
+const watcherProxy = "grpc/default/watcher"
+
+// published is what the control plane last published to a proxy, per
+// type (nil before anything was).
+func published(m *mesh, proxy string) map[string]string {
+	rep, _ := m.cp.Status()
+	for _, p := range rep.Proxies {
+		if p.Proxy == proxy {
+			return p.Published
+		}
+	}
+	return nil
+}
+
+// waitSynced waits until something other than prev is published to proxy
+// and its one node has ACKed it for all four types: every push of that
+// publication has then been received (the watcher ACKs as it receives).
+func waitSynced(t *testing.T, m *mesh, proxy string, prev map[string]string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, "the watcher in sync with a new publication", func() error {
+		rep, _ := m.cp.Status()
+		for _, p := range rep.Proxies {
+			if p.Proxy != proxy {
+				continue
+			}
+			if p.Published == nil || maps.Equal(p.Published, prev) {
+				return fmt.Errorf("published %v, as before", p.Published)
+			}
+			if len(p.Nodes) != 1 || !p.Nodes[0].InSync || len(p.Nodes[0].Types) != 4 {
+				return fmt.Errorf("nodes %+v; want one, in sync on 4 types", p.Nodes)
+			}
+			return nil
+		}
+		return fmt.Errorf("no node of %s connected", proxy)
+	})
 }
 
 func TestPushesOnlyWhatChanged(t *testing.T) {
@@ -85,52 +125,98 @@ func TestPushesOnlyWhatChanged(t *testing.T) {
 		"v2.yaml":    service("echo-v2", 9000, b),
 	})
 	w := watchADS(t, m, "echo.default:9000")
-	if got := w.drain(2 * time.Second); len(got) != 4 {
+	waitSynced(t, m, watcherProxy, nil)
+	got := w.take()
+	slices.Sort(got)
+	if strings.Join(got, ",") != "Cluster,ClusterLoadAssignment,Listener,RouteConfiguration" {
 		t.Fatalf("initial pushes: %v; want one of each of the 4 types", got)
 	}
 
 	// An endpoint-only change pushes endpoints and nothing else.
+	before := published(m, watcherProxy)
 	m.write("echo.yaml", service("echo", 9000, b))
-	if got := w.drain(2 * time.Second); strings.Join(got, ",") != "ClusterLoadAssignment" {
+	waitSynced(t, m, watcherProxy, before)
+	if got := w.take(); strings.Join(got, ",") != "ClusterLoadAssignment" {
 		t.Fatalf("after an endpoint-only change, pushed %v; want exactly [ClusterLoadAssignment]", got)
 	}
 
-	// A change that translates to the same output pushes nothing.
-	before := m.cp.Translations()
+	// A change that translates to the same output pushes nothing: once it
+	// is translated, another endpoint change is the barrier, and the pushes
+	// up to it are that change's alone.
+	before = published(m, watcherProxy)
+	prev, _ := m.cp.Result()
 	m.write("route.yaml", `# the same routes, another comment`+"\n"+fmt.Sprintf(echoRoute, 1, 1))
-	if got := w.drain(2 * time.Second); len(got) != 0 {
-		t.Fatalf("after a change with identical output, pushed %v; want nothing", got)
+	testenv.Eventually(t, 20*time.Second, "the identical change translated", func() error {
+		r, _ := m.cp.Result()
+		return testenv.Until(r != prev, "not yet")
+	})
+	if now := published(m, watcherProxy); !maps.Equal(now, before) {
+		t.Fatalf("identical output published new versions: %v, before %v", now, before)
 	}
-	if m.cp.Translations() == before {
-		t.Fatal("the change was not translated at all; the test proves nothing")
+	m.write("echo.yaml", service("echo", 9000, a))
+	waitSynced(t, m, watcherProxy, before)
+	if got := w.take(); strings.Join(got, ",") != "ClusterLoadAssignment" {
+		t.Fatalf("after a change with identical output and an endpoint change, pushed %v; want exactly [ClusterLoadAssignment]", got)
 	}
 }
 
+// The control plane's debouncing, end to end (debounce_test.go proves its
+// logic on a fake clock): a burst of writes is folded, and changes that
+// never pause are still translated.
 func TestDebounce(t *testing.T) {
 	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000)})
-	eventually(t, 10*time.Second, "first translation", func() bool { return m.cp.Translations() >= 1 })
+	hasCluster := func(name string) func() error {
+		return func() error {
+			r, _ := m.cp.Result()
+			if r == nil {
+				return fmt.Errorf("nothing translated yet")
+			}
+			for _, c := range r.Clusters {
+				if c.Name == name {
+					return nil
+				}
+			}
+			return fmt.Errorf("no cluster %s yet", name)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "first translation", hasCluster("echo.default:9000"))
 
-	// A burst of 20 writes in a few milliseconds is translated once or twice,
-	// not 20 times.
+	// A burst of 20 writes in a few milliseconds: its last write is
+	// translated, in fewer translations than writes.
 	before := m.cp.Translations()
 	for i := range 20 {
-		m.write("burst.yaml", fmt.Sprintf("# burst %d\n", i))
+		m.write("burst.yaml", service("burst", 9100+i))
 	}
-	eventually(t, 10*time.Second, "the burst translated", func() bool { return m.cp.Translations() > before })
-	time.Sleep(300 * time.Millisecond)
-	if n := m.cp.Translations() - before; n > 2 {
-		t.Fatalf("a burst of 20 writes caused %d translations; want 1 or 2", n)
+	testenv.Eventually(t, 20*time.Second, "the burst's last write translated", hasCluster("burst.default:9119"))
+	if n := m.cp.Translations() - before; n >= 20 {
+		t.Fatalf("a burst of 20 writes caused %d translations; the debounce folded nothing", n)
 	}
 
-	// Changes that never pause are still translated: the delay is bounded
-	// (1s by default).
+	// Changes that never pause (one every 30 ms, under the 100 ms quiet
+	// time) are still translated, twice, while they go on: the delay is
+	// bounded (1 s by default).
 	before = m.cp.Translations()
-	stop := time.Now().Add(2500 * time.Millisecond)
-	for i := 0; time.Now().Before(stop); i++ {
-		m.write("stream.yaml", fmt.Sprintf("# change %d\n", i))
-		time.Sleep(30 * time.Millisecond)
-	}
-	if n := m.cp.Translations() - before; n < 2 {
-		t.Fatalf("2.5s of continuous changes caused %d translations during the stream; want at least 2 (bounded delay)", n)
+	stop := make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				writeErr <- nil
+				return
+			case <-time.After(30 * time.Millisecond):
+				if err := m.tryWrite("stream.yaml", fmt.Sprintf("# change %d\n", i)); err != nil {
+					writeErr <- err
+					return
+				}
+			}
+		}
+	}()
+	testenv.Eventually(t, 30*time.Second, "two translations during a stream of changes", func() error {
+		return testenv.Until(m.cp.Translations()-before >= 2, "%d translations so far", m.cp.Translations()-before)
+	})
+	close(stop)
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/envoysim"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // BenchmarkRateLimitDecisions measures envoyproxy/ratelimit's decisions per
@@ -27,13 +27,13 @@ import (
 //
 //	go test -run '^$' -bench RateLimitDecisions -benchtime 20000x ./control-plane/
 func BenchmarkRateLimitDecisions(b *testing.B) {
-	redis, err := testenv.StartRedis(b.Context(), testenv.RedisOptions{})
+	redis, err := components.StartRedis(b.Context(), components.RedisOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { redis.Close() })
 	m := startMesh(b, map[string]string{"mesh.yaml": rateLimitMesh, "limits.yaml": limits(1 << 30)})
-	rl, err := testenv.StartRateLimit(b.Context(), testenv.RateLimitOptions{XDSAddress: m.cp.XDSAddr(), RedisAddr: redis.Addr, RedisPassword: redis.Password})
+	rl, err := components.StartRateLimit(b.Context(), components.RateLimitOptions{XDSAddress: m.cp.XDSAddr(), RedisAddr: redis.Addr, RedisPassword: redis.Password})
 	if err != nil {
 		b.Fatal(err)
 	}

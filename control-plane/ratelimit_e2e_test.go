@@ -15,9 +15,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/envoysim"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // The ai gateway, its routes to api, auth's Check as its ext_authz (which
@@ -125,7 +126,7 @@ func gatewayRoutes(t testing.TB, m *mesh, name string) *routev3.RouteConfigurati
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := node("gw-ai-"+t.Name(), ir.RoleGateway, "ai")
+	n := node("gw-ai-"+t.Name(), workload.RoleGateway, "ai")
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: n, TypeUrl: resourcev3.RouteType, ResourceNames: []string{name}}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +214,13 @@ func TestGlobalRateLimitThroughRateLimitService(t *testing.T) {
 	if now := time.Now(); now.Minute() == 59 && now.Second() >= 50 {
 		time.Sleep(now.Truncate(time.Hour).Add(time.Hour).Sub(now))
 	}
-	redis, err := testenv.StartRedis(t.Context(), testenv.RedisOptions{})
+	redis, err := components.StartRedis(t.Context(), components.RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { redis.Close() })
 	m := startMesh(t, map[string]string{"mesh.yaml": rateLimitMesh, "limits.yaml": limits(3)})
-	rl, err := testenv.StartRateLimit(t.Context(), testenv.RateLimitOptions{XDSAddress: m.cp.XDSAddr(), RedisAddr: redis.Addr, RedisPassword: redis.Password})
+	rl, err := components.StartRateLimit(t.Context(), components.RateLimitOptions{XDSAddress: m.cp.XDSAddr(), RedisAddr: redis.Addr, RedisPassword: redis.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,9 +296,12 @@ func TestGlobalRateLimitThroughRateLimitService(t *testing.T) {
 
 	// The shadow rule's over-limit request is counted where Prometheus
 	// scrapes the rate-limit service.
-	eventually(t, 10*time.Second, "the shadow rule's counter on the metrics endpoint", func() bool {
-		m, _ := rl.Metrics(t.Context())
-		return strings.Contains(m, `ratelimit_service_rate_limit_shadow_mode{domain="default/ai/10082",key1="rule_default/ai-limits/beta",key2="header_x-client_match"} 1`)
+	testenv.Eventually(t, 10*time.Second, "the shadow rule's counter on the metrics endpoint", func() error {
+		m, err := rl.Metrics(t.Context())
+		if err != nil {
+			return err
+		}
+		return testenv.Until(strings.Contains(m, `ratelimit_service_rate_limit_shadow_mode{domain="default/ai/10082",key1="rule_default/ai-limits/beta",key2="header_x-client_match"} 1`), "no shadow-mode counter of the beta rule yet")
 	})
 	// Edit the policy: 5 per key. The rate-limit service is programmed
 	// anew over xDS, nothing restarts; key-c gets exactly 5.
@@ -310,19 +314,19 @@ func TestGlobalRateLimitThroughRateLimitService(t *testing.T) {
 
 // waitRule waits until the rate-limit service has loaded a rule with that
 // limit.
-func waitRule(t testing.TB, rl *testenv.RateLimit, id string, requests int) {
+func waitRule(t testing.TB, rl *components.RateLimit, id string, requests int) {
 	t.Helper()
 	want := fmt.Sprintf("rule_%s", id)
-	eventually(t, 20*time.Second, fmt.Sprintf("the rate-limit service loads %s at %d", id, requests), func() bool {
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("the rate-limit service loads %s at %d", id, requests), func() error {
 		cfg, err := rl.Config(t.Context())
 		if err != nil {
-			return false
+			return err
 		}
 		for _, line := range strings.Split(cfg, "\n") {
 			if strings.Contains(line, want) && strings.Contains(line, fmt.Sprintf("requests_per_unit=%d,", requests)) {
-				return true
+				return nil
 			}
 		}
-		return false
+		return fmt.Errorf("its configuration:\n%s", cfg)
 	})
 }

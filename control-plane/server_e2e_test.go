@@ -13,8 +13,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/xds"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // An xDS-enabled gRPC server gets its inbound listener from the control
@@ -28,9 +28,9 @@ func TestXDSEnabledServer(t *testing.T) {
 	b := &backend{name: "xds-server", addr: lis.Addr().(*net.TCPAddr)}
 	m := startMesh(t, map[string]string{"echo.yaml": service("echo", 9000, b)})
 
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
 		NodeID:     "echo-1",
-		Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "echo"},
+		Proxy:      workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "echo"},
 		XDSAddress: m.cp.XDSAddr(),
 	})
 	if err != nil {

@@ -13,25 +13,26 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	cpstatus "github.com/bulkhead-mesh/bulkhead/control-plane/status"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
-func getStatus(t *testing.T, m *mesh) admin.StatusReport {
+func getStatus(t *testing.T, m *mesh) cpstatus.Report {
 	t.Helper()
 	resp, err := http.Get("http://" + m.cp.AdminAddr() + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var rep admin.StatusReport
+	var rep cpstatus.Report
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		t.Fatal(err)
 	}
 	return rep
 }
 
-func programmed(rep admin.StatusReport, kind, name string) string {
+func programmed(rep cpstatus.Report, kind, name string) string {
 	for _, o := range rep.Objects {
 		if o.Kind == kind && o.Name == name {
 			for _, c := range o.Conditions {
@@ -48,21 +49,22 @@ func programmed(rep admin.StatusReport, kind, name string) string {
 // ACKed, False with the proxy's own words when one NACKs.
 func TestStatusProgrammedAndNACK(t *testing.T) {
 	m, _, _ := startEchoMesh(t, 50, 50)
-	eventually(t, 10*time.Second, "first translation", func() bool {
+	testenv.Eventually(t, 10*time.Second, "first translation", func() error {
 		resp, err := http.Get("http://" + m.cp.AdminAddr() + "/healthz")
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200
+		return testenv.Until(resp.StatusCode == 200, "/healthz: %s", resp.Status)
 	})
 	if got := programmed(getStatus(t, m), "GRPCRoute", "echo"); !strings.HasPrefix(got, "Unknown NoProxyConnected") {
 		t.Fatalf("before any proxy connects: Programmed = %s", got)
 	}
 	c := m.client("echo.default:9000")
 	count(t, c, 2)
-	eventually(t, 10*time.Second, "Programmed True after the client ACKed", func() bool {
-		return strings.HasPrefix(programmed(getStatus(t, m), "GRPCRoute", "echo"), "True Programmed")
+	testenv.Eventually(t, 10*time.Second, "Programmed True after the client ACKed", func() error {
+		got := programmed(getStatus(t, m), "GRPCRoute", "echo")
+		return testenv.Until(strings.HasPrefix(got, "True Programmed"), "Programmed = %s", got)
 	})
 
 	// A proxy that rejects the listeners it is sent (here a raw ADS client
@@ -71,7 +73,7 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	picky := node("picky-node", ir.RoleGRPC, "caller")
+	picky := node("picky-node", workload.RoleGRPC, "caller")
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +88,9 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "Programmed False after the NACK", func() bool {
+	testenv.Eventually(t, 10*time.Second, "Programmed False after the NACK", func() error {
 		got := programmed(getStatus(t, m), "GRPCRoute", "echo")
-		return strings.HasPrefix(got, "False RejectedByProxy") && strings.Contains(got, "picky-node") && strings.Contains(got, "unsupported filter")
+		return testenv.Until(strings.HasPrefix(got, "False RejectedByProxy") && strings.Contains(got, "picky-node") && strings.Contains(got, "unsupported filter"), "Programmed = %s", got)
 	})
 
 	// /nodes shows both nodes and what each did.

@@ -26,10 +26,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // adsNode is a node as it says who it is.
@@ -55,7 +56,7 @@ func firstListeners(ctx context.Context, cc *grpc.ClientConn, node *corev3.Node)
 // when its certificate proves the identity it claims.
 func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
 	meshCA := newCA(t, "bulkhead test root")
-	cpCerts := meshCA.issue(t, ir.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
+	cpCerts := meshCA.issue(t, workload.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
 	b := startBackend(t, "echo")
 	dir := t.TempDir()
 	m := &mesh{t: t, dir: dir}
@@ -73,8 +74,8 @@ func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
-	tlsConn := func(certs *bootstrap.CertificateFiles) *grpc.ClientConn {
-		conf, err := provision.OperatorTLS(provision.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
+	tlsConn := func(certs *grpcbootstrap.CertificateFiles) *grpc.ClientConn {
+		conf, err := provision.OperatorTLS(pki.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,14 +86,14 @@ func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
 		t.Cleanup(func() { cc.Close() })
 		return cc
 	}
-	callerCerts := meshCA.issue(t, ir.SPIFFEID("default", "caller"), time.Now().Add(time.Hour), meshCA)
+	callerCerts := meshCA.issue(t, workload.SPIFFEID("default", "caller"), time.Now().Add(time.Hour), meshCA)
 
 	// Proven: its certificate says caller, it claims grpc/default/caller.
 	if _, err := firstListeners(ctx, tlsConn(callerCerts), adsNode("caller-1", "grpc", "caller")); err != nil {
 		t.Fatalf("proven node: %v", err)
 	}
 	// An impostor: a valid mesh certificate (chat), claiming caller.
-	chatCerts := meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
+	chatCerts := meshCA.issue(t, workload.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
 	if _, err := firstListeners(ctx, tlsConn(chatCerts), adsNode("chat-1", "grpc", "caller")); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("node claiming another identity: %v; want PERMISSION_DENIED", err)
 	}
@@ -122,7 +123,7 @@ func TestXDSConnectionMTLSAndNodeProof(t *testing.T) {
 
 	// grpc-go's own xDS client over the mTLS connection (bootstrap channel
 	// credentials "tls"), proven, routes a real call.
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{NodeID: "caller-2", Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{NodeID: "caller-2", Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "caller"},
 		XDSAddress: cp.XDSAddr(), Certificates: callerCerts, XDSTLS: true})
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +149,10 @@ type caIssuer struct {
 	ca *ca
 }
 
-func (i caIssuer) Issue(_ context.Context, spiffeID string) (*server.Issued, error) {
+func (i caIssuer) Issue(_ context.Context, spiffeID string) (*pki.Issued, error) {
 	f := i.ca.issue(i.t, spiffeID, time.Now().Add(time.Hour), i.ca)
 	read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }
-	return &server.Issued{CertificateChain: read(f.Certificate), PrivateKey: read(f.PrivateKey), TrustBundle: read(f.CA), NotAfter: time.Now().Add(time.Hour)}, nil
+	return &pki.Issued{Certificate: read(f.Certificate), PrivateKey: read(f.PrivateKey), TrustBundle: read(f.CA), NotAfter: time.Now().Add(time.Hour)}, nil
 }
 
 // secretsOf opens an ADS stream as node and asks for the SDS secrets; it
@@ -189,7 +190,7 @@ func secretsOf(ctx context.Context, cc *grpc.ClientConn, node *corev3.Node, wait
 // (development mode) no node ever gets a secret.
 func TestSDSOnlyToProvenNodes(t *testing.T) {
 	meshCA := newCA(t, "bulkhead test root")
-	cpCerts := meshCA.issue(t, ir.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
+	cpCerts := meshCA.issue(t, workload.SPIFFEID("default", "control-plane"), time.Now().Add(time.Hour), meshCA, net.IPv4(127, 0, 0, 1))
 	gw := `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: ai}
@@ -212,10 +213,10 @@ spec:
 		return cp
 	}
 	secure := start(&controlplane.TLSFiles{Certificate: cpCerts.Certificate, PrivateKey: cpCerts.PrivateKey, CA: cpCerts.CA})
-	conn := func(addr string, certs *bootstrap.CertificateFiles) *grpc.ClientConn {
+	conn := func(addr string, certs *grpcbootstrap.CertificateFiles) *grpc.ClientConn {
 		creds := insecure.NewCredentials()
 		if certs != nil {
-			conf, err := provision.OperatorTLS(provision.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
+			conf, err := provision.OperatorTLS(pki.CertFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +230,7 @@ spec:
 		return cc
 	}
 	ctx := t.Context()
-	gwCerts := meshCA.issue(t, ir.SPIFFEID("default", "gateway-ai"), time.Now().Add(time.Hour), meshCA)
+	gwCerts := meshCA.issue(t, workload.SPIFFEID("default", "gateway-ai"), time.Now().Add(time.Hour), meshCA)
 	got, err := secretsOf(ctx, conn(secure.XDSAddr(), gwCerts), adsNode("ai-1", "gateway", "ai"), 10*time.Second)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("proven gateway: %d secrets, %v; want the workload certificate and the trust bundle", len(got), err)
@@ -239,19 +240,19 @@ spec:
 			c := s.GetTlsCertificate()
 			block, _ := pem.Decode([]byte(c.GetCertificateChain().GetInlineString()))
 			leaf, err := x509.ParseCertificate(block.Bytes)
-			if err != nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != ir.SPIFFEID("default", "gateway-ai") || c.GetPrivateKey().GetInlineString() == "" {
+			if err != nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != workload.SPIFFEID("default", "gateway-ai") || c.GetPrivateKey().GetInlineString() == "" {
 				t.Fatalf("workload secret: %v %v", leaf, err)
 			}
 		}
 	}
 	// The config dump never shows a key.
-	res, _ := secure.XDS().Published(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"})
+	res, _ := secure.XDS().Published(workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"})
 	dump, _ := res.JSON()
 	if strings.Contains(string(dump), "PRIVATE KEY") || !strings.Contains(string(dump), `"redacted"`) {
 		t.Fatalf("config dump shows secrets: %s", dump)
 	}
 	// A workload certificate claiming the gateway: refused, no secret.
-	chatCerts := meshCA.issue(t, ir.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
+	chatCerts := meshCA.issue(t, workload.SPIFFEID("default", "chat"), time.Now().Add(time.Hour), meshCA)
 	if _, err := secretsOf(ctx, conn(secure.XDSAddr(), chatCerts), adsNode("x", "gateway", "ai"), 10*time.Second); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("impostor asking for the gateway's secrets: %v; want PERMISSION_DENIED", err)
 	}

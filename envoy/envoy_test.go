@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/envoy"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Every template renders to a bootstrap Envoy's own schema accepts (strict
@@ -24,7 +24,7 @@ func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 		t.Run(role, func(t *testing.T) {
 			b := envoy.Bootstrap{Role: role, Name: "ai", Namespace: "bulkhead", NodeID: role + "-1", XDSAddress: "127.0.0.1:18000", AdminPort: 19000,
 				XDSTLS: &envoy.TLSFiles{Dir: "/certs", Certificate: "/certs/cert.pem", PrivateKey: "/certs/key.pem", CA: "/certs/ca.pem"}}
-			want := ir.ProxyID{Role: ir.Role(role), Namespace: "bulkhead", Name: "ai"}
+			want := workload.ProxyID{Role: workload.Role(role), Namespace: "bulkhead", Name: "ai"}
 			if role == "sidecar" {
 				b.InboundPort, b.AppPort = 9000, 19000
 				want.Inbound = "0.0.0.0:9000=19000"

@@ -13,9 +13,9 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
 	"github.com/bulkhead-mesh/bulkhead/internal/envoysim"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 func TestPlatformPoliciesAreValid(t *testing.T) {
@@ -33,16 +33,16 @@ func TestPlatformPoliciesAreValid(t *testing.T) {
 	if len(r.Clusters) < 9 {
 		t.Fatalf("%d clusters; want one per platform Service", len(r.Clusters))
 	}
-	if _, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "chat"})); err != nil {
+	if _, err := xds.Build(r.Config(workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "chat"})); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // edgeEnvoys are the router and the two gateways of mesh/edge.yaml.
-var edgeEnvoys = []ir.ProxyID{
-	{Role: ir.RoleRouter, Namespace: "default", Name: "edge"},
-	{Role: ir.RoleGateway, Namespace: "default", Name: "identity"},
-	{Role: ir.RoleGateway, Namespace: "default", Name: "ai"},
+var edgeEnvoys = []workload.ProxyID{
+	{Role: workload.RoleRouter, Namespace: "default", Name: "edge"},
+	{Role: workload.RoleGateway, Namespace: "default", Name: "identity"},
+	{Role: workload.RoleGateway, Namespace: "default", Name: "ai"},
 }
 
 // The Envoy configurations of the edge router and the two gateways, and the
@@ -52,7 +52,7 @@ var edgeEnvoys = []ir.ProxyID{
 // review the diff).
 func TestEdgeGolden(t *testing.T) {
 	r := controlplane.Offline("mesh")
-	for _, id := range append(edgeEnvoys, ir.ProxyID{Role: ir.RoleRateLimit, Namespace: "default", Name: "ratelimit"}) {
+	for _, id := range append(edgeEnvoys, workload.ProxyID{Role: workload.RoleRateLimit, Namespace: "default", Name: "ratelimit"}) {
 		res, err := xds.Build(r.Config(id))
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)

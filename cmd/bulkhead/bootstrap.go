@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/envoy"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // bootstrapCmd prints the bootstrap of a proxy: grpc-go's JSON (role grpc,
@@ -41,9 +41,9 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 	var out []byte
 	var err error
 	if *role == "grpc" {
-		out, err = bootstrap.GRPC(bootstrap.GRPCOptions{
+		out, err = grpcbootstrap.JSON(grpcbootstrap.Options{
 			NodeID:     *nodeID,
-			Proxy:      ir.ProxyID{Role: ir.RoleGRPC, Namespace: *namespace, Name: *name},
+			Proxy:      workload.ProxyID{Role: workload.RoleGRPC, Namespace: *namespace, Name: *name},
 			XDSAddress: *xdsAddr,
 			Zone:       *zone,
 		})

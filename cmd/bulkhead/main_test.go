@@ -165,7 +165,7 @@ spec:
 	}
 	for _, want := range []string{
 		"BackendPolicy  default/chat",
-		"target Service default/ghost not found",
+		"spec.targetRefs[0]: Service default/ghost not found",
 		"1 problem(s):",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/status"
 )
 
 func statusCmd(args []string, stdout, stderr io.Writer) int {
@@ -38,7 +38,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkhead status: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
 		return 1
 	}
-	var rep admin.StatusReport
+	var rep status.Report
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		fmt.Fprintf(stderr, "bulkhead status: %v\n", err)
 		return 1
@@ -47,7 +47,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printStatus(w io.Writer, rep admin.StatusReport) {
+func printStatus(w io.Writer, rep status.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAMESPACE/NAME\tACCEPTED\tPROGRAMMED\tMESSAGE")
 	for _, o := range rep.Objects {
@@ -75,7 +75,7 @@ func printStatus(w io.Writer, rep admin.StatusReport) {
 			if problem == "" {
 				problem = p.Pending
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.Proxy, p.Nodes, p.InSync, problem)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.Proxy, len(p.Nodes), p.InSync, problem)
 		}
 		tw.Flush()
 	}

@@ -6,8 +6,8 @@ import (
 	"io"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 func translateCmd(args []string, stdout, stderr io.Writer) int {
@@ -26,7 +26,7 @@ func translateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkhead translate: -o %q: want yaml, json or bootstrap\n", *output)
 		return 2
 	}
-	id, err := ir.ParseProxyID(*node)
+	id, err := workload.ParseProxyID(*node)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkhead translate: --node: %v\n", err)
 		return 2

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {
@@ -30,10 +30,10 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	// What translates must also build into valid xDS: for proxyless
 	// clients and for the Envoy of every Gateway.
-	proxies := []ir.ProxyID{{Role: ir.RoleGRPC, Namespace: "default", Name: "validate"}}
+	proxies := []workload.ProxyID{{Role: workload.RoleGRPC, Namespace: "default", Name: "validate"}}
 	for _, key := range slices.Sorted(maps.Keys(r.GatewayListeners)) {
 		ns, name, _ := strings.Cut(key, "/")
-		proxies = append(proxies, ir.ProxyID{Role: ir.RoleGateway, Namespace: ns, Name: name})
+		proxies = append(proxies, workload.ProxyID{Role: workload.RoleGateway, Namespace: ns, Name: name})
 	}
 	for _, id := range proxies {
 		_, warnings, err := xds.BuildWithWarnings(r.Config(id))

@@ -1,121 +1,20 @@
 // Package ir is the intermediate representation between translation and
 // xDS: what one proxy must do, as plain Go values. It depends on the standard
-// library only; translate produces it, the xds package turns it into Envoy or
+// library and on the workload identity leaf (internal/workload) only;
+// translate produces it, the xds package turns it into Envoy or
 // proxyless-gRPC resources.
 package ir
 
 import (
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
-
-// Role is what a proxy is, from its bootstrap node metadata.
-type Role string
-
-const (
-	RoleRouter    Role = "router"
-	RoleGateway   Role = "gateway"
-	RoleSidecar   Role = "sidecar"
-	RoleGRPC      Role = "grpc" // a proxyless gRPC application
-	RoleRateLimit Role = "ratelimit"
-)
-
-// Roles lists every role, in a fixed order.
-var Roles = []Role{RoleRouter, RoleGateway, RoleSidecar, RoleGRPC, RoleRateLimit}
-
-// ProxyID names the configuration a proxy receives: every proxy with the
-// same ProxyID (the replicas of one service, say) gets the same one.
-type ProxyID struct {
-	Role Role `json:"role,omitempty"`
-	// Namespace of the gateway or service.
-	Namespace string `json:"namespace,omitempty"`
-	// Name of the gateway (router, gateway) or of the service (sidecar,
-	// grpc); empty for the rate-limit service.
-	Name string `json:"name,omitempty"`
-	// Inbound is a sidecar's own inbound port, which makes its
-	// configuration per instance: "ADDRESS:PORT=APPPORT", Envoy listening
-	// on ADDRESS:PORT for the instance's app on 127.0.0.1:APPPORT.
-	Inbound string `json:"inbound,omitempty"`
-}
-
-func (p ProxyID) String() string {
-	s := string(p.Role) + "/" + p.Namespace + "/" + p.Name
-	if p.Inbound != "" {
-		s += "/" + p.Inbound
-	}
-	return s
-}
-
-// ParseProxyID reads "ROLE/NAME" (namespace default), "ROLE/NAMESPACE/NAME"
-// or, for a sidecar, "sidecar/NAMESPACE/NAME/ADDRESS:PORT=APPPORT".
-func ParseProxyID(s string) (ProxyID, error) {
-	parts := strings.Split(s, "/")
-	var id ProxyID
-	switch len(parts) {
-	case 2:
-		id = ProxyID{Role: Role(parts[0]), Namespace: "default", Name: parts[1]}
-	case 3:
-		id = ProxyID{Role: Role(parts[0]), Namespace: parts[1], Name: parts[2]}
-	case 4:
-		id = ProxyID{Role: Role(parts[0]), Namespace: parts[1], Name: parts[2], Inbound: parts[3]}
-	default:
-		return ProxyID{}, fmt.Errorf("node %q: want ROLE/NAME, ROLE/NAMESPACE/NAME or sidecar/NAMESPACE/NAME/ADDRESS:PORT=APPPORT", s)
-	}
-	if id.Inbound != "" {
-		if id.Role != RoleSidecar {
-			return ProxyID{}, fmt.Errorf("node %q: only a sidecar has an inbound port", s)
-		}
-		if _, err := ParseInbound(id.Inbound); err != nil {
-			return ProxyID{}, fmt.Errorf("node %q: %w", s, err)
-		}
-	}
-	for _, r := range Roles {
-		if id.Role == r {
-			if id.Name == "" && r != RoleRateLimit {
-				return ProxyID{}, fmt.Errorf("node %q: name is empty", s)
-			}
-			return id, nil
-		}
-	}
-	return ProxyID{}, fmt.Errorf("node %q: unknown role %q (want one of router, gateway, sidecar, grpc, ratelimit)", s, id.Role)
-}
-
-// InboundPort is a sidecar's inbound port and the app port behind it.
-type InboundPort struct {
-	Address string
-	Port    uint32
-	AppPort uint32
-}
-
-// String is the canonical "ADDRESS:PORT=APPPORT".
-func (i InboundPort) String() string {
-	return net.JoinHostPort(i.Address, strconv.Itoa(int(i.Port))) + "=" + strconv.Itoa(int(i.AppPort))
-}
-
-// ParseInbound reads "ADDRESS:PORT=APPPORT".
-func ParseInbound(s string) (InboundPort, error) {
-	hp, app, ok := strings.Cut(s, "=")
-	if !ok {
-		return InboundPort{}, fmt.Errorf("inbound %q: want ADDRESS:PORT=APPPORT", s)
-	}
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil || net.ParseIP(host) == nil {
-		return InboundPort{}, fmt.Errorf("inbound %q: %q is not ip:port", s, hp)
-	}
-	p, err1 := strconv.ParseUint(port, 10, 16)
-	a, err2 := strconv.ParseUint(app, 10, 16)
-	if err1 != nil || err2 != nil || p == 0 || a == 0 {
-		return InboundPort{}, fmt.Errorf("inbound %q: ports must be 1-65535", s)
-	}
-	return InboundPort{Address: host, Port: uint32(p), AppPort: uint32(a)}, nil
-}
 
 // Config is the whole configuration of the proxies of one ProxyID.
 type Config struct {
-	Proxy ProxyID `json:"proxy,omitempty"`
+	Proxy workload.ProxyID `json:"proxy,omitempty"`
 	// Listeners, sorted by name.
 	Listeners []*Listener `json:"listeners,omitempty"`
 	// Clusters, sorted by name, with their endpoints.
@@ -139,11 +38,6 @@ const (
 	// and HTTP/2 (gRPC) on Host:Port.
 	ListenerHTTP ListenerKind = "http"
 )
-
-// ServerListenerTemplate is the name an xDS-enabled gRPC server asks for,
-// with %s replaced by its listening address (ip:port); the bootstrap sets it
-// as server_listener_resource_name_template.
-const ServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
 
 // Listener receives traffic for one destination (clients) or on one address.
 type Listener struct {
@@ -220,7 +114,9 @@ type Route struct {
 	Rewrite  *Rewrite  `json:"rewrite,omitempty"`
 	// Mirrors receive a copy of the requests (responses ignored).
 	Mirrors []Mirror `json:"mirrors,omitempty"`
-	// PerTryTimeout bounds each attempt (HTTPRoute timeouts.backendRequest).
+	// PerTryTimeout bounds each attempt (HTTPRoute timeouts.backendRequest);
+	// with a Retry, Retry.PerTryTimeout is what applies (the retry feature
+	// copies this one there).
 	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
 	// RateLimits are the global rules that apply to this route (Envoy
 	// gateways; the listener's RateLimit filter sends them).
@@ -474,4 +370,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // ClusterName is the name of the cluster of a Service port.
 func ClusterName(service, namespace string, port uint32) string {
 	return fmt.Sprintf("%s.%s:%d", service, namespace, port)
+}
+
+// Snapshot is one translation's configuration of every proxy, what the
+// server publishes. Config is that of the proxies of one ProxyID: a
+// function rather than a map, because proxies are only known when they
+// connect and a sidecar's inbound port makes its configuration per
+// instance.
+type Snapshot interface {
+	Config(id workload.ProxyID) *Config
 }

@@ -1,6 +1,9 @@
 package ir
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"sort"
+)
 
 // Rate limits (RateLimitPolicy). A rule is one descriptor: an ordered list
 // of entries that the proxy builds from each request and that the limiter
@@ -117,5 +120,20 @@ func (l *Listener) GlobalRules() []RateLimitRule {
 			}
 		}
 	}
+	return out
+}
+
+// RateLimitDomains is the rate-limit service's configuration for a set of
+// Envoy listeners: one domain per listener with a global rate-limit filter,
+// holding the listener's global rules, sorted by domain.
+func RateLimitDomains(listeners []*Listener) []*RateLimitDomain {
+	var out []*RateLimitDomain
+	for _, l := range listeners {
+		if l.RateLimit == nil {
+			continue
+		}
+		out = append(out, &RateLimitDomain{Domain: l.RateLimit.Domain, Rules: l.GlobalRules()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Domain < out[j].Domain })
 	return out
 }

@@ -2,23 +2,6 @@ package ir
 
 import "strings"
 
-// TrustDomain is the mesh's SPIFFE trust domain.
-const TrustDomain = "bulkhead.local"
-
-// SPIFFEID is the identity of the workloads of a service account:
-// spiffe://bulkhead.local/ns/NAMESPACE/sa/ACCOUNT.
-func SPIFFEID(namespace, account string) string {
-	return "spiffe://" + TrustDomain + "/ns/" + namespace + "/sa/" + account
-}
-
-// TrustDomainPrefix is what every identity of the mesh starts with.
-const TrustDomainPrefix = "spiffe://" + TrustDomain + "/"
-
-// CertificateProvider is the certificate provider instance (grpc-go
-// bootstrap certificate_providers) from which a proxyless application
-// reads its workload certificate and the mesh's trust bundle.
-const CertificateProvider = "default"
-
 // MTLS modes of a Service's servers.
 const (
 	MTLSStrict     = "STRICT"

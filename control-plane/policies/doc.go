@@ -1,12 +1,19 @@
-// Package policies holds, one folder per feature, the code that applies a
-// part of a policy to the IR: its semantic validation (what the CRD's
-// OpenAPI and CEL rules cannot check) and its effect. The API types are in
-// control-plane/api/v1alpha1 (one package, as CRD generation requires); the
-// order in which features apply is the explicit list in translate.
+// Package policies is the contract of a policy feature, and its folders
+// (one per feature) are the features: each holds its API notes (its package
+// documentation), its validation, how it applies to the IR, its unit tests
+// and its golden cases through both golden layers. The API types are in
+// control-plane/api/v1alpha1 (one package, as CRD generation requires).
 //
-// Every Apply returns errors whose text starts with the field path relative
-// to the feature ("backoff.maxInterval: …"); the caller prefixes the
-// policy's own path.
+// A feature is one field of a policy's spec (BackendPolicy.retry,
+// SecurityPolicy.extAuth, RateLimitPolicy's rules). It says which policy
+// kind it belongs to and which target kinds it may attach to; translate
+// resolves the policy's targetRefs into Targets, refuses the targets a
+// feature cannot attach to (with the feature's own message), lets the
+// feature validate itself (Build) and then apply itself to each target
+// (Apply). The order in which features apply, and so their precedence, is
+// the one list in control-plane/translate/features.go; adding a feature is
+// a new folder here and one line there (control-plane/README.md walks
+// through the retry folder as the example).
 package policies
 
 // Uint32 converts an optional count of the API (int32, non-negative by its

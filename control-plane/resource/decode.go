@@ -160,6 +160,7 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 	if prev, dup := r.origins[key]; dup {
 		return &DecodeError{Origin: origin, Object: object, Err: fmt.Errorf("defined twice; first at %s", prev)}
 	}
+	origin.Generation = obj.GetGeneration()
 	r.SetOrigin(key, origin)
 	spec.add(r, obj)
 	return nil

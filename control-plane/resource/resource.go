@@ -24,6 +24,10 @@ type Origin struct {
 	File string
 	// Line is the first line of the object's document in File.
 	Line int
+	// Generation is the object's metadata.generation as read (0 when the
+	// file does not say; the API server counts it in Kubernetes mode):
+	// the status of the object is reported as observed at it.
+	Generation int64
 }
 
 func (o Origin) String() string {

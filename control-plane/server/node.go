@@ -6,40 +6,29 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
-// MetadataKey is the key of the node metadata struct in which every proxy
-// says who it is (envoy/README.md documents the contract):
-//
-//	"bulkhead": {"role": "grpc", "namespace": "default", "name": "chat"}
-//
-// or, flat, "bulkhead": "ROLE/NAMESPACE/NAME" (the rate-limit service,
-// whose node metadata holds strings only); a sidecar also says which port
-// it serves for which app port:
-//
-//	"inbound": {"address": "10.0.0.5", "port": 9000, "appPort": 19000}
-const MetadataKey = "bulkhead"
-
-// ProxyOf reads a node's identity from its metadata. The control plane
-// never guesses it from the node id.
-func ProxyOf(n *corev3.Node) (ir.ProxyID, error) {
+// ProxyOf reads a node's identity from its metadata (workload.MetadataKey
+// says how; envoy/README.md documents it). The control plane never guesses
+// it from the node id.
+func ProxyOf(n *corev3.Node) (workload.ProxyID, error) {
 	if n == nil {
-		return ir.ProxyID{}, errors.New("the first request of the stream carries no node")
+		return workload.ProxyID{}, errors.New("the first request of the stream carries no node")
 	}
-	v := n.GetMetadata().GetFields()[MetadataKey]
+	v := n.GetMetadata().GetFields()[workload.MetadataKey]
 	if spec := v.GetStringValue(); spec != "" {
 		// The flat form, for clients whose metadata can only hold strings
 		// (envoyproxy/ratelimit: CONFIG_GRPC_XDS_NODE_METADATA=bulkhead=ratelimit/default/ratelimit).
-		id, err := ir.ParseProxyID(spec)
+		id, err := workload.ParseProxyID(spec)
 		if err != nil {
-			return ir.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), MetadataKey, err)
+			return workload.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), workload.MetadataKey, err)
 		}
 		return id, nil
 	}
 	md := v.GetStructValue().GetFields()
 	if md == nil {
-		return ir.ProxyID{}, fmt.Errorf("node %q: metadata has no %q struct with role, namespace and name (see envoy/README.md)", n.GetId(), MetadataKey)
+		return workload.ProxyID{}, fmt.Errorf("node %q: metadata has no %q struct with role, namespace and name (see envoy/README.md)", n.GetId(), workload.MetadataKey)
 	}
 	role := md["role"].GetStringValue()
 	ns := md["namespace"].GetStringValue()
@@ -53,13 +42,19 @@ func ProxyOf(n *corev3.Node) (ir.ProxyID, error) {
 		if addr == "" {
 			addr = "0.0.0.0"
 		}
-		spec += "/" + ir.InboundPort{Address: addr, Port: uint32(in["port"].GetNumberValue()), AppPort: uint32(in["appPort"].GetNumberValue())}.String()
+		spec += "/" + workload.InboundPort{Address: addr, Port: uint32(in["port"].GetNumberValue()), AppPort: uint32(in["appPort"].GetNumberValue())}.String()
 	}
-	id, err := ir.ParseProxyID(spec)
+	id, err := workload.ParseProxyID(spec)
 	if err != nil {
-		return ir.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), MetadataKey, err)
+		return workload.ProxyID{}, fmt.Errorf("node %q: metadata %s: %w", n.GetId(), workload.MetadataKey, err)
 	}
 	return id, nil
+}
+
+// DeclaredAccount is the service account a proxyless node declares in its
+// metadata ("serviceAccount"), "" when none (see workload.Account).
+func DeclaredAccount(n *corev3.Node) string {
+	return n.GetMetadata().GetFields()[workload.MetadataKey].GetStructValue().GetFields()["serviceAccount"].GetStringValue()
 }
 
 // nodeHash keys the snapshot cache by ProxyID: the replicas of one service

@@ -4,37 +4,15 @@ import (
 	"context"
 	"sync"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
-
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
 
 // Node proof: with the xDS connection in mTLS (production mode), a node
 // proves who it is with its workload certificate, and the identity it
-// claims in its metadata must be the one its certificate carries. Only a
-// proven node of an Envoy role is ever given secrets (SDS).
-
-// ServiceAccount is the identity a node must prove, by role: a proxyless
-// application or a sidecar runs as its Service's account (a proxyless node
-// may say otherwise in its metadata, "serviceAccount": auth's cache-only
-// pool is Service auth-cache run by account auth); a Gateway's Envoy runs
-// as gateway-NAME, a router's as router-NAME.
-func ServiceAccount(id ir.ProxyID, n *corev3.Node) string {
-	switch id.Role {
-	case ir.RoleGateway:
-		return "gateway-" + id.Name
-	case ir.RoleRouter:
-		return "router-" + id.Name
-	case ir.RoleGRPC:
-		md := n.GetMetadata().GetFields()[MetadataKey].GetStructValue().GetFields()
-		if sa := md["serviceAccount"].GetStringValue(); sa != "" {
-			return sa
-		}
-	}
-	return id.Name
-}
+// claims in its metadata (workload.Identity of its ProxyID) must be the one
+// its certificate carries. Only a proven node of an Envoy role is ever
+// given secrets (SDS).
 
 // peerIdentity is the SPIFFE ID of the stream's TLS client certificate
 // ("" on a plaintext connection).

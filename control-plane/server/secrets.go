@@ -11,22 +11,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
-
-// Issuer issues workload certificates (Vault's PKI in the platform). The
-// control plane asks it only for the identities of Envoy nodes it serves,
-// and serves the result (SDS) only to nodes that proved those identities.
-type Issuer interface {
-	Issue(ctx context.Context, spiffeID string) (*Issued, error)
-}
-
-// Issued is a workload certificate.
-type Issued struct {
-	// CertificateChain and PrivateKey are PEM; TrustBundle is the mesh's
-	// root CA (PEM).
-	CertificateChain, PrivateKey, TrustBundle string
-	NotAfter                                  time.Time
-}
 
 // secretCache keeps one certificate per identity, renewed at two thirds of
 // its life.
@@ -37,21 +24,17 @@ type secretCache struct {
 }
 
 type issuedAt struct {
-	*Issued
+	*pki.Issued
 	renewAt time.Time
-}
-
-func envoyRole(r ir.Role) bool {
-	return r == ir.RoleRouter || r == ir.RoleGateway || r == ir.RoleSidecar
 }
 
 // secretsFor returns the SDS secrets of a proxy: only in production mode
 // (proven nodes), only for Envoy roles, only with an Issuer.
-func (s *Server) secretsFor(ctx context.Context, id ir.ProxyID) ([]types.Resource, error) {
-	if !s.RequireProof || s.Issuer == nil || !envoyRole(id.Role) {
+func (s *Server) secretsFor(ctx context.Context, id workload.ProxyID) ([]types.Resource, error) {
+	if !s.RequireProof || s.Issuer == nil || !id.Role.Envoy() {
 		return nil, nil
 	}
-	spiffeID := ir.SPIFFEID(id.Namespace, ServiceAccount(id, nil))
+	spiffeID := workload.Identity(id, "")
 	s.secrets.mu.Lock()
 	defer s.secrets.mu.Unlock()
 	if s.secrets.byID == nil {
@@ -81,7 +64,7 @@ func (s *Server) secretsFor(ctx context.Context, id ir.ProxyID) ([]types.Resourc
 			TrustedCa: inline(c.TrustBundle),
 		}}},
 		&tlsv3.Secret{Name: ir.WorkloadSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-			CertificateChain: inline(c.CertificateChain),
+			CertificateChain: inline(c.FullChain()),
 			PrivateKey:       inline(c.PrivateKey),
 		}}},
 	}, nil
@@ -121,9 +104,9 @@ func (s *Server) renewSecrets(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		s.mu.Lock()
-		if s.result != nil {
+		if s.snapshot != nil {
 			for _, p := range s.proxies {
-				if envoyRole(p.id.Role) {
+				if p.id.Role.Envoy() {
 					s.publishLocked(ctx, p)
 				}
 			}

@@ -1,6 +1,8 @@
-// Package server publishes the control plane's output: a snapshot cache
-// keyed by proxy identity, served over ADS (state of the world and delta on
-// one gRPC service), with ACK/NACK tracking per node.
+// Package server publishes the control plane's output: the xDS of each
+// proxy (built from the IR snapshot it is handed), in a snapshot cache keyed
+// by proxy identity, served over ADS (state of the world and delta on one
+// gRPC service), with ACK/NACK tracking per node. It knows the IR and the
+// xDS layer, not the translation that produced them.
 package server
 
 import (
@@ -21,11 +23,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
-// Server holds the latest translation and serves it to every proxy.
+// Server holds the latest IR snapshot and serves it to every proxy.
 type Server struct {
 	// RequireProof refuses the streams of nodes that have not proved, with
 	// the TLS client certificate of the xDS connection, the identity they
@@ -33,7 +36,7 @@ type Server struct {
 	RequireProof bool
 	// Issuer issues the workload certificates of proven Envoy nodes (SDS);
 	// nil: none are served. Set before serving.
-	Issuer Issuer
+	Issuer pki.Issuer
 
 	log     *slog.Logger
 	secrets secretCache
@@ -42,14 +45,14 @@ type Server struct {
 	proofs  proofs
 	ads     serverv3.Server
 
-	mu      sync.Mutex
-	result  *translate.Result
-	proxies map[string]*proxyState
+	mu       sync.Mutex
+	snapshot ir.Snapshot
+	proxies  map[string]*proxyState
 }
 
 // proxyState is what was published for one ProxyID.
 type proxyState struct {
-	id ir.ProxyID
+	id workload.ProxyID
 	// good is the last configuration that built and validated, and
 	// versions the per-type versions it was published under.
 	good     xds.Resources
@@ -80,13 +83,13 @@ func (s *Server) Register(g *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
 }
 
-// Publish makes a translation the current one and pushes it to every proxy
+// Publish makes a snapshot the current one and pushes it to every proxy
 // that has connected. A proxy whose new configuration does not build or
 // validate keeps its last good one; the error is logged and reported.
-func (s *Server) Publish(ctx context.Context, r *translate.Result) {
+func (s *Server) Publish(ctx context.Context, snap ir.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.result = r
+	s.snapshot = snap
 	keys := make([]string, 0, len(s.proxies))
 	for k := range s.proxies {
 		keys = append(keys, k)
@@ -99,7 +102,7 @@ func (s *Server) Publish(ctx context.Context, r *translate.Result) {
 
 // ensure starts publishing to a ProxyID the first time one of its nodes
 // connects.
-func (s *Server) ensure(ctx context.Context, id ir.ProxyID) {
+func (s *Server) ensure(ctx context.Context, id workload.ProxyID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.proxies[id.String()]; ok {
@@ -107,13 +110,13 @@ func (s *Server) ensure(ctx context.Context, id ir.ProxyID) {
 	}
 	p := &proxyState{id: id}
 	s.proxies[id.String()] = p
-	if s.result != nil {
+	if s.snapshot != nil {
 		s.publishLocked(ctx, p)
 	}
 }
 
 func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
-	res, warnings, err := xds.BuildWithWarnings(s.result.Config(p.id))
+	res, warnings, err := xds.BuildWithWarnings(s.snapshot.Config(p.id))
 	for _, w := range warnings {
 		s.log.Warn("route left out", "proxy", p.id.String(), "error", w)
 	}
@@ -138,32 +141,37 @@ func (s *Server) publishLocked(ctx context.Context, p *proxyState) {
 	p.good, p.versions, p.err, p.warnings = res, versions, nil, warnings
 }
 
-// PublishedVersions returns the per-type versions last published to a
-// ProxyID (nil if none): a node runs that configuration when it has ACKed
-// them.
-func (s *Server) PublishedVersions(id ir.ProxyID) map[resourcev3.Type]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p := s.proxies[id.String()]; p != nil {
-		return p.versions
-	}
-	return nil
+// ProxyRecord is what was last published to one proxy identity: the
+// status stage compares it with what the proxy's nodes ACKed.
+type ProxyRecord struct {
+	ID workload.ProxyID
+	// Versions are the per-type versions of the configuration last
+	// published (nil: nothing yet); a node runs it when it has ACKed them.
+	Versions map[resourcev3.Type]string
+	// Pending is why the latest snapshot could not replace it (nil when it
+	// did): the proxy keeps its last good configuration.
+	Pending error
+	// Warnings are what was left out of it (routes that failed
+	// validation), each naming its input.
+	Warnings []error
 }
 
-// Warnings returns what was left out of the configuration published to a
-// ProxyID (routes that failed validation), each naming its input.
-func (s *Server) Warnings(id ir.ProxyID) []error {
+// Proxies returns the record of every proxy identity a node has asked
+// for, sorted by identity.
+func (s *Server) Proxies() []ProxyRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.proxies[id.String()]; p != nil {
-		return p.warnings
+	out := make([]ProxyRecord, 0, len(s.proxies))
+	for _, p := range s.proxies {
+		out = append(out, ProxyRecord{ID: p.id, Versions: p.versions, Pending: p.err, Warnings: p.warnings})
 	}
-	return nil
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out
 }
 
 // Published returns the resources last published to a ProxyID (nil if
 // none) and why the latest translation was not, if it was not.
-func (s *Server) Published(id ir.ProxyID) (xds.Resources, error) {
+func (s *Server) Published(id workload.ProxyID) (xds.Resources, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proxies[id.String()]
@@ -184,7 +192,7 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			return "", err
 		}
 		if s.RequireProof {
-			want := ir.SPIFFEID(id.Namespace, ServiceAccount(id, n))
+			want := workload.Identity(id, DeclaredAccount(n))
 			if got := s.proofs.of(stream); got != want {
 				if got == "" {
 					got = "no certificate"

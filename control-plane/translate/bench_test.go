@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // scaleInput is n Services (each with an EndpointSlice of 3 endpoints), n
@@ -100,7 +100,7 @@ func BenchmarkTranslate1000(b *testing.B) {
 // snapshot versions: the whole path from input to publishable snapshot.
 func BenchmarkTranslateAndBuild1000(b *testing.B) {
 	res := scaleInput(b, 1000)
-	id := ir.ProxyID{Role: ir.RoleGRPC, Namespace: "ns-0", Name: "svc-0"}
+	id := workload.ProxyID{Role: workload.RoleGRPC, Namespace: "ns-0", Name: "svc-0"}
 	b.ReportAllocs()
 	for b.Loop() {
 		r := translate.Translate(res)

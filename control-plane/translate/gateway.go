@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // DefaultMaxRequestBytes bounds request bodies at Gateway listeners (413
@@ -214,7 +215,7 @@ func domains(h string, port uint32) []string {
 }
 
 // GatewayListeners returns the listeners of one Gateway, sorted by name.
-func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
+func (r *Result) gatewayConfig(id workload.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 	ls := r.GatewayListeners[id.Namespace+"/"+id.Name]
 	used := map[string]bool{}
 	for _, l := range ls {
@@ -245,46 +246,4 @@ func (r *Result) gatewayConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 		}
 	}
 	return ls, cs
-}
-
-// degradedReplies gives each Gateway listener the degraded response of the
-// Services its routes reach. One Envoy listener has one local-reply
-// configuration: when its Services disagree, the Service first by name wins
-// and the Gateway's status says so.
-func (t *translator) degradedReplies() {
-	clusters := map[string]*ir.Cluster{}
-	for _, s := range t.svcs {
-		for _, sp := range s.ports {
-			clusters[sp.cluster.Name] = sp.cluster
-		}
-	}
-	for _, gw := range t.gws {
-		for _, lis := range gw.ports {
-			var names []string
-			seen := map[string]bool{}
-			for _, vh := range lis.VirtualHosts {
-				for _, r := range vh.Routes {
-					for _, b := range r.Backends {
-						if c := clusters[b.Cluster]; c != nil && c.Degraded != nil && !seen[c.Name] {
-							seen[c.Name] = true
-							names = append(names, c.Name)
-						}
-					}
-				}
-			}
-			if len(names) == 0 {
-				continue
-			}
-			sort.Strings(names)
-			chosen := clusters[names[0]].Degraded
-			lis.Degraded = chosen
-			for _, n := range names[1:] {
-				if d := clusters[n].Degraded; *d != *chosen {
-					msg := fmt.Sprintf("listener %s: Services %s and %s have different degraded responses; one listener can answer only one, %s's applies", lis.Name, names[0], n, names[0])
-					t.fail(gw.key, "spec.listeners", "%s", msg)
-					t.status.Set(gw.key, t.res.Origin(gw.key), Condition{Type: "DegradedResponseConflict", Status: "True", Reason: "Conflicted", Message: msg})
-				}
-			}
-		}
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // OutboundPort is where a sidecar accepts its app's calls to other
@@ -14,7 +15,7 @@ const OutboundPort = 15001
 
 // sidecarConfig is the configuration of one sidecar instance: an inbound
 // listener on its own port for its app, and the outbound listener.
-func (r *Result) sidecarConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
+func (r *Result) sidecarConfig(id workload.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 	out := &ir.Listener{
 		Name: "outbound",
 		Kind: ir.ListenerHTTP,
@@ -37,7 +38,7 @@ func (r *Result) sidecarConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 		// Without an inbound port the sidecar only carries outbound calls.
 		return listeners, clusters
 	}
-	in, err := ir.ParseInbound(id.Inbound)
+	in, err := workload.ParseInbound(id.Inbound)
 	if err != nil {
 		return listeners, clusters
 	}
@@ -73,7 +74,7 @@ func (r *Result) sidecarConfig(id ir.ProxyID) ([]*ir.Listener, []*ir.Cluster) {
 
 // serviceHTTP2 tells whether the Service a sidecar fronts speaks HTTP/2 on
 // the port it serves (by the EndpointSlice port, else its only port).
-func (r *Result) serviceHTTP2(id ir.ProxyID, port uint32) bool {
+func (r *Result) serviceHTTP2(id workload.ProxyID, port uint32) bool {
 	var own []*ir.Cluster
 	for _, c := range r.Clusters {
 		if c.Service == id.Name && c.Namespace == id.Namespace {

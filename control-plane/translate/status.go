@@ -17,11 +17,14 @@ type Condition struct {
 
 // ObjectStatus is the status of one input object.
 type ObjectStatus struct {
-	Kind       string      `json:"kind"`
-	Namespace  string      `json:"namespace"`
-	Name       string      `json:"name"`
-	Origin     string      `json:"origin"`
-	Conditions []Condition `json:"conditions"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Origin    string `json:"origin"`
+	// ObservedGeneration is the object's metadata.generation that was
+	// translated (0 when its file does not say).
+	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	Conditions         []Condition `json:"conditions"`
 }
 
 // Status holds the status of every input object translation looked at.
@@ -35,7 +38,7 @@ func newStatus() *Status { return &Status{objects: map[resource.Key]*ObjectStatu
 func (s *Status) Set(k resource.Key, origin resource.Origin, c Condition) {
 	o := s.objects[k]
 	if o == nil {
-		o = &ObjectStatus{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Origin: origin.String()}
+		o = &ObjectStatus{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Origin: origin.String(), ObservedGeneration: origin.Generation}
 		s.objects[k] = o
 	}
 	for i := range o.Conditions {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Result is the output of a translation.
@@ -49,20 +50,20 @@ func (r *Result) Err() error { return errors.Join(r.Errors...) }
 // the ones it dials; per-service narrowing comes with authorization), and,
 // as a server, gets one inbound listener per endpoint of its own Service
 // (role grpc, name = its Service's name).
-func (r *Result) Config(id ir.ProxyID) *ir.Config {
+func (r *Result) Config(id workload.ProxyID) *ir.Config {
 	cfg := &ir.Config{Proxy: id}
 	switch id.Role {
-	case ir.RoleGRPC:
+	case workload.RoleGRPC:
 		cfg.Listeners = append(slices.Clone(r.ClientListeners), r.serverListeners(id)...)
 		sort.Slice(cfg.Listeners, func(i, j int) bool { return cfg.Listeners[i].Name < cfg.Listeners[j].Name })
 		cfg.Clusters = r.Clusters
-	case ir.RoleRouter, ir.RoleGateway:
+	case workload.RoleRouter, workload.RoleGateway:
 		// The router and the gateways are Gateways; the node's name is the
 		// Gateway's.
 		cfg.Listeners, cfg.Clusters = r.gatewayConfig(id)
-	case ir.RoleSidecar:
+	case workload.RoleSidecar:
 		cfg.Listeners, cfg.Clusters = r.sidecarConfig(id)
-	case ir.RoleRateLimit:
+	case workload.RoleRateLimit:
 		// One rate-limit service counts for every Gateway: the domains keep
 		// their rules apart.
 		cfg.RateLimitDomains = r.RateLimitDomains
@@ -72,7 +73,7 @@ func (r *Result) Config(id ir.ProxyID) *ir.Config {
 
 // serverListeners are the inbound listeners of the endpoints of the Service
 // named by id: the Service's own endpoints (priority 0), not its fallback's.
-func (r *Result) serverListeners(id ir.ProxyID) []*ir.Listener {
+func (r *Result) serverListeners(id workload.ProxyID) []*ir.Listener {
 	var out []*ir.Listener
 	seen := map[string]bool{}
 	for _, c := range r.Clusters {
@@ -85,7 +86,7 @@ func (r *Result) serverListeners(id ir.ProxyID) []*ir.Listener {
 			}
 			for _, e := range l.Endpoints {
 				addr := net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port)))
-				name := fmt.Sprintf(ir.ServerListenerTemplate, addr)
+				name := fmt.Sprintf(workload.ServerListenerTemplate, addr)
 				if seen[name] {
 					continue
 				}
@@ -111,16 +112,14 @@ func Translate(res *resource.Resources) *Result {
 		status:     newStatus(),
 		svcs:       map[svcKey]*service{},
 		routeIndex: map[resource.Key][]*ir.Route{},
+		inbound:    map[string]*ir.InboundSecurity{},
 	}
 	t.services()
 	t.endpoints()
 	t.gateways()
 	t.routes()
-	t.backendPolicies()
-	t.degradedReplies()
-	// After securityPolicies: identity selectors need the Gateway's extAuth.
-	t.securityPolicies()
-	t.rateLimitPolicies()
+	// Every policy feature, in the order of Features (features.go).
+	t.policies()
 	t.tracing()
 	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound}
 	for k, gw := range t.gws {
@@ -131,7 +130,11 @@ func Translate(res *resource.Resources) *Result {
 		sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
 		out.GatewayListeners[k.namespace+"/"+k.name] = ls
 	}
-	out.RateLimitDomains = rateLimitDomains(out.GatewayListeners)
+	var listeners []*ir.Listener
+	for _, ls := range out.GatewayListeners {
+		listeners = append(listeners, ls...)
+	}
+	out.RateLimitDomains = ir.RateLimitDomains(listeners)
 	for _, s := range t.sortedServices() {
 		for _, p := range s.ports {
 			out.Clusters = append(out.Clusters, p.cluster)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // The HTTP filters of every listener, Envoy and proxyless alike, run in the
@@ -59,11 +60,11 @@ func TestHTTPFilterOrder(t *testing.T) {
 	client := &ir.Listener{Name: "svc.default:9000", Kind: ir.ListenerClient,
 		VirtualHosts: []*ir.VirtualHost{{Name: "any", Domains: []string{"*"}}}}
 	for _, cfg := range []*ir.Config{
-		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw},
+		{Proxy: workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"}, Listeners: []*ir.Listener{gw},
 			Clusters: []*ir.Cluster{{Name: "auth.default:9000", Service: "auth", Namespace: "default", Port: 9000, HTTP2: true},
 				{Name: "ratelimit.default:8081", Service: "ratelimit", Namespace: "default", Port: 8081, HTTP2: true}}},
-		{Proxy: ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "sidecar-like"}, Listeners: []*ir.Listener{inbound}},
-		{Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"}, Listeners: []*ir.Listener{client}},
+		{Proxy: workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "sidecar-like"}, Listeners: []*ir.Listener{inbound}},
+		{Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "caller"}, Listeners: []*ir.Listener{client}},
 	} {
 		res, err := xds.Build(cfg)
 		if err != nil {

@@ -1,18 +1,16 @@
 package xds_test
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"sigs.k8s.io/yaml"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/internal/golden"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Layer 2 of the goldens: IR → xDS. The input is the IR per proxy that
@@ -26,29 +24,7 @@ func TestGolden(t *testing.T) {
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".ir.yaml")
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var input struct {
-				Proxies []*ir.Config `json:"proxies"`
-			}
-			if err := yaml.Unmarshal(data, &input); err != nil {
-				t.Fatal(err)
-			}
-			var out strings.Builder
-			for _, cfg := range input.Proxies {
-				res, err := xds.Build(cfg)
-				if err != nil {
-					t.Fatalf("build %s: %v", cfg.Proxy, err)
-				}
-				y, err := res.YAML()
-				if err != nil {
-					t.Fatal(err)
-				}
-				fmt.Fprintf(&out, "# proxy %s\n---\n%s", cfg.Proxy, y)
-			}
-			golden.Compare(t, filepath.Join("testdata", name+".xds.yaml"), []byte(out.String()))
+			golden.XDS(t, in, filepath.Join("testdata", name+".xds.yaml"))
 		})
 	}
 }
@@ -57,7 +33,7 @@ func TestGolden(t *testing.T) {
 // the resource and the rule.
 func TestBuildRejectsInvalidResources(t *testing.T) {
 	cfg := &ir.Config{
-		Proxy: ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: "caller"},
+		Proxy: workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: "caller"},
 		Listeners: []*ir.Listener{{
 			Name: "svc.default:9000", Kind: ir.ListenerClient,
 			VirtualHosts: []*ir.VirtualHost{{Name: "svc", Domains: []string{"*"}, Routes: []*ir.Route{{

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Types are the resource types a snapshot carries, in push order.
@@ -59,7 +60,7 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 		out[typ] = append(out[typ], r)
 	}
 	switch cfg.Proxy.Role {
-	case ir.RoleGRPC:
+	case workload.RoleGRPC:
 		for _, l := range cfg.Listeners {
 			if l.Kind == ir.ListenerServer {
 				add(resourcev3.ListenerType, serverListener(l))
@@ -79,7 +80,7 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 			add(resourcev3.ClusterType, cluster(c, flavourGRPC))
 			add(resourcev3.EndpointType, loadAssignment(c))
 		}
-	case ir.RoleRouter, ir.RoleGateway, ir.RoleSidecar:
+	case workload.RoleRouter, workload.RoleGateway, workload.RoleSidecar:
 		for _, l := range cfg.Listeners {
 			add(resourcev3.ListenerType, httpListener(l))
 			rc, w := routeConfiguration(l, flavourEnvoy)
@@ -92,7 +93,7 @@ func BuildWithWarnings(cfg *ir.Config) (Resources, []error, error) {
 				add(resourcev3.EndpointType, loadAssignment(c))
 			}
 		}
-	case ir.RoleRateLimit:
+	case workload.RoleRateLimit:
 		for _, d := range cfg.RateLimitDomains {
 			add(resourcev3.RateLimitConfigType, rateLimitConfig(d))
 		}

@@ -78,14 +78,14 @@ func route(r *ir.Route, f flavour, buffered bool) *routev3.Route {
 		// generations. Idle streams are still closed by the listener.
 		action.Timeout = durationpb.New(0)
 	}
-	if r.Retry != nil {
+	switch {
+	case r.Retry != nil:
+		// The retry carries the per-try timeout that applies (the route's
+		// own wins; translate's retry feature decides).
 		action.RetryPolicy = retryPolicy(r.Retry, f)
-	}
-	if r.PerTryTimeout != nil && f == flavourEnvoy {
-		if action.RetryPolicy == nil {
-			action.RetryPolicy = &routev3.RetryPolicy{}
-		}
-		action.RetryPolicy.PerTryTimeout = durationpb.New(r.PerTryTimeout.Std())
+	case r.PerTryTimeout != nil && f == flavourEnvoy:
+		// No retry: the route's per-try timeout still bounds its attempt.
+		action.RetryPolicy = &routev3.RetryPolicy{PerTryTimeout: durationpb.New(r.PerTryTimeout.Std())}
 	}
 	if f == flavourEnvoy {
 		rewrite(action, r)

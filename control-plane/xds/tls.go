@@ -8,17 +8,18 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // The mTLS of proxyless gRPC (gRFC A29): both ends take their workload
 // certificate and the mesh's trust bundle from the certificate provider
-// instance of their bootstrap (ir.CertificateProvider: grpc-go's
+// instance of their bootstrap (workload.CertificateProvider: grpc-go's
 // file_watcher on the files the service keeps fresh from Vault), not from
 // SDS. Envoy proxies get theirs over SDS (pending: see the zero-trust
 // issue), so only the gRPC flavour carries TLS for now.
 
 func providerInstance() *tlsv3.CertificateProviderPluginInstance {
-	return &tlsv3.CertificateProviderPluginInstance{InstanceName: ir.CertificateProvider}
+	return &tlsv3.CertificateProviderPluginInstance{InstanceName: workload.CertificateProvider}
 }
 
 func commonTLS(sanPrefix string) *tlsv3.CommonTlsContext {
@@ -86,5 +87,5 @@ func envoyUpstreamTLS(t *ir.UpstreamTLS) *corev3.TransportSocket {
 
 // envoyDownstreamTLS is a sidecar's inbound mTLS for a STRICT Service.
 func envoyDownstreamTLS() *corev3.TransportSocket {
-	return tlsSocket(&tlsv3.DownstreamTlsContext{CommonTlsContext: sdsCommonTLS(ir.TrustDomainPrefix), RequireClientCertificate: wrapperspb.Bool(true)})
+	return tlsSocket(&tlsv3.DownstreamTlsContext{CommonTlsContext: sdsCommonTLS(workload.TrustDomainPrefix), RequireClientCertificate: wrapperspb.Bool(true)})
 }

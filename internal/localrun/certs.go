@@ -8,17 +8,17 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
-	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
 // keepCertificate issues a workload certificate for identity into files
 // and renews it at two thirds of its life until stop is called; a failed
 // renewal is logged and retried in 10 s (the current one stays).
-func keepCertificate(ctx context.Context, log *slog.Logger, v *vault.Client, identity string, files provision.CertFiles) (stop func(), err error) {
+func keepCertificate(ctx context.Context, log *slog.Logger, v *vault.Client, identity string, files pki.CertFiles) (stop func(), err error) {
 	issue := func(ctx context.Context) (time.Time, error) {
-		iss, err := provision.IssueCert(ctx, v, bhvault.EnvoyIssuerRole, ir.SPIFFEID("default", identity), bhvault.WorkloadTTL, "127.0.0.1")
+		iss, err := pki.IssueCert(ctx, v, bhvault.EnvoyIssuerRole, workload.SPIFFEID("default", identity), bhvault.WorkloadTTL, "127.0.0.1")
 		if err != nil {
 			return time.Time{}, fmt.Errorf("%s certificate: %w", identity, err)
 		}

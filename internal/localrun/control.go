@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -17,18 +17,18 @@ import (
 // connection is mTLS (its certificate from Vault's PKI, renewed at two
 // thirds of its life), every node proves its identity, and proven Envoy
 // nodes get their certificates over SDS.
-func startControlPlane(ctx context.Context, opts Options, state, endpointsDir string, vlt *testenv.Vault) (*controlplane.ControlPlane, string, func() error, error) {
+func startControlPlane(ctx context.Context, opts Options, state, endpointsDir string, vlt *components.Vault) (*controlplane.ControlPlane, string, func() error, error) {
 	logFile, err := os.OpenFile(filepath.Join(state, "control-plane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
-	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
+	v, err := pki.Client(vlt.Addr, vlt.RootToken)
 	if err != nil {
 		logFile.Close()
 		return nil, "", nil, err
 	}
-	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.ControlPlane))
+	certs := pki.CertFilesIn(filepath.Join(state, "certs", bhvault.ControlPlane))
 	stopRenew, err := keepCertificate(ctx, log, v, bhvault.ControlPlane, certs)
 	if err != nil {
 		logFile.Close()
@@ -39,7 +39,7 @@ func startControlPlane(ctx context.Context, opts Options, state, endpointsDir st
 		XDSAddress:   opts.XDSAddress,
 		AdminAddress: opts.AdminAddress,
 		TLS:          &controlplane.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
-		Issuer:       provision.VaultIssuer{Client: v},
+		Issuer:       pki.VaultIssuer{Client: v},
 		Log:          log,
 	})
 	if err != nil {

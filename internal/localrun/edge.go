@@ -16,11 +16,12 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
 	"github.com/bulkhead-mesh/bulkhead/envoy"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -33,16 +34,16 @@ import (
 // an endpoint of ("" for the router, which clients reach directly) and the
 // port of its Gateway listener (policies/mesh/edge.yaml).
 type edgeProxy struct {
-	role    ir.Role
+	role    workload.Role
 	name    string
 	service string
 	port    int
 }
 
 var edgeProxies = []edgeProxy{
-	{role: ir.RoleGateway, name: "identity", service: "gateway-identity", port: 10081},
-	{role: ir.RoleGateway, name: "ai", service: "gateway-ai", port: 10082},
-	{role: ir.RoleRouter, name: "edge", port: 10080},
+	{role: workload.RoleGateway, name: "identity", service: "gateway-identity", port: 10081},
+	{role: workload.RoleGateway, name: "ai", service: "gateway-ai", port: 10082},
+	{role: workload.RoleRouter, name: "edge", port: 10080},
 }
 
 // account is the identity an edge proxy proves to the control plane
@@ -53,29 +54,29 @@ func (p edgeProxy) account() string { return string(p.role) + "-" + p.name }
 // "ratelimit:*"), an mTLS xDS connection proving the identity ratelimit,
 // and its gRPC port as the endpoint of Service ratelimit, which the
 // gateways' rate-limit filter calls.
-func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, endpointsDir string, cp *controlplane.ControlPlane, v *vault.Client, rd *testenv.Redis, user provision.RedisUser) (component, error) {
+func startRateLimit(ctx context.Context, log *slog.Logger, env *envFile, state, endpointsDir string, cp *controlplane.ControlPlane, v *vault.Client, rd *components.Redis, user provision.RedisUser) (component, error) {
 	proxy := "ratelimit/default/" + bhvault.RateLimit
 	xdsAddr := cp.XDSAddr()
 	// The domains the control plane serves it (it publishes once the node
 	// has connected).
 	published := func() (int, bool) {
-		res, _ := cp.Server.Published(ir.ProxyID{Role: ir.RoleRateLimit, Namespace: "default", Name: bhvault.RateLimit})
+		res, _ := cp.Server.Published(workload.ProxyID{Role: workload.RoleRateLimit, Namespace: "default", Name: bhvault.RateLimit})
 		if res == nil {
 			return 0, false
 		}
 		return len(res[resourcev3.RateLimitConfigType]), true
 	}
-	certs := provision.CertFilesIn(filepath.Join(state, "certs", bhvault.RateLimit))
+	certs := pki.CertFilesIn(filepath.Join(state, "certs", bhvault.RateLimit))
 	stopRenew, err := keepCertificate(ctx, log, v, bhvault.RateLimit, certs)
 	if err != nil {
 		return component{}, err
 	}
-	rl, err := testenv.StartRateLimit(ctx, testenv.RateLimitOptions{
+	rl, err := components.StartRateLimit(ctx, components.RateLimitOptions{
 		Dir:        filepath.Join(state, "ratelimit"),
 		XDSAddress: xdsAddr,
 		Proxy:      proxy,
 		RedisAddr:  rd.Addr, RedisUser: user.User, RedisPassword: user.Password, KeyPrefix: bhvault.RateLimit + ":",
-		XDSTLS: &testenv.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
+		XDSTLS: &components.TLSFiles{Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA},
 	})
 	if err != nil {
 		stopRenew()
@@ -143,12 +144,12 @@ func envoyBinary() string {
 // reloads it), a bootstrap whose xDS connection is mTLS, the process, and,
 // for a gateway, its EndpointSlice so that the router can reach it.
 func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, state, endpointsDir, logDir, xdsAddr string, v *vault.Client, baseID int) (component, error) {
-	certs := provision.CertFilesIn(filepath.Join(state, "certs", p.account()))
+	certs := pki.CertFilesIn(filepath.Join(state, "certs", p.account()))
 	stopRenew, err := keepCertificate(ctx, log, v, p.account(), certs)
 	if err != nil {
 		return component{}, err
 	}
-	adminPort, err := testenv.FreePort()
+	adminPort, err := components.FreePort()
 	if err != nil {
 		stopRenew()
 		return component{}, err
@@ -172,7 +173,7 @@ func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, 
 		return component{}, err
 	}
 	logPath := filepath.Join(logDir, p.account()+".log")
-	proc, err := testenv.StartProcess(p.account(), bin, []string{"-c", bootPath, "--base-id", strconv.Itoa(baseID), "--log-format", "%Y-%m-%dT%T.%eZ %l %n %v"}, nil, logPath)
+	proc, err := components.StartProcess(p.account(), bin, []string{"-c", bootPath, "--base-id", strconv.Itoa(baseID), "--log-format", "%Y-%m-%dT%T.%eZ %l %n %v"}, nil, logPath)
 	if err != nil {
 		stopRenew()
 		return component{}, err
@@ -215,9 +216,9 @@ func startEnvoy(ctx context.Context, log *slog.Logger, bin string, p edgeProxy, 
 // startEdge starts the rate-limit service, then the gateways and the
 // router when Envoy is installed, and returns the ingress address ("" when
 // there is no Envoy).
-func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, env *envFile, state, endpointsDir, logDir string, cp *controlplane.ControlPlane, vlt *testenv.Vault, rd *testenv.Redis, prov *provision.Result) (string, error) {
+func startEdge(ctx context.Context, opts Options, start func(string, func() (component, error)) error, env *envFile, state, endpointsDir, logDir string, cp *controlplane.ControlPlane, vlt *components.Vault, rd *components.Redis, prov *provision.Result) (string, error) {
 	xdsAddr := cp.XDSAddr()
-	v, err := provision.VaultClient(vlt.Addr, vlt.RootToken)
+	v, err := pki.Client(vlt.Addr, vlt.RootToken)
 	if err != nil {
 		return "", err
 	}

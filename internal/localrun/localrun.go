@@ -23,8 +23,8 @@ import (
 	"time"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 // Options configures Run.
@@ -126,13 +126,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	fmt.Fprintf(out, "bulkhead up: state in %s\n", state)
 	env := envFile{}
-	var pg *testenv.Postgres
-	var rd *testenv.Redis
-	var vlt *testenv.Vault
+	var pg *components.Postgres
+	var rd *components.Redis
+	var vlt *components.Vault
 
 	if err := start("postgres", func() (component, error) {
 		var err error
-		pg, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: filepath.Join(state, "postgres")})
+		pg, err = components.StartPostgres(ctx, components.PostgresOptions{Dir: filepath.Join(state, "postgres")})
 		if err != nil {
 			return component{}, err
 		}
@@ -142,7 +142,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	if err := start("redis", func() (component, error) {
-		r, err := testenv.StartRedis(ctx, testenv.RedisOptions{Dir: filepath.Join(state, "redis")})
+		r, err := components.StartRedis(ctx, components.RedisOptions{Dir: filepath.Join(state, "redis")})
 		if err != nil {
 			return component{}, err
 		}
@@ -154,7 +154,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	if err := start("vault", func() (component, error) {
-		v, err := testenv.StartVault(ctx, testenv.VaultOptions{Dir: filepath.Join(state, "vault")})
+		v, err := components.StartVault(ctx, components.VaultOptions{Dir: filepath.Join(state, "vault")})
 		if err != nil {
 			return component{}, err
 		}
@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	if err := start("kafka", func() (component, error) {
-		k, err := testenv.StartKafka(testenv.KafkaOptions{})
+		k, err := components.StartKafka(components.KafkaOptions{})
 		if err != nil {
 			return component{}, err
 		}

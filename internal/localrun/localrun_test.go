@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
@@ -98,7 +99,7 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	bin := buildServices(t)
-	port, err := testenv.QuietPort()
+	port, err := components.QuietPort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,16 +109,17 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", APIAddress: api, BinDir: bin})
 	}()
 
-	deadline := time.After(2 * time.Minute)
-	for !strings.Contains(out.String(), "press Ctrl-C to stop") {
+	testenv.Eventually(t, 3*time.Minute, "bulkhead up ready", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("Run returned before it was ready: %v\n%s", err, out)
-		case <-deadline:
-			t.Fatalf("not ready after 2m:\n%s", out)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-	}
+		if !strings.Contains(out.String(), "press Ctrl-C to stop") {
+			return fmt.Errorf("not yet; so far:\n%s", out)
+		}
+		return nil
+	})
 	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control", "users-1", "models-1", "inference-1", "inference-2",
 		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "api-1", "ratelimit"} {
 		if !strings.Contains(out.String(), "  "+name) {

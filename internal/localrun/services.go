@@ -17,8 +17,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
@@ -63,16 +64,16 @@ func serviceBinary(binDir, name string) (string, error) {
 // in the endpoints directory, the process, then waits until its gRPC
 // health says SERVING (the control plane has programmed its listener and
 // its setup is done).
-func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, xdsAddr, vaultAddr string, cred provision.Credentials, operator provision.CertFiles, stopping func() bool, out io.Writer) (component, error) {
+func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, xdsAddr, vaultAddr string, cred provision.Credentials, operator pki.CertFiles, stopping func() bool, out io.Writer) (component, error) {
 	bin, err := serviceBinary(binDir, p.name)
 	if err != nil {
 		return component{}, err
 	}
-	port, err := testenv.FreePort()
+	port, err := components.FreePort()
 	if err != nil {
 		return component{}, err
 	}
-	metricsPort, err := testenv.FreePort()
+	metricsPort, err := components.FreePort()
 	if err != nil {
 		return component{}, err
 	}
@@ -95,7 +96,7 @@ func startProcess(ctx context.Context, p process, binDir, endpointsDir, logDir, 
 		"--xds-tls",
 	}, p.args...)
 	logPath := filepath.Join(logDir, p.instance+".log")
-	proc, err := testenv.StartProcess(p.instance, bin, args, serviceEnv(), logPath)
+	proc, err := components.StartProcess(p.instance, bin, args, serviceEnv(), logPath)
 	if err != nil {
 		os.Remove(endpoint)
 		return component{}, err
@@ -172,7 +173,7 @@ func serving(ctx context.Context, addr string, tlsConf *tls.Config) error {
 // devKey makes sure the development account and its admin key exist,
 // reusing those of an earlier run (the databases persist under the state
 // directory), and writes the key to STATE/dev-api-key (mode 0600).
-func devKey(ctx context.Context, state, xdsAddr string, operator provision.CertFiles) (string, error) {
+func devKey(ctx context.Context, state, xdsAddr string, operator pki.CertFiles) (string, error) {
 	node := fmt.Sprintf("bulkhead-up-%d", os.Getpid())
 	op := provision.Operator(xdsAddr, node, operator, true)
 	ucc, err := op.Dial("users")

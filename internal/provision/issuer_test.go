@@ -11,10 +11,10 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
-	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -44,37 +44,37 @@ func TestVaultIssuerWithTheControlPlaneAppRole(t *testing.T) {
 	}
 	c.SetToken(login.Auth.ClientToken)
 
-	iss, err := provision.VaultIssuer{Client: c, TTL: 10 * time.Minute}.Issue(ctx, ir.SPIFFEID("default", "gateway-ai"))
+	iss, err := pki.VaultIssuer{Client: c, TTL: 10 * time.Minute}.Issue(ctx, workload.SPIFFEID("default", "gateway-ai"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode([]byte(iss.CertificateChain))
+	block, _ := pem.Decode([]byte(iss.FullChain()))
 	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != ir.SPIFFEID("default", "gateway-ai") {
+	if err != nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != workload.SPIFFEID("default", "gateway-ai") {
 		t.Fatalf("issued %v %v", leaf, err)
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM([]byte(iss.TrustBundle))
 	inter := x509.NewCertPool()
-	inter.AppendCertsFromPEM([]byte(iss.CertificateChain))
+	inter.AppendCertsFromPEM([]byte(iss.FullChain()))
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Fatalf("does not chain to the trust bundle: %v", err)
 	}
 	// As the control-plane binary does it: a fresh AppRole login per issue.
-	loginIssuer := provision.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) {
-		return platform.VaultLogin(ctx, platform.VaultConfig{Address: v.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile})
+	loginIssuer := pki.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) {
+		return pki.Login(ctx, pki.VaultConfig{Address: v.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile})
 	}}
-	if iss, err := loginIssuer.Issue(ctx, ir.SPIFFEID("default", "router-edge")); err != nil || !strings.Contains(iss.CertificateChain, "BEGIN CERTIFICATE") {
+	if iss, err := loginIssuer.Issue(ctx, workload.SPIFFEID("default", "router-edge")); err != nil || !strings.Contains(iss.FullChain(), "BEGIN CERTIFICATE") {
 		t.Fatalf("issue after an AppRole login: %v", err)
 	}
-	if _, err := (provision.VaultIssuer{Client: c}).Issue(ctx, "spiffe://elsewhere.org/ns/x/sa/y"); err == nil {
+	if _, err := (pki.VaultIssuer{Client: c}).Issue(ctx, "spiffe://elsewhere.org/ns/x/sa/y"); err == nil {
 		t.Fatal("issued an identity of another trust domain")
 	}
 	// Least privilege: no service secret, no service PKI role.
 	if _, err := c.KVv2("secret").Get(ctx, "bulkhead/auth"); err == nil {
 		t.Fatal("the control plane read auth's secret")
 	}
-	if _, err := c.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/auth", map[string]any{"uri_sans": ir.SPIFFEID("default", "auth")}); err == nil {
+	if _, err := c.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/auth", map[string]any{"uri_sans": workload.SPIFFEID("default", "auth")}); err == nil {
 		t.Fatal("the control plane used auth's PKI role")
 	}
 }

@@ -13,8 +13,9 @@ import (
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	"google.golang.org/grpc/xds"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // MeshClient is a proxyless application's view of the mesh, for tools
@@ -24,23 +25,23 @@ import (
 type MeshClient struct {
 	XDSAddress, NodeID string
 	Name, Account      string
-	Certs              CertFiles
+	Certs              pki.CertFiles
 	XDSTLS             bool
 }
 
 // Operator is the operator's MeshClient (bulkhead up, the tests).
-func Operator(xdsAddr, nodeID string, certs CertFiles, xdsTLS bool) MeshClient {
+func Operator(xdsAddr, nodeID string, certs pki.CertFiles, xdsTLS bool) MeshClient {
 	return MeshClient{XDSAddress: xdsAddr, NodeID: nodeID, Name: "operator", Account: "operator", Certs: certs, XDSTLS: xdsTLS}
 }
 
 // Dial connects to a Service through the mesh.
 func (m MeshClient) Dial(service string) (*grpc.ClientConn, error) {
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
 		NodeID:         m.NodeID,
-		Proxy:          ir.ProxyID{Role: ir.RoleGRPC, Namespace: "default", Name: m.Name},
+		Proxy:          workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: m.Name},
 		ServiceAccount: m.Account,
 		XDSAddress:     m.XDSAddress,
-		Certificates:   &bootstrap.CertificateFiles{Certificate: m.Certs.Certificate, PrivateKey: m.Certs.PrivateKey, CA: m.Certs.CA},
+		Certificates:   &grpcbootstrap.CertificateFiles{Certificate: m.Certs.Certificate, PrivateKey: m.Certs.PrivateKey, CA: m.Certs.CA},
 		XDSTLS:         m.XDSTLS,
 	})
 	if err != nil {
@@ -62,7 +63,7 @@ func (m MeshClient) Dial(service string) (*grpc.ClientConn, error) {
 // server certificate that chains to the mesh's root and carries a SPIFFE
 // ID of the trust domain (workload certificates have no DNS names, so the
 // usual host name check does not apply).
-func OperatorTLS(certs CertFiles) (*tls.Config, error) {
+func OperatorTLS(certs pki.CertFiles) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(certs.Certificate, certs.PrivateKey)
 	if err != nil {
 		return nil, err
@@ -98,11 +99,11 @@ func OperatorTLS(certs CertFiles) (*tls.Config, error) {
 				return err
 			}
 			for _, u := range leaf.URIs {
-				if strings.HasPrefix(u.String(), ir.TrustDomainPrefix) {
+				if strings.HasPrefix(u.String(), workload.TrustDomainPrefix) {
 					return nil
 				}
 			}
-			return fmt.Errorf("server certificate has no SPIFFE ID of %s", ir.TrustDomain)
+			return fmt.Errorf("server certificate has no SPIFFE ID of %s", workload.TrustDomain)
 		},
 	}, nil
 }

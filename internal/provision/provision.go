@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -81,7 +82,7 @@ type Result struct {
 	Credentials map[string]Credentials
 	// Operator is the operator's workload certificate (Dir/operator), for
 	// the tools that call the services over the mesh.
-	Operator CertFiles
+	Operator pki.CertFiles
 	// RootCA is the mesh's trust bundle (PEM).
 	RootCA string
 	// RateLimitRedis is the rate-limit service's Redis user, limited to
@@ -112,7 +113,7 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	defer pg.Close(context.WithoutCancel(ctx))
 	rd := connectRedis(o.RedisAddr, o.RedisPassword)
 	defer rd.Close()
-	v, err := connectVault(o.VaultAddr, o.VaultToken)
+	v, err := pki.Client(o.VaultAddr, o.VaultToken)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provision %s: %w", bhvault.RateLimit, err)
 	}
-	operator := CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
+	operator := pki.CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
 	if err := issueOperator(ctx, v, operator); err != nil {
 		return nil, err
 	}

@@ -12,17 +12,6 @@ import (
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
-func connectVault(addr, token string) (*vault.Client, error) {
-	conf := vault.DefaultConfig()
-	conf.Address = addr
-	c, err := vault.NewClient(conf)
-	if err != nil {
-		return nil, fmt.Errorf("provision: vault: %w", err)
-	}
-	c.SetToken(token)
-	return c, nil
-}
-
 func enableAppRole(ctx context.Context, v *vault.Client) error {
 	auths, err := v.Sys().ListAuthWithContext(ctx)
 	if err != nil {

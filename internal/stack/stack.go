@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
@@ -30,14 +32,14 @@ import (
 // Stack is a running test platform.
 type Stack struct {
 	t            testing.TB
-	Postgres     *testenv.Postgres
-	Redis        *testenv.Redis
-	Vault        *testenv.Vault
+	Postgres     *components.Postgres
+	Redis        *components.Redis
+	Vault        *components.Vault
 	ControlPlane *controlplane.ControlPlane
 	EndpointsDir string
 	Creds        map[string]provision.Credentials
 	// Operator is the tests' identity on the mesh (SPIFFE sa/operator).
-	Operator provision.CertFiles
+	Operator pki.CertFiles
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -87,11 +89,11 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 
 	// Production mode: the xDS connection is mTLS and every node proves
 	// its identity; Envoy nodes would get their certificates over SDS.
-	v, err := provision.VaultClient(s.Vault.Addr, s.Vault.RootToken)
+	v, err := pki.Client(s.Vault.Addr, s.Vault.RootToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpCerts := provision.CertFilesIn(filepath.Join(t.TempDir(), "control-plane"))
+	cpCerts := pki.CertFilesIn(filepath.Join(t.TempDir(), "control-plane"))
 	if _, err := provision.IssueControlPlaneCert(ctx, v, cpCerts); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 		XDSAddress:   "127.0.0.1:0",
 		AdminAddress: "127.0.0.1:0",
 		TLS:          &controlplane.TLSFiles{Certificate: cpCerts.Certificate, PrivateKey: cpCerts.PrivateKey, CA: cpCerts.CA},
-		Issuer:       provision.VaultIssuer{Client: v},
+		Issuer:       pki.VaultIssuer{Client: v},
 		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Debounce:     20 * time.Millisecond,
 	})
@@ -112,11 +114,11 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 	return s
 }
 
-func startPostgres(t testing.TB) *testenv.Postgres {
+func startPostgres(t testing.TB) *components.Postgres {
 	dir := testenv.ReachableTempDir(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: filepath.Join(dir, "pg")})
+	pg, err := components.StartPostgres(ctx, components.PostgresOptions{Dir: filepath.Join(dir, "pg")})
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -163,7 +165,7 @@ func (s *Stack) StartService(name string, setup platform.Setup, o Options) *plat
 			GRPCAddress:    addr.String(),
 			XDSAddress:     s.ControlPlane.XDSAddr(),
 			XDSTLS:         true,
-			Vault:          platform.VaultConfig{Address: s.Vault.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile},
+			Vault:          pki.VaultConfig{Address: s.Vault.Addr, RoleID: cred.RoleID, SecretIDFile: cred.SecretIDFile},
 			Log:            testLog{s.t, o.Instance},
 			LogLevel:       slog.LevelWarn,
 			ServingTimeout: 30 * time.Second,

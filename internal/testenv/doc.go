@@ -1,10 +1,7 @@
-// Package testenv starts throwaway, real servers: PostgreSQL, Redis, Vault,
-// kube-apiserver with etcd, and a Kafka broker in process. Tests use the New*
-// helpers, which stop the server with t.Cleanup; the local runner (bulkhead
-// up) uses the Start* functions and Close.
-//
-// Every server listens on loopback on a free port, keeps its state in its own
-// directory and runs as a child process of the caller that dies with it, so
-// test packages running in parallel never share one. When a binary is
-// missing, the error names the make target that provides it.
+// Package testenv is what tests share: the New* wrappers that start a real
+// component (package components) for one test and stop it when the test
+// ends, and Eventually, the one way a test waits for something that
+// happens asynchronously. It imports package testing, so only tests (and
+// test harnesses such as internal/stack) may import it; `bulkhead up` uses
+// package components directly.
 package testenv

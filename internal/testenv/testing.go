@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 )
 
 // startTimeout bounds each server start in tests; a loaded 2-core machine
@@ -52,41 +54,41 @@ func start[S interface{ Close() error }](t testing.TB, what string, fn func(cont
 
 // NewPostgres starts a throwaway PostgreSQL for the test and stops it when
 // the test ends.
-func NewPostgres(t testing.TB) *Postgres {
+func NewPostgres(t testing.TB) *components.Postgres {
 	t.Helper()
-	return start(t, "postgres", func(ctx context.Context) (*Postgres, error) {
-		return StartPostgres(ctx, PostgresOptions{})
+	return start(t, "postgres", func(ctx context.Context) (*components.Postgres, error) {
+		return components.StartPostgres(ctx, components.PostgresOptions{})
 	})
 }
 
 // NewRedis starts a throwaway Redis for the test.
-func NewRedis(t testing.TB) *Redis {
+func NewRedis(t testing.TB) *components.Redis {
 	t.Helper()
-	return start(t, "redis", func(ctx context.Context) (*Redis, error) {
-		return StartRedis(ctx, RedisOptions{})
+	return start(t, "redis", func(ctx context.Context) (*components.Redis, error) {
+		return components.StartRedis(ctx, components.RedisOptions{})
 	})
 }
 
 // NewVault starts a throwaway Vault dev server for the test.
-func NewVault(t testing.TB) *Vault {
+func NewVault(t testing.TB) *components.Vault {
 	t.Helper()
-	return start(t, "vault", func(ctx context.Context) (*Vault, error) {
-		return StartVault(ctx, VaultOptions{})
+	return start(t, "vault", func(ctx context.Context) (*components.Vault, error) {
+		return components.StartVault(ctx, components.VaultOptions{})
 	})
 }
 
 // NewKube starts a throwaway kube-apiserver and etcd for the test.
-func NewKube(t testing.TB, opts KubeOptions) *Kube {
+func NewKube(t testing.TB, opts components.KubeOptions) *components.Kube {
 	t.Helper()
-	return start(t, "kube-apiserver", func(ctx context.Context) (*Kube, error) {
-		return StartKube(ctx, opts)
+	return start(t, "kube-apiserver", func(ctx context.Context) (*components.Kube, error) {
+		return components.StartKube(ctx, opts)
 	})
 }
 
 // NewKafka starts an in-process Kafka broker for the test.
-func NewKafka(t testing.TB, opts KafkaOptions) *Kafka {
+func NewKafka(t testing.TB, opts components.KafkaOptions) *components.Kafka {
 	t.Helper()
-	return start(t, "kafka", func(context.Context) (*Kafka, error) {
-		return StartKafka(opts)
+	return start(t, "kafka", func(context.Context) (*components.Kafka, error) {
+		return components.StartKafka(opts)
 	})
 }

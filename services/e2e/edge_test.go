@@ -30,12 +30,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/envoysim"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
@@ -67,7 +68,7 @@ func gatewayFilter(t *testing.T, res xds.Resources, name string, cfg proto.Messa
 func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
 	t.Helper()
 	r := controlplane.Offline(filepath.Join(stack.RepoRoot(), "policies", "mesh"))
-	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	res, err := xds.Build(r.Config(workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func gatewayExtAuthz(t *testing.T) *extauthzv3.ExtAuthz {
 func gatewayRoutes(t *testing.T) *routev3.RouteConfiguration {
 	t.Helper()
 	r := controlplane.Offline(filepath.Join(stack.RepoRoot(), "policies", "mesh"))
-	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	res, err := xds.Build(r.Config(workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +165,9 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 	// by the platform's control plane, counts it against the per-key rule
 	// of policies/mesh/ratelimit.yaml.
 	rlCerts := issueWith(t, p.Stack, bhvault.EnvoyIssuerRole, bhvault.RateLimit)
-	rl, err := testenv.StartRateLimit(ctx, testenv.RateLimitOptions{
+	rl, err := components.StartRateLimit(ctx, components.RateLimitOptions{
 		XDSAddress: p.ControlPlane.XDSAddr(), RedisAddr: p.Stack.Redis.Addr, RedisPassword: p.Stack.Redis.Password, KeyPrefix: "ratelimit:",
-		XDSTLS: &testenv.TLSFiles{Certificate: rlCerts.Certificate, PrivateKey: rlCerts.PrivateKey, CA: rlCerts.CA},
+		XDSTLS: &components.TLSFiles{Certificate: rlCerts.Certificate, PrivateKey: rlCerts.PrivateKey, CA: rlCerts.CA},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -188,20 +189,14 @@ func TestGatewayExtAuthzAgainstAuth(t *testing.T) {
 	}
 	defer rlc.Close()
 	var decision *rlsv3.RateLimitResponse
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Eventually(t, time.Minute, "the rate-limit service's rule for the descriptors", func() error {
 		decision, err = rlsv3.NewRateLimitServiceClient(rlc).ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "default/ai/10082", Descriptors: ds, HitsAddend: 1})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if len(decision.GetStatuses()) > 0 && decision.GetStatuses()[0].GetCurrentLimit() != nil {
-			break // the rules have arrived
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rate-limit service has no rule for %v after 20 s: %v\n%s", ds, decision, rl.LogTail())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Until(len(decision.GetStatuses()) > 0 && decision.GetStatuses()[0].GetCurrentLimit() != nil,
+			"no rule for %v yet: %v\n%s", ds, decision, rl.LogTail())
+	})
 	perKey := decision.GetStatuses()[0]
 	if len(ds) == 0 || ds[0].GetEntries()[1].GetKey() != "key_id" || ds[0].GetEntries()[1].GetValue() != got[identity.KeyIDHeader] ||
 		decision.GetOverallCode() != rlsv3.RateLimitResponse_OK || perKey.GetCurrentLimit().GetRequestsPerUnit() != 1200 || perKey.GetLimitRemaining() != 1199 {
@@ -253,7 +248,7 @@ func checkJWTAgainstPublishedKeys(t *testing.T, p *stack.Platform, token string)
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := xds.Build(r.Config(ir.ProxyID{Role: ir.RoleGateway, Namespace: "default", Name: "ai"}))
+	res, err := xds.Build(r.Config(workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 func chatBody(extra map[string]any) map[string]any {
@@ -137,22 +138,15 @@ func TestChatCompletionFlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close(ctx)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testenv.Eventually(t, 20*time.Second, "the conversation turns recorded", func() error {
 			var convs, msgs int
 			err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages WHERE role = 'assistant' AND content <> '')`).Scan(&convs, &msgs)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			// Three completions so far, all opening the same conversation.
-			if convs == 1 && msgs == 3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d conversations, %d replies recorded; want 1 and 3", convs, msgs)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return testenv.Until(convs == 1 && msgs == 3, "%d conversations, %d replies recorded; want 1 and 3", convs, msgs)
+		})
 	})
 
 	t.Run("reference metrics", func(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
-	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 )
@@ -17,7 +17,7 @@ import (
 // forwards to deepseek-chat upstream; with the same seed the text is the
 // same as asking deepseek-chat directly, streamed through.
 func TestOpenAIEngine(t *testing.T) {
-	port, err := testenv.QuietPort()
+	port, err := components.QuietPort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
-	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // certs keeps the service's workload certificate fresh: issued by Vault's
@@ -20,7 +20,7 @@ type certs struct {
 	*renewer
 	cfg   Config
 	log   *slog.Logger
-	files provision.CertFiles
+	files pki.CertFiles
 	id    string
 }
 
@@ -33,7 +33,7 @@ func startCerts(ctx context.Context, cfg Config, log *slog.Logger) (*certs, erro
 		}
 		dir = d
 	}
-	c := &certs{cfg: cfg, log: log, files: provision.CertFilesIn(dir), id: ir.SPIFFEID(cfg.Namespace, cfg.Name)}
+	c := &certs{cfg: cfg, log: log, files: pki.CertFilesIn(dir), id: workload.SPIFFEID(cfg.Namespace, cfg.Name)}
 	r, err := startRenewer(ctx, "the workload certificate", log, c.issue)
 	if err != nil {
 		return nil, err
@@ -44,12 +44,12 @@ func startCerts(ctx context.Context, cfg Config, log *slog.Logger) (*certs, erro
 
 // issue gets a new certificate and writes it.
 func (c *certs) issue(ctx context.Context) (time.Time, time.Time, error) {
-	client, err := VaultLogin(ctx, c.cfg.Vault)
+	client, err := pki.Login(ctx, c.cfg.Vault)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	defer revoke(ctx, client, c.log)
-	iss, err := provision.IssueCert(ctx, client, c.cfg.Name, c.id, c.cfg.CertTTL)
+	defer pki.Revoke(ctx, client, c.log)
+	iss, err := pki.IssueCert(ctx, client, c.cfg.Name, c.id, c.cfg.CertTTL)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	bhvault "github.com/bulkhead-mesh/bulkhead/vault"
 )
 
@@ -41,7 +42,7 @@ func startDBCreds(ctx context.Context, cfg Config, log *slog.Logger) (*dbCreds, 
 }
 
 func (d *dbCreds) fetch(ctx context.Context) (time.Time, time.Time, error) {
-	client, err := VaultLogin(ctx, d.cfg.Vault)
+	client, err := pki.Login(ctx, d.cfg.Vault)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}

@@ -16,9 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
-	"github.com/bulkhead-mesh/bulkhead/services/platform"
 )
 
 // In a cluster a service logs in to Vault with its Kubernetes service
@@ -26,13 +27,13 @@ import (
 // account gets users' secret and nothing else, another account is refused.
 // Real kube-apiserver + etcd, real Vault.
 func TestVaultKubernetesLogin(t *testing.T) {
-	var k *testenv.Kube
-	var pg *testenv.Postgres
-	var rd *testenv.Redis
-	var v *testenv.Vault
+	var k *components.Kube
+	var pg *components.Postgres
+	var rd *components.Redis
+	var v *components.Vault
 	var wg sync.WaitGroup
 	wg.Add(4)
-	go func() { defer wg.Done(); k = testenv.NewKube(t, testenv.KubeOptions{}) }()
+	go func() { defer wg.Done(); k = testenv.NewKube(t, components.KubeOptions{}) }()
 	go func() { defer wg.Done(); pg = testenv.NewPostgres(t) }()
 	go func() { defer wg.Done(); rd = testenv.NewRedis(t) }()
 	go func() { defer wg.Done(); v = testenv.NewVault(t) }()
@@ -90,7 +91,7 @@ func TestVaultKubernetesLogin(t *testing.T) {
 	}
 	usersTok, chatTok := write("users", token("users")), write("chat", token("chat"))
 
-	c, err := platform.VaultLogin(ctx, platform.VaultConfig{Address: v.Addr, KubernetesRole: "users", KubernetesTokenFile: usersTok})
+	c, err := pki.Login(ctx, pki.VaultConfig{Address: v.Addr, KubernetesRole: "users", KubernetesTokenFile: usersTok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestVaultKubernetesLogin(t *testing.T) {
 		t.Fatal("users read auth's secret")
 	}
 	// chat's account presenting itself for the users role: refused.
-	if _, err := platform.VaultLogin(ctx, platform.VaultConfig{Address: v.Addr, KubernetesRole: "users", KubernetesTokenFile: chatTok}); err == nil || !strings.Contains(err.Error(), "vault kubernetes login") {
+	if _, err := pki.Login(ctx, pki.VaultConfig{Address: v.Addr, KubernetesRole: "users", KubernetesTokenFile: chatTok}); err == nil || !strings.Contains(err.Error(), "vault kubernetes login") {
 		t.Fatalf("another service account for the users role: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
 
 // Main is a service's whole main: flags (the shared ones below plus the
@@ -57,7 +59,7 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	fs.StringVar(&cfg.Vault.RoleID, "vault-role-id", "", "the service's AppRole role id (required)")
 	fs.StringVar(&cfg.Vault.SecretIDFile, "vault-secret-id-file", "", "file holding the AppRole secret id (required)")
 	fs.StringVar(&cfg.Vault.KubernetesRole, "vault-kubernetes-role", "", "log in to Vault with the pod's service account for this role (in a cluster) instead of AppRole")
-	fs.StringVar(&cfg.Vault.KubernetesTokenFile, "vault-kubernetes-token-file", "", "the service account token (default "+DefaultKubernetesTokenFile+")")
+	fs.StringVar(&cfg.Vault.KubernetesTokenFile, "vault-kubernetes-token-file", "", "the service account token (default "+pki.DefaultKubernetesTokenFile+")")
 	fs.StringVar(&cfg.SecretsPath, "secrets-path", "", "Vault KV v2 path of the service's secret (default bulkhead/NAME)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "longest graceful stop before calls in flight are cut (default 10s)")

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 
-	"github.com/bulkhead-mesh/bulkhead/control-plane/bootstrap"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
-	"github.com/bulkhead-mesh/bulkhead/internal/provision"
+	"github.com/bulkhead-mesh/bulkhead/internal/grpcbootstrap"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // mesh is the service's place on the proxyless mesh: one xDS bootstrap (its
@@ -37,16 +37,16 @@ type mesh struct {
 	conns    map[string]*grpc.ClientConn
 }
 
-func newMesh(cfg Config, tel *Telemetry, log *slog.Logger, certs provision.CertFiles) (*mesh, error) {
-	bs, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+func newMesh(cfg Config, tel *Telemetry, log *slog.Logger, certs pki.CertFiles) (*mesh, error) {
+	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
 		NodeID:         cfg.Instance,
-		Proxy:          ir.ProxyID{Role: ir.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
+		Proxy:          workload.ProxyID{Role: workload.RoleGRPC, Namespace: cfg.Namespace, Name: cfg.Service},
 		ServiceAccount: cfg.Name,
 		XDSAddress:     cfg.XDSAddress,
 		XDSTLS:         cfg.XDSTLS,
 		// Whether mTLS is used is the control plane's call (the Service's
 		// SecurityPolicy); the certificates are always at hand.
-		Certificates: &bootstrap.CertificateFiles{
+		Certificates: &grpcbootstrap.CertificateFiles{
 			Certificate: certs.Certificate, PrivateKey: certs.PrivateKey, CA: certs.CA,
 			RefreshInterval: time.Second,
 		},

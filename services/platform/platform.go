@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
 
 // MeshPort is the port of every platform Service in policies/mesh: clients
@@ -64,7 +66,7 @@ type Config struct {
 	XDSAddress string
 	XDSTLS     bool
 	// Vault holds the AppRole login.
-	Vault VaultConfig
+	Vault pki.VaultConfig
 	// SecretsPath overrides the Vault KV path (default bulkhead/NAME):
 	// auth's cache-only pool reads auth's secrets.
 	SecretsPath string
@@ -304,11 +306,23 @@ func (s *Service) DatabaseCredentialsIssued() int {
 // RenewalFailures counts the certificate and database-credential renewals
 // that failed (each is also logged).
 func (s *Service) RenewalFailures() int {
+	return s.CertificateRenewalFailures() + s.DatabaseRenewalFailures()
+}
+
+// CertificateRenewalFailures counts the workload certificate renewals that
+// failed.
+func (s *Service) CertificateRenewalFailures() int {
 	_, n := s.rt.certs.counts()
-	if s.rt.dbCreds != nil {
-		_, f := s.rt.dbCreds.counts()
-		n += f
+	return n
+}
+
+// DatabaseRenewalFailures counts the database-credential renewals that
+// failed (0 for a service without a database).
+func (s *Service) DatabaseRenewalFailures() int {
+	if s.rt.dbCreds == nil {
+		return 0
 	}
+	_, n := s.rt.dbCreds.counts()
 	return n
 }
 

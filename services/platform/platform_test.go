@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 )
@@ -43,12 +44,12 @@ func TestStartWithoutVaultSaysWhy(t *testing.T) {
 	os.WriteFile(secret, []byte("x"), 0o600)
 	t.Setenv("VAULT_ADDR", "")
 	for _, c := range []struct {
-		vault platform.VaultConfig
+		vault pki.VaultConfig
 		want  string
 	}{
-		{platform.VaultConfig{}, "--vault-address (or VAULT_ADDR) is required"},
-		{platform.VaultConfig{Address: "http://127.0.0.1:1"}, "--vault-role-id and --vault-secret-id-file are required"},
-		{platform.VaultConfig{Address: "http://127.0.0.1:1", RoleID: "r", SecretIDFile: secret}, "vault AppRole login at http://127.0.0.1:1"},
+		{pki.VaultConfig{}, "--vault-address (or VAULT_ADDR) is required"},
+		{pki.VaultConfig{Address: "http://127.0.0.1:1"}, "--vault-role-id and --vault-secret-id-file are required"},
+		{pki.VaultConfig{Address: "http://127.0.0.1:1", RoleID: "r", SecretIDFile: secret}, "vault AppRole login at http://127.0.0.1:1"},
 	} {
 		_, err := platform.Start(t.Context(), platform.Config{Name: "svc", GRPCAddress: "127.0.0.1:0", XDSAddress: "127.0.0.1:1", Vault: c.vault},
 			func(context.Context, *platform.Runtime) error { return nil })

@@ -2,38 +2,13 @@ package platform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 
-	vault "github.com/hashicorp/vault/api"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
-
-// VaultConfig is how a service logs in to Vault: AppRole locally (the role
-// id is not secret; the secret id is read from a file that only the
-// service's user can read). Kubernetes auth comes with the kind deployment.
-type VaultConfig struct {
-	// Address of Vault (default $VAULT_ADDR).
-	Address string
-	// RoleID of the service's AppRole.
-	RoleID string
-	// SecretIDFile holds the AppRole secret id.
-	SecretIDFile string
-	// KVMount is the KV v2 mount (default "secret").
-	KVMount string
-	// KubernetesRole, when set, logs in with Vault's Kubernetes auth
-	// (in a cluster) instead of AppRole: the service account token in
-	// KubernetesTokenFile (default the projected token's path) for this
-	// Vault role.
-	KubernetesRole      string
-	KubernetesTokenFile string
-}
-
-// DefaultKubernetesTokenFile is where a pod's service account token is.
-const DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 // Secrets is a service's Vault KV secret. Its values are never logged.
 type Secrets map[string]string
@@ -55,105 +30,16 @@ func (s Secrets) Get(key string) (string, error) {
 // String hides the values.
 func (s Secrets) String() string { return fmt.Sprintf("Secrets(%d keys)", len(s)) }
 
-// VaultLogin logs in with the service's AppRole (or, in a cluster, its
-// Kubernetes service account) and returns a client with a fresh token.
-// Each use of Vault logs in again (secrets at start, each certificate,
-// each database user), so there is no long-lived token to renew or lose.
-func VaultLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
-	if vc.KubernetesRole != "" {
-		return kubernetesLogin(ctx, vc)
-	}
-	return appRoleLogin(ctx, vc)
-}
-
-func newVaultClient(vc VaultConfig) (*vault.Client, error) {
-	if vc.Address == "" {
-		vc.Address = os.Getenv("VAULT_ADDR")
-	}
-	if vc.Address == "" {
-		return nil, errors.New("--vault-address (or VAULT_ADDR) is required: every secret comes from Vault")
-	}
-	conf := vault.DefaultConfig()
-	conf.Address = vc.Address
-	conf.MaxRetries = 0
-	client, err := vault.NewClient(conf)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	client.ClearToken()
-	return client, nil
-}
-
-func kubernetesLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
-	path := vc.KubernetesTokenFile
-	if path == "" {
-		path = DefaultKubernetesTokenFile
-	}
-	jwt, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("vault kubernetes login: service account token: %w", err)
-	}
-	client, err := newVaultClient(vc)
-	if err != nil {
-		return nil, err
-	}
-	login, err := client.Logical().WriteWithContext(ctx, "auth/kubernetes/login", map[string]any{
-		"role": vc.KubernetesRole, "jwt": strings.TrimSpace(string(jwt)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault kubernetes login at %s (role %s): %w", client.Address(), vc.KubernetesRole, err)
-	}
-	if login == nil || login.Auth == nil {
-		return nil, fmt.Errorf("vault kubernetes login at %s: no token in the answer", client.Address())
-	}
-	client.SetToken(login.Auth.ClientToken)
-	return client, nil
-}
-
-func appRoleLogin(ctx context.Context, vc VaultConfig) (*vault.Client, error) {
-	client, err := newVaultClient(vc)
-	if err != nil {
-		return nil, err
-	}
-	if vc.RoleID == "" || vc.SecretIDFile == "" {
-		return nil, errors.New("--vault-role-id and --vault-secret-id-file are required (the service's AppRole)")
-	}
-	secretID, err := os.ReadFile(vc.SecretIDFile)
-	if err != nil {
-		return nil, fmt.Errorf("vault secret id: %w", err)
-	}
-	login, err := client.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{
-		"role_id":   vc.RoleID,
-		"secret_id": strings.TrimSpace(string(secretID)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault AppRole login at %s: %w", client.Address(), err)
-	}
-	if login == nil || login.Auth == nil {
-		return nil, fmt.Errorf("vault AppRole login at %s: no token in the answer", client.Address())
-	}
-	client.SetToken(login.Auth.ClientToken)
-	return client, nil
-}
-
-// revoke ends a login token once its work is done, rather than leave it
-// valid until its TTL.
-func revoke(ctx context.Context, c *vault.Client, log *slog.Logger) {
-	if err := c.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
-		log.Warn("vault: revoking the login token", "error", err)
-	}
-}
-
 func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, error) {
 	mount := cfg.Vault.KVMount
 	if mount == "" {
 		mount = "secret"
 	}
-	client, err := VaultLogin(ctx, cfg.Vault)
+	client, err := pki.Login(ctx, cfg.Vault)
 	if err != nil {
 		return nil, err
 	}
-	defer revoke(ctx, client, log)
+	defer pki.Revoke(ctx, client, log)
 	kv, err := client.KVv2(mount).Get(ctx, cfg.SecretsPath)
 	if err != nil {
 		return nil, fmt.Errorf("vault: read %s/%s: %w", mount, cfg.SecretsPath, err)

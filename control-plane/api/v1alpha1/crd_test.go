@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/internal/admissioncases"
+	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
@@ -27,7 +28,7 @@ var resources = map[string]string{
 
 func TestCRDAdmission(t *testing.T) {
 	t.Parallel()
-	k := testenv.NewKube(t, testenv.KubeOptions{CRDDirs: []string{crdDir}})
+	k := testenv.NewKube(t, components.KubeOptions{CRDDirs: []string{crdDir}})
 	dyn, err := dynamic.NewForConfig(k.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
-	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
 
 func main() {
@@ -35,7 +33,7 @@ func main() {
 	fs.StringVar(&tlsFiles.Certificate, "tls-cert", "", "production mode: the control plane's certificate (PEM chain); with --tls-key and --tls-ca the xDS connection is mTLS and nodes prove their identity")
 	fs.StringVar(&tlsFiles.PrivateKey, "tls-key", "", "production mode: its private key")
 	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "production mode: the trust bundle the nodes' certificates must chain to")
-	var vc platform.VaultConfig
+	var vc pki.VaultConfig
 	fs.StringVar(&vc.Address, "vault-address", "", "production mode: Vault, whose PKI issues the certificates served over SDS to proven Envoy nodes (none are served without it)")
 	fs.StringVar(&vc.RoleID, "vault-role-id", "", "the control plane's AppRole role id")
 	fs.StringVar(&vc.SecretIDFile, "vault-secret-id-file", "", "file holding its AppRole secret id")
@@ -71,7 +69,7 @@ func main() {
 	case set:
 		tlsOpt = &tlsFiles
 	}
-	var issuer server.Issuer
+	var issuer pki.Issuer
 	if vc.Address != "" {
 		if tlsOpt == nil {
 			log.Error("--vault-address serves certificates over SDS, which only proven nodes get: it needs production mode (--tls-cert, --tls-key, --tls-ca)")
@@ -81,7 +79,7 @@ func main() {
 			log.Error("--vault-address needs --vault-role-id and --vault-secret-id-file (or --vault-kubernetes-role)")
 			os.Exit(2)
 		}
-		issuer = provision.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) { return platform.VaultLogin(ctx, vc) }}
+		issuer = pki.VaultIssuer{Login: func(ctx context.Context) (*vault.Client, error) { return pki.Login(ctx, vc) }}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,5 +1,8 @@
-// Package faultinjection applies BackendPolicy.faultInjection to routes:
-// Envoy's fault filter, which proxyless gRPC clients also implement.
+// Package faultinjection is BackendPolicy.faultInjection: delays and
+// aborts a share of a route's requests (chaos testing). Envoy's fault
+// filter, which proxyless gRPC clients implement too (gRFC A33).
+//
+// Attaches to a Service (its routes) or a route.
 package faultinjection
 
 import (
@@ -8,7 +11,27 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
+
+// Feature is BackendPolicy.faultInjection.
+var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.FaultInjection, *ir.Fault]{
+	Meta:  policies.Meta{Name: "faultInjection", Kind: policies.BackendPolicy, Attaches: policies.Service | policies.Route},
+	Field: func(p *v1alpha1.BackendPolicy) *v1alpha1.FaultInjection { return p.Spec.FaultInjection },
+	Build: func(spec *v1alpha1.FaultInjection, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.Fault, bool) {
+		f, err := Build(spec)
+		if err != nil {
+			policies.ReportErr(c.Report, "spec.faultInjection", err)
+			return nil, false
+		}
+		return f, true
+	},
+	Apply: func(f *ir.Fault, t *policies.Target, _ policies.Env) {
+		for _, rt := range t.Routes {
+			t.Claim(rt, "faultInjection", func() { rt.Fault = f })
+		}
+	},
+}
 
 // Build validates a fault-injection policy and returns its IR.
 func Build(spec *v1alpha1.FaultInjection) (*ir.Fault, error) {

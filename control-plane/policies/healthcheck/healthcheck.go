@@ -1,6 +1,9 @@
-// Package healthcheck applies BackendPolicy.healthCheck to clusters: Envoy
-// probes each endpoint actively. Proxyless gRPC clients do not probe; they
-// rely on outlier detection and on the endpoints' health in EDS.
+// Package healthcheck is BackendPolicy.healthCheck: Envoy probes each
+// endpoint of a Service actively (HTTP, gRPC health or TCP). Proxyless gRPC
+// clients do not probe; they rely on outlier detection and on the
+// endpoints' health in EDS.
+//
+// Attaches to a Service only (its clusters).
 package healthcheck
 
 import (
@@ -9,7 +12,28 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
+
+// Feature is BackendPolicy.healthCheck.
+var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.HealthCheck, *ir.HealthCheck]{
+	Meta:    policies.Meta{Name: "healthCheck", Kind: policies.BackendPolicy, Attaches: policies.Service},
+	Field:   func(p *v1alpha1.BackendPolicy) *v1alpha1.HealthCheck { return p.Spec.HealthCheck },
+	Refusal: policies.ServiceOnly("spec.healthCheck"),
+	Build: func(spec *v1alpha1.HealthCheck, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.HealthCheck, bool) {
+		hc, err := Build(spec)
+		if err != nil {
+			policies.ReportErr(c.Report, "spec.healthCheck", err)
+			return nil, false
+		}
+		return hc, true
+	},
+	Apply: func(hc *ir.HealthCheck, t *policies.Target, _ policies.Env) {
+		for _, c := range t.Clusters {
+			t.Claim(c, "healthCheck", func() { c.HealthCheck = hc })
+		}
+	},
+}
 
 // Build validates an active health check and returns its IR.
 func Build(spec *v1alpha1.HealthCheck) (*ir.HealthCheck, error) {

@@ -1,5 +1,7 @@
-// Package outlierdetection applies BackendPolicy.outlierDetection to
-// clusters.
+// Package outlierdetection is BackendPolicy.outlierDetection: endpoints of
+// a Service that keep failing are ejected for a while.
+//
+// Attaches to a Service only (its clusters).
 //
 // Envoy honours every setting. Proxyless gRPC clients implement the
 // failure-percentage (and success-rate) algorithms only (gRFC A50): a policy
@@ -15,6 +17,26 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
+
+// Feature is BackendPolicy.outlierDetection.
+var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.OutlierDetection, *ir.OutlierDetection]{
+	Meta:    policies.Meta{Name: "outlierDetection", Kind: policies.BackendPolicy, Attaches: policies.Service},
+	Field:   func(p *v1alpha1.BackendPolicy) *v1alpha1.OutlierDetection { return p.Spec.OutlierDetection },
+	Refusal: policies.ServiceOnly("spec.outlierDetection"),
+	Build: func(spec *v1alpha1.OutlierDetection, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.OutlierDetection, bool) {
+		od, err := Build(spec)
+		if err != nil {
+			policies.ReportErr(c.Report, "spec.outlierDetection", err)
+			return nil, false
+		}
+		return od, true
+	},
+	Apply: func(od *ir.OutlierDetection, t *policies.Target, _ policies.Env) {
+		for _, c := range t.Clusters {
+			t.Claim(c, "outlierDetection", func() { c.OutlierDetection = od })
+		}
+	},
+}
 
 // Build validates an outlier-detection policy and returns its IR.
 func Build(spec *v1alpha1.OutlierDetection) (*ir.OutlierDetection, error) {

@@ -1,9 +1,19 @@
-// Package retry applies BackendPolicy.retry to routes.
+// Package retry is BackendPolicy.retry: how a route re-sends failed
+// requests.
+//
+// Attaches to a Service (every route of the traffic to it) or to an
+// HTTPRoute or GRPCRoute (that route's rules); a route-level policy beats
+// a Service-level one.
 //
 // Envoy honours every condition; proxyless gRPC clients honour the gRPC
 // status conditions (cancelled, deadline-exceeded, internal,
 // resource-exhausted, unavailable), numRetries and backoff, and ignore the
 // HTTP ones and perTryTimeout.
+//
+// Per-try timeout: an HTTPRoute rule's timeouts.backendRequest, when set,
+// bounds each attempt of that route instead of the policy's perTryTimeout
+// (the route is the more specific of the two, as Gateway API intends); a
+// route without a retry policy is still bounded by it.
 package retry
 
 import (
@@ -12,7 +22,38 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 )
+
+// Feature is BackendPolicy.retry.
+var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.Retry, *ir.Retry]{
+	Meta:  policies.Meta{Name: "retry", Kind: policies.BackendPolicy, Attaches: policies.Service | policies.Route},
+	Field: func(p *v1alpha1.BackendPolicy) *v1alpha1.Retry { return p.Spec.Retry },
+	Build: func(spec *v1alpha1.Retry, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.Retry, bool) {
+		r, err := Build(spec)
+		if err != nil {
+			policies.ReportErr(c.Report, "spec.retry", err)
+			return nil, false
+		}
+		return r, true
+	},
+	Apply: func(r *ir.Retry, t *policies.Target, _ policies.Env) {
+		for _, rt := range t.Routes {
+			t.Claim(rt, "retry", func() { rt.Retry = OnRoute(r, rt) })
+		}
+	},
+}
+
+// OnRoute is the retry a route gets: the policy's, each attempt bounded by
+// the route's own per-try timeout when it has one.
+func OnRoute(r *ir.Retry, rt *ir.Route) *ir.Retry {
+	if rt.PerTryTimeout == nil {
+		return r
+	}
+	c := *r
+	c.PerTryTimeout = rt.PerTryTimeout
+	return &c
+}
 
 // Build validates a retry policy and returns its IR.
 func Build(spec *v1alpha1.Retry) (*ir.Retry, error) {

@@ -2,15 +2,18 @@ package file_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 const svc = "apiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec:\n  ports: [{name: grpc, port: 9000}]\n"
@@ -68,26 +71,31 @@ func TestRunSendsAnUpdateOnEveryChange(t *testing.T) {
 	if u := next("at start"); len(u.Resources.Services) != 1 {
 		t.Fatalf("first update has %d Services; want 1", len(u.Resources.Services))
 	}
+	// The provider may send an update per file event: the test follows the
+	// latest.
+	var latest atomic.Pointer[provider.Update]
+	go func() {
+		for {
+			select {
+			case u := <-out:
+				latest.Store(&u)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	services := func(n int) func() error {
+		return func() error {
+			u := latest.Load()
+			if u == nil {
+				return fmt.Errorf("no update since the change")
+			}
+			return testenv.Until(len(u.Resources.Services) == n, "the latest update has %d Services; want %d", len(u.Resources.Services), n)
+		}
+	}
 	// A file in a directory created after the start is seen too.
 	write(t, filepath.Join(dir, "new", "b.yaml"), strings.Replace(svc, "%s", "b", 1))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		u := next("after adding new/b.yaml")
-		if len(u.Resources.Services) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("new/b.yaml never showed up")
-		}
-	}
+	testenv.Eventually(t, 20*time.Second, "new/b.yaml read", services(2))
 	write(t, filepath.Join(endpoints, "c.yaml"), strings.Replace(svc, "%s", "c", 1))
-	for {
-		u := next("after adding c.yaml in the second directory")
-		if len(u.Resources.Services) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("c.yaml in the second directory never showed up")
-		}
-	}
+	testenv.Eventually(t, 20*time.Second, "c.yaml in the second directory read", services(3))
 }

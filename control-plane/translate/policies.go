@@ -1,0 +1,319 @@
+package translate
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+)
+
+// policyKind is how translate runs the policies of one kind.
+type policyKind struct {
+	name string
+	// targets are the kinds its targetRefs may name (its features then
+	// refuse the targets they cannot attach to).
+	targets policies.Attach
+	// list returns its policies in the order they apply.
+	list func(*resource.Resources) []policyObject
+	// atomic: a policy with any problem applies nothing (otherwise each
+	// feature without a problem applies, to the targets it attaches to).
+	atomic bool
+	// precedence arbitrates between policies that set the same thing on
+	// the same IR object (BackendPolicy); without it, they apply in turn.
+	precedence bool
+	// accepted is the message of Accepted=True.
+	accepted string
+	// prepare gives the kind's targets what its features share (nil:
+	// nothing); check is a rule of the kind over a policy without problems
+	// (nil: none); commit records an applied policy (nil: nothing).
+	prepare func(t *translator, p policyObject, targets []*policies.Target)
+	check   func(t *translator, p policyObject, targets []*policies.Target, report policies.Report)
+	commit  func(t *translator, p policyObject, targets []*policies.Target)
+}
+
+// policyObject is a policy with its targetRefs.
+type policyObject struct {
+	obj  client.Object
+	key  resource.Key
+	refs []v1alpha1.PolicyTargetReference
+}
+
+// problem is one problem of a policy; notFound marks a target that could
+// not be resolved.
+type problem struct {
+	field, message string
+	notFound       bool
+}
+
+// policyRun is one policy being translated.
+type policyRun struct {
+	p        policyObject
+	targets  []*policies.Target
+	problems []problem
+	// conflicts are the things another policy set first (precedence).
+	conflicts []string
+	// built are the features to apply, with their values and targets.
+	built []builtFeature
+}
+
+type builtFeature struct {
+	f       policies.Feature
+	value   any
+	targets []*policies.Target
+}
+
+// claimKey is one thing (what) set on one IR object; claim records which
+// policy set it, at which level.
+type claimKey struct {
+	obj  any
+	what string
+}
+
+type claim struct {
+	policy     string
+	routeLevel bool
+}
+
+// policies runs every kind's policies, then its features' Finish steps.
+// Policies of a kind without precedence apply one after the other, each
+// validated against what the ones before it applied (one SecurityPolicy
+// per Service); with precedence, all are validated, then applied by level.
+func (t *translator) policies() {
+	env := &env{t: t}
+	for _, k := range kinds {
+		var features []policies.Feature
+		for _, f := range Features {
+			if f.Info().Kind == k.name {
+				features = append(features, f)
+			}
+		}
+		var runs []*policyRun
+		for _, p := range k.list(t.res) {
+			r := t.buildPolicy(k, features, p, env)
+			runs = append(runs, r)
+			if !k.precedence {
+				t.applyPolicies(k, []*policyRun{r}, env)
+			}
+		}
+		if k.precedence {
+			t.applyPolicies(k, runs, env)
+		}
+		for _, r := range runs {
+			t.policyStatus(k, r)
+		}
+		for _, f := range features {
+			f.Complete(env)
+		}
+	}
+}
+
+// buildPolicy resolves a policy's targets and validates its features.
+func (t *translator) buildPolicy(k policyKind, features []policies.Feature, p policyObject, env policies.Env) *policyRun {
+	r := &policyRun{p: p}
+	report := func(field, msg string) {
+		t.fail(p.key, field, "%s", msg)
+		r.problems = append(r.problems, problem{field: field, message: msg})
+	}
+	r.targets = t.resolveTargets(k, p, func(field, msg string) {
+		report(field, msg)
+		r.problems[len(r.problems)-1].notFound = true
+	})
+	if k.prepare != nil {
+		k.prepare(t, p, r.targets)
+	}
+	failed := func() bool { return len(r.problems) > 0 }
+	for _, f := range features {
+		if !f.Present(p.obj) {
+			continue
+		}
+		var attached []*policies.Target
+		for _, tg := range r.targets {
+			if f.Info().Attaches&policies.AttachOf(tg.Kind) == 0 {
+				f.Refuse(tg, report)
+				continue
+			}
+			attached = append(attached, tg)
+		}
+		if v, ok := f.Validate(p.obj, attached, env, report, failed); ok {
+			r.built = append(r.built, builtFeature{f: f, value: v, targets: attached})
+		}
+	}
+	if k.check != nil && !failed() {
+		k.check(t, p, r.targets, report)
+	}
+	return r
+}
+
+// applyPolicies applies the built features. With precedence, every
+// policy's Service targets apply first, then every route target, so that
+// route-level policies can override Service-level ones.
+func (t *translator) applyPolicies(k policyKind, runs []*policyRun, env policies.Env) {
+	levels := []func(*policies.Target) bool{func(*policies.Target) bool { return true }}
+	if k.precedence {
+		levels = []func(*policies.Target) bool{
+			func(tg *policies.Target) bool { return policies.AttachOf(tg.Kind) != policies.Route },
+			func(tg *policies.Target) bool { return policies.AttachOf(tg.Kind) == policies.Route },
+		}
+	}
+	claims := map[claimKey]claim{}
+	for _, level := range levels {
+		for _, r := range runs {
+			if k.atomic && len(r.problems) > 0 {
+				continue
+			}
+			for _, tg := range r.targets {
+				if !level(tg) {
+					continue
+				}
+				tg.Claim = t.claimer(k, r, tg, claims)
+				for _, b := range r.built {
+					if slices.Contains(b.targets, tg) {
+						b.f.ApplyTo(b.value, tg, env)
+					}
+				}
+			}
+		}
+	}
+	for _, r := range runs {
+		if k.commit != nil && !(k.atomic && len(r.problems) > 0) {
+			k.commit(t, r.p, r.targets)
+		}
+	}
+}
+
+// claimer is how a target's features set things: at once, or, with
+// precedence, unless a policy of the same level set it first (then it is
+// a conflict, which the younger policy's status reports).
+func (t *translator) claimer(k policyKind, r *policyRun, tg *policies.Target, claims map[claimKey]claim) func(any, string, func()) {
+	if !k.precedence {
+		return func(_ any, _ string, apply func()) { apply() }
+	}
+	routeLevel := policies.AttachOf(tg.Kind) == policies.Route
+	name := k.name + " " + r.p.key.Namespace + "/" + r.p.key.Name
+	return func(obj any, what string, apply func()) {
+		ck := claimKey{obj, what}
+		if c, ok := claims[ck]; ok && c.routeLevel == routeLevel {
+			msg := fmt.Sprintf("%s on %s is already set by %s", what, tg, c.policy)
+			if !slices.Contains(r.conflicts, msg) {
+				r.conflicts = append(r.conflicts, msg)
+			}
+			return
+		}
+		claims[ck] = claim{policy: name, routeLevel: routeLevel}
+		apply()
+	}
+}
+
+// policyStatus sets a policy's Accepted condition: False with every
+// problem (reason TargetNotFound when missing targets are the only
+// trouble, Invalid otherwise), False Conflicted when another policy took
+// precedence, True otherwise.
+func (t *translator) policyStatus(k policyKind, r *policyRun) {
+	origin := t.res.Origin(r.p.key)
+	if len(r.problems) > 0 {
+		reason := "TargetNotFound"
+		msgs := make([]string, len(r.problems))
+		for i, p := range r.problems {
+			msgs[i] = p.field + ": " + p.message
+			if !p.notFound {
+				reason = ReasonInvalid
+			}
+		}
+		t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "False", Reason: reason, Message: strings.Join(msgs, "; ")})
+		return
+	}
+	if len(r.conflicts) > 0 {
+		t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "Conflicted", Message: strings.Join(r.conflicts, "; ") + " (older policies win)"})
+		return
+	}
+	t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted, Message: k.accepted})
+}
+
+var backendPolicies = policyKind{
+	name:       policies.BackendPolicy,
+	targets:    policies.Service | policies.Route,
+	precedence: true,
+	// Oldest first (creationTimestamp), then by namespace/name: the order
+	// of precedence between policies of one level.
+	list: func(res *resource.Resources) []policyObject {
+		pols := slices.Clone(res.BackendPolicies)
+		sort.SliceStable(pols, func(i, j int) bool {
+			a, b := pols[i], pols[j]
+			if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+				return a.CreationTimestamp.Before(&b.CreationTimestamp)
+			}
+			if a.Namespace != b.Namespace {
+				return a.Namespace < b.Namespace
+			}
+			return a.Name < b.Name
+		})
+		out := make([]policyObject, len(pols))
+		for i, p := range pols {
+			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.BackendPolicy, p), refs: p.Spec.TargetRefs}
+		}
+		return out
+	},
+}
+
+var securityPolicies = policyKind{
+	name:     policies.SecurityPolicy,
+	targets:  policies.Service | policies.Route | policies.Gateway,
+	atomic:   true,
+	accepted: "valid; mTLS and authorization are enforced by the Services' servers, extAuth, jwt and ipAccess by the Gateways' Envoy",
+	list: func(res *resource.Resources) []policyObject {
+		out := make([]policyObject, len(res.SecurityPolicies))
+		for i, p := range res.SecurityPolicies {
+			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.SecurityPolicy, p), refs: p.Spec.TargetRefs}
+		}
+		return out
+	},
+	// A targeted Service's servers get this policy's security (mtls and
+	// authorization fill it in).
+	prepare: func(_ *translator, p policyObject, targets []*policies.Target) {
+		for _, tg := range targets {
+			if tg.Kind == "Service" {
+				tg.Inbound = &ir.InboundSecurity{Mode: ir.MTLSDisable, Source: p.key.Namespace + "/" + p.key.Name}
+			}
+		}
+	},
+	// One policy per Service: the first (by namespace/name) applies.
+	check: func(t *translator, p policyObject, targets []*policies.Target, report policies.Report) {
+		for _, tg := range targets {
+			if tg.Kind != "Service" {
+				continue
+			}
+			k := tg.Namespace + "/" + tg.Name
+			if prev, ok := t.inbound[k]; ok {
+				report(tg.Field, fmt.Sprintf("Service %s already has SecurityPolicy %s; one policy per Service", k, prev.Source))
+			}
+		}
+	},
+	commit: func(t *translator, _ policyObject, targets []*policies.Target) {
+		for _, tg := range targets {
+			if tg.Inbound != nil {
+				t.inbound[tg.Namespace+"/"+tg.Name] = tg.Inbound
+			}
+		}
+	},
+}
+
+var rateLimitPolicies = policyKind{
+	name:     policies.RateLimitPolicy,
+	targets:  policies.Service | policies.Route | policies.Gateway,
+	atomic:   true,
+	accepted: "valid; enforced by the targeted Gateways' Envoy (global rules through the rate-limit service)",
+	list: func(res *resource.Resources) []policyObject {
+		out := make([]policyObject, len(res.RateLimitPolicies))
+		for i, p := range res.RateLimitPolicies {
+			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.RateLimitPolicy, p), refs: p.Spec.TargetRefs}
+		}
+		return out
+	},
+}

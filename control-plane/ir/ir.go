@@ -101,6 +101,10 @@ type Route struct {
 	Backends []WeightedBackend `json:"backends,omitempty"`
 	// Timeout of the whole request, retries included; nil: none.
 	Timeout *Duration `json:"timeout,omitempty"`
+	// IdleTimeout bounds the time a stream may go without activity (Envoy
+	// proxies; proxyless gRPC clients have no per-route idle timeout); nil:
+	// the listener's.
+	IdleTimeout *Duration `json:"idleTimeout,omitempty"`
 	// Retry, Fault and HashPolicy come from BackendPolicy; nil: none.
 	Retry      *Retry      `json:"retry,omitempty"`
 	Fault      *Fault      `json:"fault,omitempty"`

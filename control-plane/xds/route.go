@@ -78,6 +78,9 @@ func route(r *ir.Route, f flavour, buffered bool) *routev3.Route {
 		// generations. Idle streams are still closed by the listener.
 		action.Timeout = durationpb.New(0)
 	}
+	if r.IdleTimeout != nil && f == flavourEnvoy {
+		action.IdleTimeout = durationpb.New(r.IdleTimeout.Std())
+	}
 	switch {
 	case r.Retry != nil:
 		// The retry carries the per-try timeout that applies (the route's

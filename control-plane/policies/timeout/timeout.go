@@ -1,10 +1,13 @@
 // Package timeout is BackendPolicy.timeout: how long a request may take
-// (request, on routes: the whole request, retries included; 0 means none)
-// and how long a connection may take to open (connect, on clusters).
+// (request, on routes: the whole request, retries included; 0 means none),
+// how long a stream may go without activity (idle, on routes) and how long
+// a connection may take to open (connect, on clusters).
 //
 // Attaches to a Service or a route; connect applies to a Service's
 // connections, so it needs a Service target. Proxyless gRPC clients bound
-// a call with the route's max_stream_duration, Envoy with its timeout.
+// a call with the route's max_stream_duration, Envoy with its timeout;
+// idle is Envoy's route idle_timeout (grpc-go has none per route, so
+// proxyless clients only have the request bound).
 package timeout
 
 import (
@@ -39,6 +42,11 @@ var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.Timeout, *Parsed
 		if to.Request != nil {
 			for _, rt := range t.Routes {
 				t.Claim(rt, "timeout.request", func() { rt.Timeout = to.Request })
+			}
+		}
+		if to.Idle != nil {
+			for _, rt := range t.Routes {
+				t.Claim(rt, "timeout.idle", func() { rt.IdleTimeout = to.Idle })
 			}
 		}
 		if to.Connect != nil {

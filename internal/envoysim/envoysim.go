@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,19 +20,32 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	commonrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 )
 
-// Request is what the actions read: the request headers (names in any
-// case; after ext_authz added its own) and the client's address (after
-// X-Forwarded-For handling).
+// Request is what the route matchers and the rate-limit actions read: the
+// authority, method and path (with its query string), the request headers
+// (names in any case; after ext_authz added its own) and the client's
+// address (after X-Forwarded-For handling).
 type Request struct {
 	Authority string
+	Method    string
 	Path      string
 	Headers   map[string]string
 	Remote    netip.Addr
 }
 
+// header is a request header, the pseudo-headers (:authority, :method,
+// :path) included, as Envoy's matchers see them.
 func (r Request) header(name string) (string, bool) {
+	switch strings.ToLower(name) {
+	case ":authority":
+		return r.Authority, r.Authority != ""
+	case ":method":
+		return r.Method, r.Method != ""
+	case ":path":
+		return r.Path, r.Path != ""
+	}
 	for k, v := range r.Headers {
 		if strings.EqualFold(k, name) {
 			return v, true
@@ -40,38 +54,62 @@ func (r Request) header(name string) (string, bool) {
 	return "", false
 }
 
-// Route returns the route a request takes: the first virtual host whose
-// domains admit the authority ("*" admits all), then its first route whose
-// match admits the path and headers; nil when none does.
+// Route returns the route a request takes, or nil (Envoy then answers 404).
+// The virtual host is the one whose domains admit the authority most
+// specifically: an exact domain, then the longest suffix wildcard
+// ("*.example.com"), then the longest prefix wildcard ("example.*"), then
+// "*"; domains are compared without regard to case, and a wildcard never
+// matches the empty string. In that virtual host, the first route in order
+// whose match admits the request wins (not the longest).
 func Route(rc *routev3.RouteConfiguration, req Request) *routev3.Route {
-	for _, vh := range rc.GetVirtualHosts() {
-		if !domainMatches(vh.GetDomains(), req.Authority) {
-			continue
-		}
-		for _, r := range vh.GetRoutes() {
-			if routeMatches(r.GetMatch(), req) {
-				return r
-			}
-		}
+	vh := VirtualHost(rc, req.Authority)
+	if vh == nil {
 		return nil
+	}
+	for _, r := range vh.GetRoutes() {
+		if routeMatches(r.GetMatch(), req) {
+			return r
+		}
 	}
 	return nil
 }
 
-func domainMatches(domains []string, authority string) bool {
-	for _, d := range domains {
-		if d == "*" || strings.EqualFold(d, authority) {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(d, "*"); ok && strings.HasSuffix(authority, suffix) {
-			return true
+// VirtualHost selects the virtual host of an authority (see Route).
+func VirtualHost(rc *routev3.RouteConfiguration, authority string) *routev3.VirtualHost {
+	host := strings.ToLower(authority)
+	var best *routev3.VirtualHost
+	bestRank, bestLen := 4, -1
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, d := range vh.GetDomains() {
+			d = strings.ToLower(d)
+			rank, n := -1, 0
+			switch {
+			case d == "*":
+				rank = 3
+			case d == host:
+				rank, n = 0, len(d)
+			case strings.HasPrefix(d, "*"):
+				if suffix := d[1:]; len(host) > len(suffix) && strings.HasSuffix(host, suffix) {
+					rank, n = 1, len(suffix)
+				}
+			case strings.HasSuffix(d, "*"):
+				if prefix := d[:len(d)-1]; len(host) > len(prefix) && strings.HasPrefix(host, prefix) {
+					rank, n = 2, len(prefix)
+				}
+			}
+			if rank < 0 {
+				continue
+			}
+			if rank < bestRank || (rank == bestRank && n > bestLen) {
+				best, bestRank, bestLen = vh, rank, n
+			}
 		}
 	}
-	return false
+	return best
 }
 
 func routeMatches(m *routev3.RouteMatch, req Request) bool {
-	path, _, _ := strings.Cut(req.Path, "?")
+	path, query, _ := strings.Cut(req.Path, "?")
 	switch {
 	case m.GetPath() != "":
 		if path != m.GetPath() {
@@ -91,35 +129,70 @@ func routeMatches(m *routev3.RouteMatch, req Request) bool {
 			return false
 		}
 	}
+	params, _ := url.ParseQuery(query)
+	for _, q := range m.GetQueryParameters() {
+		if !queryMatches(q, params) {
+			return false
+		}
+	}
 	return true
 }
 
-// HeaderMatches applies one header matcher: exact, safe_regex (a full
-// match), prefix, suffix, contains, or present; invert_match inverts.
+// queryMatches applies a query parameter matcher: present_match, or a
+// string match on the parameter's first value (an absent parameter never
+// matches a string).
+func queryMatches(q *routev3.QueryParameterMatcher, params url.Values) bool {
+	vs, ok := params[q.GetName()]
+	if q.GetStringMatch() == nil {
+		return ok == q.GetPresentMatch()
+	}
+	if !ok || len(vs) == 0 {
+		return false
+	}
+	return stringMatches(q.GetStringMatch(), vs[0])
+}
+
+// HeaderMatches applies one header matcher as Envoy's HeaderUtility does:
+// a value match (string_match: exact, prefix, suffix, contains,
+// safe_regex as a full match, ignore_case) on an absent header is false,
+// inverted or not, unless treat_missing_header_as_empty makes the value
+// ""; present_match compares presence, then invert_match inverts.
 func HeaderMatches(h *routev3.HeaderMatcher, req Request) bool {
 	v, ok := req.header(h.GetName())
-	var match bool
-	switch {
-	case h.GetStringMatch() != nil:
-		sm := h.GetStringMatch()
-		switch {
-		case !ok:
-			match = false
-		case sm.GetSafeRegex() != nil:
-			match = fullMatch(sm.GetSafeRegex().GetRegex(), v)
-		case sm.GetPrefix() != "":
-			match = strings.HasPrefix(v, sm.GetPrefix())
-		case sm.GetSuffix() != "":
-			match = strings.HasSuffix(v, sm.GetSuffix())
-		case sm.GetContains() != "":
-			match = strings.Contains(v, sm.GetContains())
-		default:
-			match = v == sm.GetExact()
-		}
-	default:
-		match = ok == h.GetPresentMatch()
+	if !ok && h.GetTreatMissingHeaderAsEmpty() {
+		v, ok = "", true
 	}
-	return match != h.GetInvertMatch()
+	if h.GetStringMatch() == nil {
+		// present_match (false by default: a matcher naming only a header
+		// asks for its presence, as Envoy reads it).
+		want := h.GetPresentMatch() || h.GetHeaderMatchSpecifier() == nil
+		return (ok == want) != h.GetInvertMatch()
+	}
+	if !ok {
+		return false
+	}
+	return stringMatches(h.GetStringMatch(), v) != h.GetInvertMatch()
+}
+
+func stringMatches(sm *matcherv3.StringMatcher, v string) bool {
+	fold := func(s string) string {
+		if sm.GetIgnoreCase() {
+			return strings.ToLower(s)
+		}
+		return s
+	}
+	switch {
+	case sm.GetSafeRegex() != nil:
+		return fullMatch(sm.GetSafeRegex().GetRegex(), v)
+	case sm.GetPrefix() != "":
+		return strings.HasPrefix(fold(v), fold(sm.GetPrefix()))
+	case sm.GetSuffix() != "":
+		return strings.HasSuffix(fold(v), fold(sm.GetSuffix()))
+	case sm.GetContains() != "":
+		return strings.Contains(fold(v), fold(sm.GetContains()))
+	default:
+		return fold(v) == fold(sm.GetExact())
+	}
 }
 
 func fullMatch(re, s string) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
 func TestCommandLineErrors(t *testing.T) {
@@ -152,17 +153,11 @@ spec:
 	}
 	defer cp.Stop()
 	var out, errOut strings.Builder
-	for i := 0; ; i++ {
+	testenv.Eventually(t, 20*time.Second, "bulkhead status against the control plane", func() error {
 		out.Reset()
 		errOut.Reset()
-		if run([]string{"status", "--admin-address", cp.AdminAddr()}, &out, &errOut) == 0 {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("status: %s", errOut.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return testenv.Until(run([]string{"status", "--admin-address", cp.AdminAddr()}, &out, &errOut) == 0, "status: %s", errOut.String())
+	})
 	for _, want := range []string{
 		"BackendPolicy  default/chat",
 		"spec.targetRefs[0]: Service default/ghost not found",

@@ -172,12 +172,17 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	}
 
 	// The control plane answers on its admin endpoint with the mesh's status.
-	resp, err := http.Get("http://" + env["BULKHEAD_ADMIN_ADDR"] + "/healthz")
-	for i := 0; err == nil && resp.StatusCode != 200 && i < 100; i++ {
-		resp.Body.Close()
-		time.Sleep(50 * time.Millisecond)
-		resp, err = http.Get("http://" + env["BULKHEAD_ADMIN_ADDR"] + "/healthz")
-	}
+	var resp *http.Response
+	testenv.Eventually(t, 20*time.Second, "the control plane's /healthz", func() error {
+		if resp, err = http.Get("http://" + env["BULKHEAD_ADMIN_ADDR"] + "/healthz"); err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+			return fmt.Errorf("/healthz: %s", resp.Status)
+		}
+		return nil
+	})
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("control plane admin: %v %v", resp, err)
 	}

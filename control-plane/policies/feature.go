@@ -267,6 +267,21 @@ func (d Define[P, F, V]) Complete(env Env) {
 	}
 }
 
+// Check adapts a feature's validation (its spec in, the value to apply or
+// errors that start with their path out) to Define.Build: each error is
+// reported under field.
+func Check[P, F, V any](field string, validate func(*F) (V, error)) func(*F, Context[P]) (V, bool) {
+	return func(spec *F, c Context[P]) (V, bool) {
+		v, err := validate(spec)
+		if err != nil {
+			ReportErr(c.Report, field, err)
+			var zero V
+			return zero, false
+		}
+		return v, true
+	}
+}
+
 // ServiceOnly refuses route targets of a feature that configures a
 // Service's clusters (BackendPolicy's cluster features).
 func ServiceOnly(field string) func(*Target) (string, string) {

@@ -45,6 +45,15 @@ type policyObject struct {
 	refs []v1alpha1.PolicyTargetReference
 }
 
+// objects makes the policyObjects of a kind's policies, in their order.
+func objects[P client.Object](kind string, list []P, refs func(P) []v1alpha1.PolicyTargetReference) []policyObject {
+	out := make([]policyObject, len(list))
+	for i, p := range list {
+		out[i] = policyObject{obj: p, key: resource.KeyOf(kind, p), refs: refs(p)}
+	}
+	return out
+}
+
 // problem is one problem of a policy; notFound marks a target that could
 // not be resolved.
 type problem struct {
@@ -254,11 +263,7 @@ var backendPolicies = policyKind{
 			}
 			return a.Name < b.Name
 		})
-		out := make([]policyObject, len(pols))
-		for i, p := range pols {
-			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.BackendPolicy, p), refs: p.Spec.TargetRefs}
-		}
-		return out
+		return objects(policies.BackendPolicy, pols, func(p *v1alpha1.BackendPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
 	},
 }
 
@@ -268,11 +273,7 @@ var securityPolicies = policyKind{
 	atomic:   true,
 	accepted: "valid; mTLS and authorization are enforced by the Services' servers, extAuth, jwt and ipAccess by the Gateways' Envoy",
 	list: func(res *resource.Resources) []policyObject {
-		out := make([]policyObject, len(res.SecurityPolicies))
-		for i, p := range res.SecurityPolicies {
-			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.SecurityPolicy, p), refs: p.Spec.TargetRefs}
-		}
-		return out
+		return objects(policies.SecurityPolicy, res.SecurityPolicies, func(p *v1alpha1.SecurityPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
 	},
 	// A targeted Service's servers get this policy's security (mtls and
 	// authorization fill it in).
@@ -310,10 +311,6 @@ var rateLimitPolicies = policyKind{
 	atomic:   true,
 	accepted: "valid; enforced by the targeted Gateways' Envoy (global rules through the rate-limit service)",
 	list: func(res *resource.Resources) []policyObject {
-		out := make([]policyObject, len(res.RateLimitPolicies))
-		for i, p := range res.RateLimitPolicies {
-			out[i] = policyObject{obj: p, key: resource.KeyOf(policies.RateLimitPolicy, p), refs: p.Spec.TargetRefs}
-		}
-		return out
+		return objects(policies.RateLimitPolicy, res.RateLimitPolicies, func(p *v1alpha1.RateLimitPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
 	},
 }

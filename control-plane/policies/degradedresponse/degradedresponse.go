@@ -28,14 +28,7 @@ var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.DegradedResponse
 	Meta:    policies.Meta{Name: "degradedResponse", Kind: policies.BackendPolicy, Attaches: policies.Service},
 	Field:   func(p *v1alpha1.BackendPolicy) *v1alpha1.DegradedResponse { return p.Spec.DegradedResponse },
 	Refusal: policies.ServiceOnly("spec.degradedResponse"),
-	Build: func(spec *v1alpha1.DegradedResponse, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.DegradedResponse, bool) {
-		dr, err := Build(spec)
-		if err != nil {
-			policies.ReportErr(c.Report, "spec.degradedResponse", err)
-			return nil, false
-		}
-		return dr, true
-	},
+	Build:   policies.Check[*v1alpha1.BackendPolicy]("spec.degradedResponse", Build),
 	Apply: func(dr *ir.DegradedResponse, t *policies.Target, _ policies.Env) {
 		for _, c := range t.Clusters {
 			t.Claim(c, "degradedResponse", func() { c.Degraded = dr })

@@ -18,14 +18,7 @@ import (
 var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.FaultInjection, *ir.Fault]{
 	Meta:  policies.Meta{Name: "faultInjection", Kind: policies.BackendPolicy, Attaches: policies.Service | policies.Route},
 	Field: func(p *v1alpha1.BackendPolicy) *v1alpha1.FaultInjection { return p.Spec.FaultInjection },
-	Build: func(spec *v1alpha1.FaultInjection, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.Fault, bool) {
-		f, err := Build(spec)
-		if err != nil {
-			policies.ReportErr(c.Report, "spec.faultInjection", err)
-			return nil, false
-		}
-		return f, true
-	},
+	Build: policies.Check[*v1alpha1.BackendPolicy]("spec.faultInjection", Build),
 	Apply: func(f *ir.Fault, t *policies.Target, _ policies.Env) {
 		for _, rt := range t.Routes {
 			t.Claim(rt, "faultInjection", func() { rt.Fault = f })

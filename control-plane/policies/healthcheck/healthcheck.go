@@ -20,14 +20,7 @@ var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.HealthCheck, *ir
 	Meta:    policies.Meta{Name: "healthCheck", Kind: policies.BackendPolicy, Attaches: policies.Service},
 	Field:   func(p *v1alpha1.BackendPolicy) *v1alpha1.HealthCheck { return p.Spec.HealthCheck },
 	Refusal: policies.ServiceOnly("spec.healthCheck"),
-	Build: func(spec *v1alpha1.HealthCheck, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.HealthCheck, bool) {
-		hc, err := Build(spec)
-		if err != nil {
-			policies.ReportErr(c.Report, "spec.healthCheck", err)
-			return nil, false
-		}
-		return hc, true
-	},
+	Build:   policies.Check[*v1alpha1.BackendPolicy]("spec.healthCheck", Build),
 	Apply: func(hc *ir.HealthCheck, t *policies.Target, _ policies.Env) {
 		for _, c := range t.Clusters {
 			t.Claim(c, "healthCheck", func() { c.HealthCheck = hc })

@@ -23,14 +23,7 @@ var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.OutlierDetection
 	Meta:    policies.Meta{Name: "outlierDetection", Kind: policies.BackendPolicy, Attaches: policies.Service},
 	Field:   func(p *v1alpha1.BackendPolicy) *v1alpha1.OutlierDetection { return p.Spec.OutlierDetection },
 	Refusal: policies.ServiceOnly("spec.outlierDetection"),
-	Build: func(spec *v1alpha1.OutlierDetection, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.OutlierDetection, bool) {
-		od, err := Build(spec)
-		if err != nil {
-			policies.ReportErr(c.Report, "spec.outlierDetection", err)
-			return nil, false
-		}
-		return od, true
-	},
+	Build:   policies.Check[*v1alpha1.BackendPolicy]("spec.outlierDetection", Build),
 	Apply: func(od *ir.OutlierDetection, t *policies.Target, _ policies.Env) {
 		for _, c := range t.Clusters {
 			t.Claim(c, "outlierDetection", func() { c.OutlierDetection = od })

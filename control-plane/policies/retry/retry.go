@@ -29,14 +29,7 @@ import (
 var Feature = policies.Define[*v1alpha1.BackendPolicy, v1alpha1.Retry, *ir.Retry]{
 	Meta:  policies.Meta{Name: "retry", Kind: policies.BackendPolicy, Attaches: policies.Service | policies.Route},
 	Field: func(p *v1alpha1.BackendPolicy) *v1alpha1.Retry { return p.Spec.Retry },
-	Build: func(spec *v1alpha1.Retry, c policies.Context[*v1alpha1.BackendPolicy]) (*ir.Retry, bool) {
-		r, err := Build(spec)
-		if err != nil {
-			policies.ReportErr(c.Report, "spec.retry", err)
-			return nil, false
-		}
-		return r, true
-	},
+	Build: policies.Check[*v1alpha1.BackendPolicy]("spec.retry", Build),
 	Apply: func(r *ir.Retry, t *policies.Target, _ policies.Env) {
 		for _, rt := range t.Routes {
 			t.Claim(rt, "retry", func() { rt.Retry = OnRoute(r, rt) })

@@ -47,12 +47,19 @@ func update(n int) provider.Update {
 
 func lineOf(u provider.Update) int { return u.Resources.Origin(resource.Key{Kind: "Marker"}).Line }
 
-func TestDebouncerFoldsABurstIntoItsLatestUpdate(t *testing.T) {
+// startDebouncer runs a debouncer (quiet 100 ms, at most 1 s) on a fake
+// clock until the test ends: updates go in, what it emits comes out.
+func startDebouncer(t *testing.T) (fakeClock, chan<- provider.Update, <-chan provider.Update) {
 	clock := fakeClock{timers: make(chan fakeTimer, 64)}
 	in, out := make(chan provider.Update), make(chan provider.Update, 8)
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 	go debouncer{quiet: 100 * time.Millisecond, maxDelay: time.Second, after: clock.after}.run(ctx, in, func(u provider.Update) { out <- u })
+	return clock, in, out
+}
+
+func TestDebouncerFoldsABurstIntoItsLatestUpdate(t *testing.T) {
+	clock, in, out := startDebouncer(t)
 
 	// Twenty updates in a burst: a deadline at the first, a new quiet timer
 	// at each; only the last quiet timer firing emits, and only the latest.
@@ -86,11 +93,7 @@ func TestDebouncerFoldsABurstIntoItsLatestUpdate(t *testing.T) {
 }
 
 func TestDebouncerBoundsTheDelayOfChangesThatNeverPause(t *testing.T) {
-	clock := fakeClock{timers: make(chan fakeTimer, 64)}
-	in, out := make(chan provider.Update), make(chan provider.Update, 8)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go debouncer{quiet: 100 * time.Millisecond, maxDelay: time.Second, after: clock.after}.run(ctx, in, func(u provider.Update) { out <- u })
+	clock, in, out := startDebouncer(t)
 
 	in <- update(1)
 	deadline := clock.next(t, time.Second)

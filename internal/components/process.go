@@ -189,6 +189,24 @@ func stateDir(dir, name string) (path string, temp bool, err error) {
 	return dir, false, nil
 }
 
+// startIn gives a server its state directory (see stateDir) and starts it
+// on a port (see startOnPort); a failed start removes a temporary
+// directory. setDir records the directory before start runs.
+func startIn(dir, name string, port int, setDir func(dir string, temp bool), start func(port int) error) error {
+	path, temp, err := stateDir(dir, name)
+	if err != nil {
+		return err
+	}
+	setDir(path, temp)
+	if err := startOnPort(port, start); err != nil {
+		if temp {
+			os.RemoveAll(path)
+		}
+		return err
+	}
+	return nil
+}
+
 // stopAfterFailedStart stops a server that did not become ready, marking
 // the error errPortTaken when the reason was a lost race for the port.
 func stopAfterFailedStart(p *process, sig syscall.Signal, err error) error {

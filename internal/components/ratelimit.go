@@ -62,13 +62,8 @@ func StartRateLimit(ctx context.Context, opts RateLimitOptions) (*RateLimit, err
 		opts.Proxy = "ratelimit/default/ratelimit"
 	}
 	r := &RateLimit{}
-	if r.Dir, r.tempDir, err = stateDir(opts.Dir, "ratelimit"); err != nil {
-		return nil, err
-	}
-	if err := startOnPort(opts.GRPCPort, func(port int) error { return r.start(ctx, bin, port, opts) }); err != nil {
-		if r.tempDir {
-			os.RemoveAll(r.Dir)
-		}
+	setDir := func(dir string, temp bool) { r.Dir, r.tempDir = dir, temp }
+	if err := startIn(opts.Dir, "ratelimit", opts.GRPCPort, setDir, func(port int) error { return r.start(ctx, bin, port, opts) }); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -39,13 +39,8 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	r := &Redis{Password: randomHex(16)}
-	if r.Dir, r.tempDir, err = stateDir(opts.Dir, "redis"); err != nil {
-		return nil, err
-	}
-	if err := startOnPort(opts.Port, func(port int) error { return r.start(ctx, bin, port) }); err != nil {
-		if r.tempDir {
-			os.RemoveAll(r.Dir)
-		}
+	setDir := func(dir string, temp bool) { r.Dir, r.tempDir = dir, temp }
+	if err := startIn(opts.Dir, "redis", opts.Port, setDir, func(port int) error { return r.start(ctx, bin, port) }); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -41,13 +41,8 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 		return nil, err
 	}
 	v := &Vault{RootToken: "bulkhead-dev-" + randomHex(16)}
-	if v.Dir, v.tempDir, err = stateDir(opts.Dir, "vault"); err != nil {
-		return nil, err
-	}
-	if err := startOnPort(opts.Port, func(port int) error { return v.start(ctx, bin, port) }); err != nil {
-		if v.tempDir {
-			os.RemoveAll(v.Dir)
-		}
+	setDir := func(dir string, temp bool) { v.Dir, v.tempDir = dir, temp }
+	if err := startIn(opts.Dir, "vault", opts.Port, setDir, func(port int) error { return v.start(ctx, bin, port) }); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -130,9 +130,9 @@ func (t *translator) buildPolicy(k policyKind, features []policies.Feature, p po
 		t.fail(p.key, field, "%s", msg)
 		r.problems = append(r.problems, problem{field: field, message: msg})
 	}
-	r.targets = t.resolveTargets(k, p, func(field, msg string) {
+	r.targets = t.resolveTargets(k, p, func(field, msg string, notFound bool) {
 		report(field, msg)
-		r.problems[len(r.problems)-1].notFound = true
+		r.problems[len(r.problems)-1].notFound = notFound
 	})
 	if k.prepare != nil {
 		k.prepare(t, p, r.targets)

@@ -11,8 +11,9 @@ import (
 
 // resolveTargets resolves a policy's targetRefs, in its namespace, into
 // the IR objects its features may change. A targetRef that names nothing
-// (or a kind the policy cannot target) is reported and left out.
-func (t *translator) resolveTargets(k policyKind, p policyObject, notFound policies.Report) []*policies.Target {
+// (notFound) or a kind the policy cannot target is reported and left out.
+func (t *translator) resolveTargets(k policyKind, p policyObject, report func(field, msg string, notFound bool)) []*policies.Target {
+	notFound := func(field, msg string) { report(field, msg, true) }
 	var out []*policies.Target
 	ns := p.key.Namespace
 	for i, ref := range p.refs {
@@ -20,7 +21,7 @@ func (t *translator) resolveTargets(k policyKind, p policyObject, notFound polic
 		kind, name := string(ref.Kind), string(ref.Name)
 		tg := &policies.Target{Kind: kind, Namespace: ns, Name: name, Field: field}
 		if k.targets&policies.AttachOf(kind) == 0 {
-			notFound(field, fmt.Sprintf("kind %s cannot be targeted by a %s (it targets: %s)", kind, k.name, k.targets))
+			report(field, fmt.Sprintf("kind %s cannot be targeted by a %s (it targets: %s)", kind, k.name, k.targets), false)
 			continue
 		}
 		switch policies.AttachOf(kind) {

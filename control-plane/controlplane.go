@@ -211,7 +211,13 @@ func (cp *ControlPlane) loop(ctx context.Context, opts Options, updates <-chan p
 func (cp *ControlPlane) translate(ctx context.Context, log *slog.Logger, u provider.Update) {
 	start := time.Now()
 	cp.translations.Add(1)
-	r := translate.Translate(u.Resources)
+	// A policy whose new version cannot apply keeps the version the
+	// previous translation had in force.
+	var opts translate.Options
+	if prev, _ := cp.Result(); prev != nil {
+		opts.Accepted = prev.Accepted
+	}
+	r := translate.TranslateWith(u.Resources, opts)
 	if u.Err != nil {
 		r.Errors = append(splitJoined(u.Err), r.Errors...)
 	}

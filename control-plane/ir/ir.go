@@ -115,7 +115,10 @@ type Route struct {
 	ResponseHeaders *HeaderMods `json:"responseHeaders,omitempty"`
 	// Redirect replaces Backends: the proxy answers with a redirect.
 	Redirect *Redirect `json:"redirect,omitempty"`
-	Rewrite  *Rewrite  `json:"rewrite,omitempty"`
+	// Closed replaces everything: the proxy answers every request itself
+	// (a route whose SecurityPolicy cannot be accepted fails closed).
+	Closed  *DirectResponse `json:"closed,omitempty"`
+	Rewrite *Rewrite        `json:"rewrite,omitempty"`
 	// Mirrors receive a copy of the requests (responses ignored).
 	Mirrors []Mirror `json:"mirrors,omitempty"`
 	// PerTryTimeout bounds each attempt (HTTPRoute timeouts.backendRequest);
@@ -130,6 +133,14 @@ type Route struct {
 	// GRPC routes carry gRPC streams (from a GRPCRoute): an Envoy never
 	// buffers their requests (client streams would stall).
 	GRPC bool `json:"grpc,omitempty"`
+}
+
+// DirectResponse is a reply the proxy makes itself; its body is the
+// message, which the listener's local-reply format puts in the API's error
+// shape.
+type DirectResponse struct {
+	StatusCode uint32 `json:"statusCode"`
+	Message    string `json:"message"`
 }
 
 // HeaderMods sets, adds and removes headers.

@@ -25,40 +25,37 @@ const DefaultNamespace = "default"
 
 // kindSpec says how to decode and store one kind.
 type kindSpec struct {
+	kind   string
 	newObj func() client.Object
 	add    func(*Resources, client.Object)
+	each   func(*Resources, func(client.Object))
+}
+
+// kindOf is the kindSpec of one list of Resources.
+func kindOf[T client.Object](kind string, newObj func() T, list func(*Resources) *[]T) kindSpec {
+	return kindSpec{
+		kind:   kind,
+		newObj: func() client.Object { return newObj() },
+		add:    func(r *Resources, o client.Object) { l := list(r); *l = append(*l, o.(T)) },
+		each: func(r *Resources, fn func(client.Object)) {
+			for _, o := range *list(r) {
+				fn(o)
+			}
+		},
+	}
 }
 
 // kinds lists every kind the control plane reads, by "apiVersion/kind".
 var kinds = map[string]kindSpec{
-	"gateway.networking.k8s.io/v1/GatewayClass": {newObj: func() client.Object { return &gwapiv1.GatewayClass{} },
-		add: func(r *Resources, o client.Object) {
-			r.GatewayClasses = append(r.GatewayClasses, o.(*gwapiv1.GatewayClass))
-		}},
-	"gateway.networking.k8s.io/v1/Gateway": {newObj: func() client.Object { return &gwapiv1.Gateway{} },
-		add: func(r *Resources, o client.Object) { r.Gateways = append(r.Gateways, o.(*gwapiv1.Gateway)) }},
-	"gateway.networking.k8s.io/v1/HTTPRoute": {newObj: func() client.Object { return &gwapiv1.HTTPRoute{} },
-		add: func(r *Resources, o client.Object) { r.HTTPRoutes = append(r.HTTPRoutes, o.(*gwapiv1.HTTPRoute)) }},
-	"gateway.networking.k8s.io/v1/GRPCRoute": {newObj: func() client.Object { return &gwapiv1.GRPCRoute{} },
-		add: func(r *Resources, o client.Object) { r.GRPCRoutes = append(r.GRPCRoutes, o.(*gwapiv1.GRPCRoute)) }},
-	"v1/Service": {newObj: func() client.Object { return &corev1.Service{} },
-		add: func(r *Resources, o client.Object) { r.Services = append(r.Services, o.(*corev1.Service)) }},
-	"discovery.k8s.io/v1/EndpointSlice": {newObj: func() client.Object { return &discoveryv1.EndpointSlice{} },
-		add: func(r *Resources, o client.Object) {
-			r.EndpointSlices = append(r.EndpointSlices, o.(*discoveryv1.EndpointSlice))
-		}},
-	"mesh.bulkhead.dev/v1alpha1/BackendPolicy": {newObj: func() client.Object { return &v1alpha1.BackendPolicy{} },
-		add: func(r *Resources, o client.Object) {
-			r.BackendPolicies = append(r.BackendPolicies, o.(*v1alpha1.BackendPolicy))
-		}},
-	"mesh.bulkhead.dev/v1alpha1/RateLimitPolicy": {newObj: func() client.Object { return &v1alpha1.RateLimitPolicy{} },
-		add: func(r *Resources, o client.Object) {
-			r.RateLimitPolicies = append(r.RateLimitPolicies, o.(*v1alpha1.RateLimitPolicy))
-		}},
-	"mesh.bulkhead.dev/v1alpha1/SecurityPolicy": {newObj: func() client.Object { return &v1alpha1.SecurityPolicy{} },
-		add: func(r *Resources, o client.Object) {
-			r.SecurityPolicies = append(r.SecurityPolicies, o.(*v1alpha1.SecurityPolicy))
-		}},
+	"gateway.networking.k8s.io/v1/GatewayClass":  kindOf("GatewayClass", func() *gwapiv1.GatewayClass { return &gwapiv1.GatewayClass{} }, func(r *Resources) *[]*gwapiv1.GatewayClass { return &r.GatewayClasses }),
+	"gateway.networking.k8s.io/v1/Gateway":       kindOf("Gateway", func() *gwapiv1.Gateway { return &gwapiv1.Gateway{} }, func(r *Resources) *[]*gwapiv1.Gateway { return &r.Gateways }),
+	"gateway.networking.k8s.io/v1/HTTPRoute":     kindOf("HTTPRoute", func() *gwapiv1.HTTPRoute { return &gwapiv1.HTTPRoute{} }, func(r *Resources) *[]*gwapiv1.HTTPRoute { return &r.HTTPRoutes }),
+	"gateway.networking.k8s.io/v1/GRPCRoute":     kindOf("GRPCRoute", func() *gwapiv1.GRPCRoute { return &gwapiv1.GRPCRoute{} }, func(r *Resources) *[]*gwapiv1.GRPCRoute { return &r.GRPCRoutes }),
+	"v1/Service":                                 kindOf("Service", func() *corev1.Service { return &corev1.Service{} }, func(r *Resources) *[]*corev1.Service { return &r.Services }),
+	"discovery.k8s.io/v1/EndpointSlice":          kindOf("EndpointSlice", func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} }, func(r *Resources) *[]*discoveryv1.EndpointSlice { return &r.EndpointSlices }),
+	"mesh.bulkhead.dev/v1alpha1/BackendPolicy":   kindOf("BackendPolicy", func() *v1alpha1.BackendPolicy { return &v1alpha1.BackendPolicy{} }, func(r *Resources) *[]*v1alpha1.BackendPolicy { return &r.BackendPolicies }),
+	"mesh.bulkhead.dev/v1alpha1/RateLimitPolicy": kindOf("RateLimitPolicy", func() *v1alpha1.RateLimitPolicy { return &v1alpha1.RateLimitPolicy{} }, func(r *Resources) *[]*v1alpha1.RateLimitPolicy { return &r.RateLimitPolicies }),
+	"mesh.bulkhead.dev/v1alpha1/SecurityPolicy":  kindOf("SecurityPolicy", func() *v1alpha1.SecurityPolicy { return &v1alpha1.SecurityPolicy{} }, func(r *Resources) *[]*v1alpha1.SecurityPolicy { return &r.SecurityPolicies }),
 }
 
 // DecodeError is a problem with one document of one file.
@@ -135,10 +132,32 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 		return &DecodeError{Origin: origin, Object: head.Kind, Err: errors.New("metadata.name is required")}
 	}
 	obj := spec.newObj()
+	obj.SetName(name)
+	obj.SetNamespace(ns)
+	key := KeyOf(head.Kind, obj)
+	// A refused version is recorded against its object: the provider keeps
+	// the last accepted one in force, and its status says why.
+	refuse := func(errs ...error) {
+		rf := &Refused{Origin: origin}
+		for _, e := range errs {
+			var de *DecodeError
+			if errors.As(e, &de) {
+				e = de.Err
+			}
+			rf.Errors = append(rf.Errors, e)
+		}
+		lenient := spec.newObj()
+		if json.Unmarshal(js, lenient) == nil {
+			rf.TargetRefs = targetRefsOf(lenient)
+		}
+		r.Refuse(key, rf)
+	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(obj); err != nil {
-		return &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
+		err := &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
+		refuse(err)
+		return err
 	}
 	// Then policies get the admission checks of their CRD (OpenAPI and CEL), as
 	// the API server would apply them in Kubernetes mode.
@@ -152,17 +171,30 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 			for _, e := range errs {
 				out = append(out, &DecodeError{Origin: origin, Object: object, Err: e})
 			}
+			refuse(out...)
 			return errors.Join(out...)
 		}
 	}
 	obj.SetNamespace(ns)
-	key := KeyOf(head.Kind, obj)
 	if prev, dup := r.origins[key]; dup {
 		return &DecodeError{Origin: origin, Object: object, Err: fmt.Errorf("defined twice; first at %s", prev)}
 	}
 	origin.Generation = obj.GetGeneration()
 	r.SetOrigin(key, origin)
 	spec.add(r, obj)
+	return nil
+}
+
+// targetRefsOf is a policy's targetRefs (nil for other kinds).
+func targetRefsOf(obj client.Object) []v1alpha1.PolicyTargetReference {
+	switch p := obj.(type) {
+	case *v1alpha1.BackendPolicy:
+		return p.Spec.TargetRefs
+	case *v1alpha1.SecurityPolicy:
+		return p.Spec.TargetRefs
+	case *v1alpha1.RateLimitPolicy:
+		return p.Spec.TargetRefs
+	}
 	return nil
 }
 

@@ -67,6 +67,8 @@ type Resources struct {
 	SecurityPolicies  []*v1alpha1.SecurityPolicy
 
 	origins map[Key]Origin
+	// refused are the versions that could not be accepted (refused.go).
+	refused map[Key]*Refused
 }
 
 // Origin returns where the object with key k was read.

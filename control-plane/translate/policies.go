@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -36,6 +37,9 @@ type policyKind struct {
 	prepare func(t *translator, p policyObject, targets []*policies.Target)
 	check   func(t *translator, p policyObject, targets []*policies.Target, report policies.Report)
 	commit  func(t *translator, p policyObject, targets []*policies.Target)
+	// closed fails closed what the kind's policies that are not in force
+	// were to protect (nil: nothing).
+	closed func(t *translator, k policyKind, runs []*policyRun)
 }
 
 // policyObject is a policy with its targetRefs.
@@ -45,11 +49,45 @@ type policyObject struct {
 	refs []v1alpha1.PolicyTargetReference
 }
 
+// KeptMessage ends the Accepted message of a policy whose new version is
+// refused while its last accepted version stays in force.
+const KeptMessage = "the last accepted version stays in force"
+
+// policyObjectOf is the policyObject of one policy of a kind.
+func policyObjectOf(kind string, obj client.Object) policyObject {
+	var refs []v1alpha1.PolicyTargetReference
+	switch p := obj.(type) {
+	case *v1alpha1.BackendPolicy:
+		refs = p.Spec.TargetRefs
+	case *v1alpha1.SecurityPolicy:
+		refs = p.Spec.TargetRefs
+	case *v1alpha1.RateLimitPolicy:
+		refs = p.Spec.TargetRefs
+	}
+	return policyObject{obj: obj, key: resource.KeyOf(kind, obj), refs: refs}
+}
+
+// sameSpec reports whether two versions of a policy ask for the same.
+func sameSpec(a, b client.Object) bool {
+	spec := func(o client.Object) any {
+		switch p := o.(type) {
+		case *v1alpha1.BackendPolicy:
+			return p.Spec
+		case *v1alpha1.SecurityPolicy:
+			return p.Spec
+		case *v1alpha1.RateLimitPolicy:
+			return p.Spec
+		}
+		return o
+	}
+	return reflect.DeepEqual(spec(a), spec(b))
+}
+
 // objects makes the policyObjects of a kind's policies, in their order.
-func objects[P client.Object](kind string, list []P, refs func(P) []v1alpha1.PolicyTargetReference) []policyObject {
+func objects[P client.Object](kind string, list []P) []policyObject {
 	out := make([]policyObject, len(list))
 	for i, p := range list {
-		out[i] = policyObject{obj: p, key: resource.KeyOf(kind, p), refs: refs(p)}
+		out[i] = policyObjectOf(kind, p)
 	}
 	return out
 }
@@ -70,6 +108,9 @@ type policyRun struct {
 	conflicts []string
 	// built are the features to apply, with their values and targets.
 	built []builtFeature
+	// kept is the earlier, accepted version that applies instead of this
+	// one (nil: none).
+	kept *policyRun
 }
 
 type builtFeature struct {
@@ -105,7 +146,7 @@ func (t *translator) policies() {
 		}
 		var runs []*policyRun
 		for _, p := range k.list(t.res) {
-			r := t.buildPolicy(k, features, p, env)
+			r := t.runPolicy(k, features, p, env)
 			runs = append(runs, r)
 			if !k.precedence {
 				t.applyPolicies(k, []*policyRun{r}, env)
@@ -116,6 +157,12 @@ func (t *translator) policies() {
 		}
 		for _, r := range runs {
 			t.policyStatus(k, r)
+			if in := r.inForce(k); in != nil && len(in.problems) == 0 {
+				t.accepted[r.p.key] = in.p.obj
+			}
+		}
+		if k.closed != nil {
+			k.closed(t, k, runs)
 		}
 		for _, f := range features {
 			f.Complete(env)
@@ -127,7 +174,6 @@ func (t *translator) policies() {
 func (t *translator) buildPolicy(k policyKind, features []policies.Feature, p policyObject, env policies.Env) *policyRun {
 	r := &policyRun{p: p}
 	report := func(field, msg string) {
-		t.fail(p.key, field, "%s", msg)
 		r.problems = append(r.problems, problem{field: field, message: msg})
 	}
 	r.targets = t.resolveTargets(k, p, func(field, msg string, notFound bool) {
@@ -160,6 +206,43 @@ func (t *translator) buildPolicy(k policyKind, features []policies.Feature, p po
 	return r
 }
 
+// reportProblems records a run's problems in the translation's errors.
+func (t *translator) reportProblems(r *policyRun) {
+	for _, p := range r.problems {
+		t.fail(r.p.key, p.field, "%s", p.message)
+	}
+}
+
+// runPolicy validates a policy and decides what of it applies: the policy
+// itself; or, when it has a problem and an earlier version of it was in
+// force, that version, if it still applies cleanly (an invalid edit never
+// removes what the last accepted version configured).
+func (t *translator) runPolicy(k policyKind, features []policies.Feature, p policyObject, env policies.Env) *policyRun {
+	r := t.buildPolicy(k, features, p, env)
+	t.reportProblems(r)
+	if len(r.problems) > 0 {
+		if prev, ok := t.opts.Accepted[p.key]; ok && !sameSpec(prev, p.obj) {
+			old := t.buildPolicy(k, features, policyObjectOf(k.name, prev), env)
+			if len(old.problems) == 0 {
+				r.kept = old
+			}
+		}
+	}
+	return r
+}
+
+// inForce is the run that applies: the policy, its kept earlier version,
+// or none (a policy of an atomic kind with a problem).
+func (r *policyRun) inForce(k policyKind) *policyRun {
+	switch {
+	case r.kept != nil:
+		return r.kept
+	case k.atomic && len(r.problems) > 0:
+		return nil
+	}
+	return r
+}
+
 // applyPolicies applies the built features. With precedence, every
 // policy's Service targets apply first, then every route target, so that
 // route-level policies can override Service-level ones.
@@ -173,8 +256,9 @@ func (t *translator) applyPolicies(k policyKind, runs []*policyRun, env policies
 	}
 	claims := map[claimKey]claim{}
 	for _, level := range levels {
-		for _, r := range runs {
-			if k.atomic && len(r.problems) > 0 {
+		for _, run := range runs {
+			r := run.inForce(k)
+			if r == nil {
 				continue
 			}
 			for _, tg := range r.targets {
@@ -190,8 +274,8 @@ func (t *translator) applyPolicies(k policyKind, runs []*policyRun, env policies
 			}
 		}
 	}
-	for _, r := range runs {
-		if k.commit != nil && !(k.atomic && len(r.problems) > 0) {
+	for _, run := range runs {
+		if r := run.inForce(k); r != nil && k.commit != nil {
 			k.commit(t, r.p, r.targets)
 		}
 	}
@@ -235,8 +319,15 @@ func (t *translator) policyStatus(k policyKind, r *policyRun) {
 				reason = ReasonInvalid
 			}
 		}
-		t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "False", Reason: reason, Message: strings.Join(msgs, "; ")})
+		msg := strings.Join(msgs, "; ")
+		if r.kept != nil {
+			msg += "; " + KeptMessage
+		}
+		t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "False", Reason: reason, Message: msg})
 		return
+	}
+	if r.kept != nil {
+		r.conflicts = append(r.conflicts, r.kept.conflicts...)
 	}
 	if len(r.conflicts) > 0 {
 		t.status.Set(r.p.key, origin, Condition{Type: CondAccepted, Status: "False", Reason: "Conflicted", Message: strings.Join(r.conflicts, "; ") + " (older policies win)"})
@@ -263,7 +354,7 @@ var backendPolicies = policyKind{
 			}
 			return a.Name < b.Name
 		})
-		return objects(policies.BackendPolicy, pols, func(p *v1alpha1.BackendPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
+		return objects(policies.BackendPolicy, pols)
 	},
 }
 
@@ -273,7 +364,7 @@ var securityPolicies = policyKind{
 	atomic:   true,
 	accepted: "valid; mTLS and authorization are enforced by the Services' servers, extAuth, jwt and ipAccess by the Gateways' Envoy",
 	list: func(res *resource.Resources) []policyObject {
-		return objects(policies.SecurityPolicy, res.SecurityPolicies, func(p *v1alpha1.SecurityPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
+		return objects(policies.SecurityPolicy, res.SecurityPolicies)
 	},
 	// A targeted Service's servers get this policy's security (mtls and
 	// authorization fill it in).
@@ -302,7 +393,10 @@ var securityPolicies = policyKind{
 				t.inbound[tg.Namespace+"/"+tg.Name] = tg.Inbound
 			}
 		}
+		t.markSecured(targets)
 	},
+	// What a policy that is not in force was to protect fails closed.
+	closed: (*translator).closeSecurityTargets,
 }
 
 var rateLimitPolicies = policyKind{
@@ -311,6 +405,6 @@ var rateLimitPolicies = policyKind{
 	atomic:   true,
 	accepted: "valid; enforced by the targeted Gateways' Envoy (global rules through the rate-limit service)",
 	list: func(res *resource.Resources) []policyObject {
-		return objects(policies.RateLimitPolicy, res.RateLimitPolicies, func(p *v1alpha1.RateLimitPolicy) []v1alpha1.PolicyTargetReference { return p.Spec.TargetRefs })
+		return objects(policies.RateLimitPolicy, res.RateLimitPolicies)
 	},
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 	"github.com/bulkhead-mesh/bulkhead/internal/workload"
@@ -34,6 +36,9 @@ type Result struct {
 	// RateLimitDomains are the rate-limit service's configuration: the
 	// global rules of every Gateway listener, by domain.
 	RateLimitDomains []*ir.RateLimitDomain
+	// Accepted are the policy versions in force (the next translation's
+	// Options.Accepted).
+	Accepted map[resource.Key]client.Object
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -105,14 +110,32 @@ func (r *Result) serverListeners(id workload.ProxyID) []*ir.Listener {
 	return out
 }
 
-// Translate translates a snapshot of the input.
-func Translate(res *resource.Resources) *Result {
+// Options is what a translation may use beyond its snapshot.
+type Options struct {
+	// Accepted are the policy versions in force after the previous
+	// translation (its Result.Accepted): a policy whose new version cannot
+	// apply keeps its previous one, reported on its status.
+	Accepted map[resource.Key]client.Object
+}
+
+// Translate translates a snapshot of the input, with no memory of earlier
+// translations (bulkhead translate and validate, goldens).
+func Translate(res *resource.Resources) *Result { return TranslateWith(res, Options{}) }
+
+// TranslateWith translates a snapshot of the input; the running control
+// plane passes each translation what the previous one accepted.
+func TranslateWith(res *resource.Resources, opts Options) *Result {
 	t := &translator{
 		res:        res,
+		opts:       opts,
+		accepted:   map[resource.Key]client.Object{},
 		status:     newStatus(),
 		svcs:       map[svcKey]*service{},
 		routeIndex: map[resource.Key][]*ir.Route{},
 		inbound:    map[string]*ir.InboundSecurity{},
+
+		securedListeners: map[*ir.Listener]bool{},
+		securedRoutes:    map[*ir.Route]bool{},
 	}
 	t.services()
 	t.endpoints()
@@ -120,8 +143,9 @@ func Translate(res *resource.Resources) *Result {
 	t.routes()
 	// Every policy feature, in the order of Features (features.go).
 	t.policies()
+	t.refusedVersions()
 	t.tracing()
-	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound}
+	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound, Accepted: t.accepted}
 	for k, gw := range t.gws {
 		var ls []*ir.Listener
 		for _, l := range gw.ports {
@@ -147,10 +171,12 @@ func Translate(res *resource.Resources) *Result {
 }
 
 type translator struct {
-	res    *resource.Resources
-	status *Status
-	errs   []error
-	svcs   map[svcKey]*service
+	res      *resource.Resources
+	opts     Options
+	accepted map[resource.Key]client.Object
+	status   *Status
+	errs     []error
+	svcs     map[svcKey]*service
 	// routeIndex lists the IR routes made from each route object.
 	routeIndex map[resource.Key][]*ir.Route
 	gws        map[svcKey]*gateway
@@ -161,6 +187,10 @@ type translator struct {
 	// inbound is the security of each Service's servers, by
 	// "namespace/name".
 	inbound map[string]*ir.InboundSecurity
+	// securedListeners and securedRoutes are what accepted SecurityPolicies
+	// in force cover (closed.go).
+	securedListeners map[*ir.Listener]bool
+	securedRoutes    map[*ir.Route]bool
 }
 
 // fail records a problem with an object, at a field.

@@ -45,6 +45,16 @@ func routeConfiguration(l *ir.Listener, f flavour) (*routev3.RouteConfiguration,
 // route builds one route; buffered says the listener buffers requests (a
 // gRPC route then turns it off).
 func route(r *ir.Route, f flavour, buffered bool) *routev3.Route {
+	if r.Closed != nil {
+		return &routev3.Route{
+			Name:  r.Name,
+			Match: routeMatch(r.Match),
+			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+				Status: r.Closed.StatusCode,
+				Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: r.Closed.Message}},
+			}},
+		}
+	}
 	if r.Redirect != nil {
 		out := &routev3.Route{
 			Name:   r.Name,

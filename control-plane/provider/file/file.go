@@ -97,8 +97,11 @@ func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 			return err
 		}
 	}
+	// A refused edit keeps the object's last accepted version in force.
+	var last provider.LastAccepted
 	send := func() bool {
 		res, err := Load(p.Dirs...)
+		last.Apply(res)
 		select {
 		case out <- provider.Update{Resources: res, Err: err}:
 			return true

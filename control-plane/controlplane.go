@@ -33,8 +33,11 @@ import (
 // Options configures the control plane.
 type Options struct {
 	// ConfigDirs are the directories of YAML the file provider watches, read
-	// as one input.
+	// as one input (universal mode).
 	ConfigDirs []string
+	// Provider, when set, is the input instead (Kubernetes mode:
+	// provider/kubernetes).
+	Provider provider.Provider
 	// XDSAddress is where ADS is served (host:port; port 0 picks one).
 	XDSAddress string
 	// AdminAddress serves the admin endpoint (empty: none).
@@ -120,8 +123,8 @@ type ControlPlane struct {
 
 // Start starts serving and translating; Stop ends both.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
-	if len(opts.ConfigDirs) == 0 {
-		return nil, errors.New("control plane: a config directory is required")
+	if len(opts.ConfigDirs) == 0 && opts.Provider == nil {
+		return nil, errors.New("control plane: a config directory (universal mode) or a provider (Kubernetes mode) is required")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -178,7 +181,10 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 
 	updates := make(chan provider.Update)
-	prov := &file.Provider{Dirs: opts.ConfigDirs, Log: opts.Log}
+	prov := opts.Provider
+	if prov == nil {
+		prov = &file.Provider{Dirs: opts.ConfigDirs, Log: opts.Log}
+	}
 	cp.wg.Add(3)
 	go func() {
 		defer cp.wg.Done()

@@ -47,15 +47,18 @@ func kindOf[T client.Object](kind string, newObj func() T, list func(*Resources)
 
 // kinds lists every kind the control plane reads, by "apiVersion/kind".
 var kinds = map[string]kindSpec{
-	"gateway.networking.k8s.io/v1/GatewayClass":  kindOf("GatewayClass", func() *gwapiv1.GatewayClass { return &gwapiv1.GatewayClass{} }, func(r *Resources) *[]*gwapiv1.GatewayClass { return &r.GatewayClasses }),
-	"gateway.networking.k8s.io/v1/Gateway":       kindOf("Gateway", func() *gwapiv1.Gateway { return &gwapiv1.Gateway{} }, func(r *Resources) *[]*gwapiv1.Gateway { return &r.Gateways }),
-	"gateway.networking.k8s.io/v1/HTTPRoute":     kindOf("HTTPRoute", func() *gwapiv1.HTTPRoute { return &gwapiv1.HTTPRoute{} }, func(r *Resources) *[]*gwapiv1.HTTPRoute { return &r.HTTPRoutes }),
-	"gateway.networking.k8s.io/v1/GRPCRoute":     kindOf("GRPCRoute", func() *gwapiv1.GRPCRoute { return &gwapiv1.GRPCRoute{} }, func(r *Resources) *[]*gwapiv1.GRPCRoute { return &r.GRPCRoutes }),
-	"v1/Service":                                 kindOf("Service", func() *corev1.Service { return &corev1.Service{} }, func(r *Resources) *[]*corev1.Service { return &r.Services }),
-	"discovery.k8s.io/v1/EndpointSlice":          kindOf("EndpointSlice", func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} }, func(r *Resources) *[]*discoveryv1.EndpointSlice { return &r.EndpointSlices }),
-	"mesh.bulkhead.dev/v1alpha1/BackendPolicy":   kindOf("BackendPolicy", func() *v1alpha1.BackendPolicy { return &v1alpha1.BackendPolicy{} }, func(r *Resources) *[]*v1alpha1.BackendPolicy { return &r.BackendPolicies }),
-	"mesh.bulkhead.dev/v1alpha1/RateLimitPolicy": kindOf("RateLimitPolicy", func() *v1alpha1.RateLimitPolicy { return &v1alpha1.RateLimitPolicy{} }, func(r *Resources) *[]*v1alpha1.RateLimitPolicy { return &r.RateLimitPolicies }),
-	"mesh.bulkhead.dev/v1alpha1/SecurityPolicy":  kindOf("SecurityPolicy", func() *v1alpha1.SecurityPolicy { return &v1alpha1.SecurityPolicy{} }, func(r *Resources) *[]*v1alpha1.SecurityPolicy { return &r.SecurityPolicies }),
+	"gateway.networking.k8s.io/v1/GatewayClass":   kindOf("GatewayClass", func() *gwapiv1.GatewayClass { return &gwapiv1.GatewayClass{} }, func(r *Resources) *[]*gwapiv1.GatewayClass { return &r.GatewayClasses }),
+	"gateway.networking.k8s.io/v1/Gateway":        kindOf("Gateway", func() *gwapiv1.Gateway { return &gwapiv1.Gateway{} }, func(r *Resources) *[]*gwapiv1.Gateway { return &r.Gateways }),
+	"gateway.networking.k8s.io/v1/HTTPRoute":      kindOf("HTTPRoute", func() *gwapiv1.HTTPRoute { return &gwapiv1.HTTPRoute{} }, func(r *Resources) *[]*gwapiv1.HTTPRoute { return &r.HTTPRoutes }),
+	"gateway.networking.k8s.io/v1/GRPCRoute":      kindOf("GRPCRoute", func() *gwapiv1.GRPCRoute { return &gwapiv1.GRPCRoute{} }, func(r *Resources) *[]*gwapiv1.GRPCRoute { return &r.GRPCRoutes }),
+	"v1/Service":                                  kindOf("Service", func() *corev1.Service { return &corev1.Service{} }, func(r *Resources) *[]*corev1.Service { return &r.Services }),
+	"discovery.k8s.io/v1/EndpointSlice":           kindOf("EndpointSlice", func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} }, func(r *Resources) *[]*discoveryv1.EndpointSlice { return &r.EndpointSlices }),
+	"mesh.bulkhead.dev/v1alpha1/BackendPolicy":    kindOf("BackendPolicy", func() *v1alpha1.BackendPolicy { return &v1alpha1.BackendPolicy{} }, func(r *Resources) *[]*v1alpha1.BackendPolicy { return &r.BackendPolicies }),
+	"mesh.bulkhead.dev/v1alpha1/RateLimitPolicy":  kindOf("RateLimitPolicy", func() *v1alpha1.RateLimitPolicy { return &v1alpha1.RateLimitPolicy{} }, func(r *Resources) *[]*v1alpha1.RateLimitPolicy { return &r.RateLimitPolicies }),
+	"gateway.networking.k8s.io/v1/ReferenceGrant": kindOf("ReferenceGrant", func() *gwapiv1.ReferenceGrant { return &gwapiv1.ReferenceGrant{} }, func(r *Resources) *[]*gwapiv1.ReferenceGrant { return &r.ReferenceGrants }),
+	// v1beta1 has the same schema; it is read as v1.
+	"gateway.networking.k8s.io/v1beta1/ReferenceGrant": kindOf("ReferenceGrant", func() *gwapiv1.ReferenceGrant { return &gwapiv1.ReferenceGrant{} }, func(r *Resources) *[]*gwapiv1.ReferenceGrant { return &r.ReferenceGrants }),
+	"mesh.bulkhead.dev/v1alpha1/SecurityPolicy":        kindOf("SecurityPolicy", func() *v1alpha1.SecurityPolicy { return &v1alpha1.SecurityPolicy{} }, func(r *Resources) *[]*v1alpha1.SecurityPolicy { return &r.SecurityPolicies }),
 }
 
 // DecodeError is a problem with one document of one file.

@@ -60,7 +60,12 @@ type Object struct {
 // Objects lists every object of the snapshot, sorted by key.
 func (r *Resources) Objects() []Object {
 	var out []Object
+	listed := map[string]bool{} // a kind read from two versions has one list
 	for _, k := range kinds {
+		if listed[k.kind] {
+			continue
+		}
+		listed[k.kind] = true
 		k.each(r, func(o client.Object) { out = append(out, Object{Key: KeyOf(k.kind, o), Obj: o}) })
 	}
 	sort.Slice(out, func(i, j int) bool { return keyLess(out[i].Key, out[j].Key) })

@@ -17,6 +17,10 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
 )
 
+// ControllerName is the GatewayClass controllerName of the Gateways this
+// control plane programs (Kubernetes mode: the only Gateways it reads).
+const ControllerName = "bulkhead.dev/gateway-controller"
+
 // Origin says where an object was read.
 type Origin struct {
 	// File is the path of the YAML file (universal mode); empty for objects
@@ -54,8 +58,9 @@ func KeyOf(kind string, obj client.Object) Key {
 // Resources is one consistent snapshot of the input. Lists are sorted by
 // namespace and name, so that translation is deterministic.
 type Resources struct {
-	// GatewayClasses are read (so that files shared with other Gateway API
-	// implementations load) but not used: every Gateway is ours.
+	// GatewayClasses are read; those naming ControllerName get Accepted. In
+	// universal mode every Gateway is ours whatever its class; in
+	// Kubernetes mode the provider keeps only the Gateways of our classes.
 	GatewayClasses    []*gwapiv1.GatewayClass
 	Gateways          []*gwapiv1.Gateway
 	HTTPRoutes        []*gwapiv1.HTTPRoute
@@ -65,6 +70,13 @@ type Resources struct {
 	BackendPolicies   []*v1alpha1.BackendPolicy
 	RateLimitPolicies []*v1alpha1.RateLimitPolicy
 	SecurityPolicies  []*v1alpha1.SecurityPolicy
+	// ReferenceGrants allow references from other namespaces (a route's
+	// backend in another namespace), as Gateway API says.
+	ReferenceGrants []*gwapiv1.ReferenceGrant
+	// ForeignGateways are the Gateways of other controllers (their
+	// GatewayClass names another controller): routes may name them as
+	// parents, which is no concern of ours (Kubernetes mode).
+	ForeignGateways []Key
 
 	origins map[Key]Origin
 	// refused are the versions that could not be accepted (refused.go).
@@ -93,6 +105,7 @@ func (r *Resources) Sort() {
 	sortObjects(r.BackendPolicies)
 	sortObjects(r.RateLimitPolicies)
 	sortObjects(r.SecurityPolicies)
+	sortObjects(r.ReferenceGrants)
 }
 
 func sortObjects[T client.Object](list []T) {

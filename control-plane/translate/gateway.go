@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,6 +38,12 @@ type gwListener struct {
 // gateways reads every Gateway: HTTP listeners only (HTTPS, TLS and TCP are
 // not supported yet; TLS is terminated in front of the router).
 func (t *translator) gateways() {
+	for _, gc := range t.res.GatewayClasses {
+		if gc.Spec.ControllerName == resource.ControllerName {
+			key := resource.KeyOf("GatewayClass", gc)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted, Message: "handled by " + resource.ControllerName})
+		}
+	}
 	t.gws = map[svcKey]*gateway{}
 	for _, g := range t.res.Gateways {
 		key := resource.KeyOf("Gateway", g)
@@ -94,6 +101,9 @@ func (t *translator) gatewayParent(key resource.Key, field, ns, routeKind string
 		pns = string(*p.Namespace)
 	}
 	gw := t.gws[svcKey{pns, string(p.Name)}]
+	if gw == nil && slices.Contains(t.res.ForeignGateways, resource.Key{Kind: "Gateway", Namespace: pns, Name: string(p.Name)}) {
+		return nil // another controller's Gateway: its business
+	}
 	if gw == nil {
 		t.fail(key, field+".name", "Gateway %s/%s not found", pns, p.Name)
 		t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonNoMatchingParent, Message: fmt.Sprintf("%s: Gateway %s/%s not found", field, pns, p.Name)})

@@ -200,9 +200,10 @@ func (t *translator) backends(key resource.Key, ns string, field string, refs []
 			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonInvalidKind, Message: f + ": unsupported backend kind " + kind})
 			ok = false
 			continue
-		case bns != ns:
-			t.fail(key, f+".namespace", "cross-namespace backends need a ReferenceGrant, which is not supported yet")
-			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonRefNotPermitted, Message: f + ": cross-namespace backend"})
+		case bns != ns && !t.granted(key.Kind, ns, bns, string(b.Name)):
+			msg := fmt.Sprintf("Service %s/%s is in another namespace, and no ReferenceGrant in %s lets %s of namespace %s refer to it", bns, b.Name, bns, key.Kind, ns)
+			t.fail(key, f+".namespace", "%s", msg)
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondResolvedRefs, Status: "False", Reason: ReasonRefNotPermitted, Message: f + ": " + msg})
 			ok = false
 			continue
 		case b.Port == nil:

@@ -1,7 +1,8 @@
-// Command control-plane is Bulkhead's xDS control plane (universal mode: a
-// directory of Kubernetes-style YAML).
+// Command control-plane is Bulkhead's xDS control plane: universal mode (a
+// directory of Kubernetes-style YAML) or Kubernetes mode (an API server).
 //
 //	control-plane --config-dir DIR [--config-dir DIR ...] --xds-address HOST:PORT --admin-address HOST:PORT
+//	control-plane --kubernetes [--kubeconfig F] [--namespace NS ...] --xds-address HOST:PORT --admin-address HOST:PORT
 //	    [--tls-cert F --tls-key F --tls-ca F [--vault-address URL --vault-role-id ID --vault-secret-id-file F]]
 package main
 
@@ -17,15 +18,24 @@ import (
 	"syscall"
 
 	vault "github.com/hashicorp/vault/api"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 )
 
 func main() {
 	fs := flag.NewFlagSet("control-plane", flag.ContinueOnError)
-	var configDirs dirList
-	fs.Var(&configDirs, "config-dir", "directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes; repeat it to read several as one input (default policies)")
+	var configDirs stringList
+	fs.Var(&configDirs, "config-dir", "universal mode: directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes; repeat it to read several as one input (default policies)")
+	kube := fs.Bool("kubernetes", false, "Kubernetes mode: watch the API server (kubeconfig from --kubeconfig, $KUBECONFIG, ~/.kube/config, or in-cluster) instead of directories")
+	kubeconfig := fs.String("kubeconfig", "", "Kubernetes mode: the kubeconfig file (default: the usual places)")
+	var namespaces stringList
+	fs.Var(&namespaces, "namespace", "Kubernetes mode: a namespace to watch; repeat it for several (default: all)")
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the admin endpoint (/status, /nodes, /config_dump)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -51,13 +61,30 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if len(configDirs) == 0 {
-		configDirs = dirList{"policies"}
-	}
-	for _, dir := range configDirs {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			log.Error("--config-dir must be a directory", "config_dir", dir, "error", err)
+	var prov provider.Provider
+	switch {
+	case *kube && len(configDirs) > 0:
+		log.Error("--kubernetes and --config-dir exclude each other: the input is the API server or directories")
+		os.Exit(2)
+	case *kube:
+		cfg, err := kubeConfig(*kubeconfig)
+		if err != nil {
+			log.Error("--kubernetes: no API server to watch", "error", err)
 			os.Exit(2)
+		}
+		prov = &kubernetes.Provider{Config: cfg, Namespaces: namespaces, Log: log}
+	case len(namespaces) > 0 || *kubeconfig != "":
+		log.Error("--namespace and --kubeconfig are for Kubernetes mode: add --kubernetes")
+		os.Exit(2)
+	default:
+		if len(configDirs) == 0 {
+			configDirs = stringList{"policies"}
+		}
+		for _, dir := range configDirs {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				log.Error("--config-dir must be a directory", "config_dir", dir, "error", err)
+				os.Exit(2)
+			}
 		}
 	}
 
@@ -85,6 +112,7 @@ func main() {
 	defer stop()
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ConfigDirs:   configDirs,
+		Provider:     prov,
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
 		TLS:          tlsOpt,
@@ -95,7 +123,7 @@ func main() {
 		log.Error("start", "error", err)
 		os.Exit(1)
 	}
-	log.Info("serving", "xds", cp.XDSAddr(), "admin", cp.AdminAddr(), "config_dirs", []string(configDirs))
+	log.Info("serving", "xds", cp.XDSAddr(), "admin", cp.AdminAddr(), "config_dirs", []string(configDirs), "kubernetes", *kube, "namespaces", []string(namespaces))
 	<-ctx.Done()
 	log.Info("stopping")
 	if err := cp.Stop(); err != nil {
@@ -104,14 +132,23 @@ func main() {
 	}
 }
 
-// dirList is a repeatable --config-dir.
-type dirList []string
+// kubeConfig is the API server's client configuration: the file named,
+// else $KUBECONFIG, ~/.kube/config or the pod's service account.
+func kubeConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	return config.GetConfig()
+}
 
-func (d *dirList) String() string { return strings.Join(*d, ",") }
+// stringList is a repeatable flag (--config-dir, --namespace).
+type stringList []string
 
-func (d *dirList) Set(v string) error {
+func (d *stringList) String() string { return strings.Join(*d, ",") }
+
+func (d *stringList) Set(v string) error {
 	if v == "" {
-		return errors.New("empty directory")
+		return errors.New("must not be empty")
 	}
 	*d = append(*d, v)
 	return nil

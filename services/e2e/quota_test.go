@@ -35,12 +35,19 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 	var mu sync.Mutex
 	statuses := map[int]int{}
 	tokens := 0
+	var unexpected []string // the body of each answer neither 200, 402 nor 429
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// 503 overloaded says "retry shortly": a loaded machine can run
+			// a call past the mesh's 1 s bound, and a client retries, as the
+			// API asks. What is asserted is the budget, not the latency.
 			r := do(t, ctx, "POST", url, key, body)
+			for attempt := 1; r.status == 503 && attempt < 5; attempt++ {
+				r = do(t, ctx, "POST", url, key, body)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			statuses[r.status]++
@@ -49,12 +56,15 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 				tokens += total
 			} else {
 				r.errorOf(t)
+				if r.status != 402 && r.status != 429 {
+					unexpected = append(unexpected, string(r.body))
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	if statuses[200] != 50 || statuses[200]+statuses[402]+statuses[429] != 200 {
-		t.Fatalf("statuses %v; want exactly 50 × 200 and the rest 402/429", statuses)
+		t.Fatalf("statuses %v; want exactly 50 × 200 and the rest 402/429 (others: %q)", statuses, unexpected)
 	}
 	u := do(t, ctx, "GET", p.APIURL+"/v1/usage", key, nil).json(t)["total"].(map[string]any)
 	if int(u["requests"].(float64)) != 50 || int(u["total_tokens"].(float64)) != tokens || int64(u["cost_micros"].(float64)) != 50*hold {

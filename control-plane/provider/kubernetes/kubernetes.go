@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -173,52 +174,29 @@ func Snapshot(ctx context.Context, r client.Reader) (*resource.Resources, error)
 			add("Gateway", g)
 		}
 	}
-	var hr gwapiv1.HTTPRouteList
-	if list(&hr) {
-		for i := range hr.Items {
-			add("HTTPRoute", &hr.Items[i])
+	for _, l := range []struct {
+		kind string
+		list client.ObjectList
+	}{
+		{"HTTPRoute", &gwapiv1.HTTPRouteList{}},
+		{"GRPCRoute", &gwapiv1.GRPCRouteList{}},
+		{"ReferenceGrant", &gwapiv1.ReferenceGrantList{}},
+		{"Service", &corev1.ServiceList{}},
+		{"EndpointSlice", &discoveryv1.EndpointSliceList{}},
+		{"BackendPolicy", &v1alpha1.BackendPolicyList{}},
+		{"RateLimitPolicy", &v1alpha1.RateLimitPolicyList{}},
+		{"SecurityPolicy", &v1alpha1.SecurityPolicyList{}},
+	} {
+		if !list(l.list) {
+			continue
 		}
-	}
-	var gr gwapiv1.GRPCRouteList
-	if list(&gr) {
-		for i := range gr.Items {
-			add("GRPCRoute", &gr.Items[i])
+		items, err := meta.ExtractList(l.list)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-	}
-	var rg gwapiv1.ReferenceGrantList
-	if list(&rg) {
-		for i := range rg.Items {
-			add("ReferenceGrant", &rg.Items[i])
-		}
-	}
-	var svcs corev1.ServiceList
-	if list(&svcs) {
-		for i := range svcs.Items {
-			add("Service", &svcs.Items[i])
-		}
-	}
-	var eps discoveryv1.EndpointSliceList
-	if list(&eps) {
-		for i := range eps.Items {
-			add("EndpointSlice", &eps.Items[i])
-		}
-	}
-	var bp v1alpha1.BackendPolicyList
-	if list(&bp) {
-		for i := range bp.Items {
-			add("BackendPolicy", &bp.Items[i])
-		}
-	}
-	var rl v1alpha1.RateLimitPolicyList
-	if list(&rl) {
-		for i := range rl.Items {
-			add("RateLimitPolicy", &rl.Items[i])
-		}
-	}
-	var sp v1alpha1.SecurityPolicyList
-	if list(&sp) {
-		for i := range sp.Items {
-			add("SecurityPolicy", &sp.Items[i])
+		for _, it := range items {
+			add(l.kind, it.(client.Object))
 		}
 	}
 	res.Sort()

@@ -57,7 +57,7 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 		resp.Body.Close()
 		return testenv.Until(resp.StatusCode == 200, "/healthz: %s", resp.Status)
 	})
-	if got := programmed(getStatus(t, m), "GRPCRoute", "echo"); !strings.HasPrefix(got, "Unknown NoProxyConnected") {
+	if got := programmed(getStatus(t, m), "GRPCRoute", "echo"); !strings.HasPrefix(got, "False NoProxyConnected") {
 		t.Fatalf("before any proxy connects: Programmed = %s", got)
 	}
 	c := m.client("echo.default:9000")

@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/xds"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Report is the status of every input object and of every proxy.
@@ -88,12 +91,15 @@ type Type struct {
 }
 
 // Compute builds the report of a translation and of what the proxies did
-// with it. Programmed, the same for every object today, is True when every
-// connected node has ACKed the versions published from the translation,
-// False when a node rejected them (the NACK's text is the message) or the
-// configuration could not be published, Unknown while nodes have not
-// answered yet or none is connected; an object that is not Accepted is
-// never Programmed.
+// with it. An object's Programmed looks at the proxies its configuration
+// reaches (translate.Reach): True when every connected node of them has
+// ACKed the versions published from the translation; False when one
+// rejected them (the NACK's text is the message), when the configuration
+// could not be published, or when a Gateway it reaches (or every proxy it
+// reaches) has no connected node (named in the message); Unknown while
+// nodes have not answered yet. An object that is not Accepted is never
+// Programmed; one that configures no proxy (a GatewayClass, a
+// ReferenceGrant) has no Programmed condition.
 func Compute(res *translate.Result, proxies []server.ProxyRecord, nodes []server.NodeState) Report {
 	rep := Report{}
 	// Copies: the translation's statuses are shared and must not grow.
@@ -148,14 +154,15 @@ func Compute(res *translate.Result, proxies []server.ProxyRecord, nodes []server
 	}
 	sort.Slice(rep.Proxies, func(i, j int) bool { return rep.Proxies[i].Proxy < rep.Proxies[j].Proxy })
 
-	programmed := programmedOf(rep.Proxies)
 	for i := range rep.Objects {
 		o := &rep.Objects[i]
-		c := programmed
-		if !accepted(o) {
-			c = Condition{Type: CondProgrammed, Status: "False", Reason: ReasonInvalid, Message: "not accepted"}
+		reach, configures := res.Reach[resource.Key{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}]
+		switch {
+		case !accepted(o):
+			o.Conditions = append(o.Conditions, Condition{Type: CondProgrammed, Status: "False", Reason: ReasonInvalid, Message: "not accepted"})
+		case configures:
+			o.Conditions = append(o.Conditions, programmedOf(reach, rep.Proxies))
 		}
-		o.Conditions = append(o.Conditions, c)
 	}
 	return rep
 }
@@ -178,14 +185,38 @@ func nodeStatus(n server.NodeState, published map[resourcev3.Type]string) Node {
 	return out
 }
 
-// programmedOf is the Programmed condition every proxy's state implies: a
-// rejection wins over a configuration that could not be published, which
-// wins over nodes that have not applied it yet.
-func programmedOf(proxies []Proxy) Condition {
-	if len(proxies) == 0 {
-		return Condition{Type: CondProgrammed, Status: "Unknown", Reason: ReasonNoProxyConnected, Message: "no proxy is connected"}
+// programmedOf is an object's Programmed condition, from the proxies it
+// reaches. Each Gateway it reaches must have a connected node, and some
+// proxy it reaches must: otherwise it is not programmed, and the message
+// names what is missing. Then a rejection wins over a configuration that
+// could not be published, which wins over nodes that have not applied it
+// yet.
+func programmedOf(reach translate.Reach, all []Proxy) Condition {
+	var proxies []Proxy
+	connected := map[string]bool{}
+	for _, ps := range all {
+		id, err := workload.ParseProxyID(ps.Proxy)
+		if err != nil || !reach.Matches(id) {
+			continue
+		}
+		proxies = append(proxies, ps)
+		if id.Role == workload.RoleGateway || id.Role == workload.RoleRouter {
+			connected[id.Namespace+"/"+id.Name] = true
+		}
 	}
-	c := Condition{Type: CondProgrammed, Status: "True", Reason: ReasonProgrammed, Message: "every connected node runs it"}
+	var missing []string
+	for _, g := range reach.Gateways {
+		if !connected[g] {
+			missing = append(missing, "Gateway "+g)
+		}
+	}
+	if len(proxies) == 0 && len(missing) == 0 {
+		missing = append(missing, reach.Describe())
+	}
+	if len(missing) > 0 {
+		return Condition{Type: CondProgrammed, Status: "False", Reason: ReasonNoProxyConnected, Message: "no node connected for " + strings.Join(missing, ", ")}
+	}
+	c := Condition{Type: CondProgrammed, Status: "True", Reason: ReasonProgrammed, Message: fmt.Sprintf("every connected node it reaches runs it (%d proxies)", len(proxies))}
 	for _, ps := range proxies {
 		switch {
 		case ps.Rejected != "":

@@ -14,7 +14,21 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
-const input = `apiVersion: v1
+const input = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ai}
+spec:
+  gatewayClassName: bulkhead
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: chat}
+spec:
+  parentRefs: [{name: ai}]
+  rules: [{backendRefs: [{name: echo, port: 9000}]}]
+---
+apiVersion: v1
 kind: Service
 metadata: {name: echo, generation: 3}
 spec:
@@ -81,7 +95,7 @@ func TestProgrammed(t *testing.T) {
 		nodes   []server.NodeState
 		want    string // status reason
 	}{
-		{"no proxy connected", nil, nil, "Unknown NoProxyConnected"},
+		{"no proxy connected", nil, nil, "False NoProxyConnected"},
 		{"every node ACKed", rec, []server.NodeState{node("a", "L2", ""), node("b", "L2", "")}, "True Programmed"},
 		{"a node has not answered yet", rec, []server.NodeState{node("a", "L2", ""), node("b", "L1", "")}, "Unknown Pending"},
 		{"a node NACKed", rec, []server.NodeState{node("a", "L2", ""), node("b", "L1", "L2")}, "False RejectedByProxy"},
@@ -133,5 +147,37 @@ func TestReportPerProxyAndObject(t *testing.T) {
 	// The translation's own statuses are not changed by a report.
 	if o := r.Status.Objects()[0]; len(o.Conditions) > 2 {
 		t.Fatalf("Compute appended to the translation's statuses: %+v", o)
+	}
+}
+
+// Programmed asks only the proxies an object reaches: a NACK of a
+// proxyless client does not touch a route only the ai Gateway carries,
+// and that route is not programmed until a node of the ai Gateway runs it.
+func TestProgrammedPerObject(t *testing.T) {
+	r := translated(t)
+	ai := workload.ProxyID{Role: workload.RoleGateway, Namespace: "default", Name: "ai"}
+	records := []server.ProxyRecord{{ID: caller, Versions: published}, {ID: ai, Versions: published}}
+	gwNode := func(acked string) server.NodeState {
+		n := node("envoy-1", acked, "")
+		n.Proxy = ai.String()
+		return n
+	}
+	// Only a proxyless client, which NACKed.
+	rep := status.Compute(r, records, []server.NodeState{node("a", "L1", "L2")})
+	if c := condition(t, rep, "GRPCRoute", "echo", status.CondProgrammed); c.Reason != status.ReasonRejectedByProxy {
+		t.Fatalf("the mesh route: %+v; want RejectedByProxy", c)
+	}
+	c := condition(t, rep, "HTTPRoute", "chat", status.CondProgrammed)
+	if c.Status != "False" || c.Reason != status.ReasonNoProxyConnected || c.Message != "no node connected for Gateway default/ai" {
+		t.Fatalf("the Gateway route without a Gateway node: %+v; want False NoProxyConnected naming the Gateway", c)
+	}
+	// The Gateway's node runs it: the route is programmed, whatever the
+	// proxyless client did.
+	rep = status.Compute(r, records, []server.NodeState{node("a", "L1", "L2"), gwNode("L2")})
+	if c := condition(t, rep, "HTTPRoute", "chat", status.CondProgrammed); c.Status != "True" {
+		t.Fatalf("the Gateway route with its Gateway in sync: %+v", c)
+	}
+	if c := condition(t, rep, "Gateway", "ai", status.CondProgrammed); c.Status != "True" {
+		t.Fatalf("the Gateway: %+v", c)
 	}
 }

@@ -157,8 +157,11 @@ func (t *translator) policies() {
 		}
 		for _, r := range runs {
 			t.policyStatus(k, r)
-			if in := r.inForce(k); in != nil && len(in.problems) == 0 {
-				t.accepted[r.p.key] = in.p.obj
+			if in := r.inForce(k); in != nil {
+				t.inForce[r.p.key] = in.targets
+				if len(in.problems) == 0 {
+					t.accepted[r.p.key] = in.p.obj
+				}
 			}
 		}
 		if k.closed != nil {

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/policies"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
 	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
@@ -39,6 +40,9 @@ type Result struct {
 	// Accepted are the policy versions in force (the next translation's
 	// Options.Accepted).
 	Accepted map[resource.Key]client.Object
+	// Reach says which proxies each object's configuration lands on (no
+	// entry: none, such as a GatewayClass or a policy not in force).
+	Reach map[resource.Key]Reach
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -129,6 +133,7 @@ func TranslateWith(res *resource.Resources, opts Options) *Result {
 		res:        res,
 		opts:       opts,
 		accepted:   map[resource.Key]client.Object{},
+		inForce:    map[resource.Key][]*policies.Target{},
 		status:     newStatus(),
 		svcs:       map[svcKey]*service{},
 		routeIndex: map[resource.Key][]*ir.Route{},
@@ -145,7 +150,7 @@ func TranslateWith(res *resource.Resources, opts Options) *Result {
 	t.policies()
 	t.refusedVersions()
 	t.tracing()
-	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound, Accepted: t.accepted}
+	out := &Result{Status: t.status, Errors: t.errs, GatewayListeners: map[string][]*ir.Listener{}, Inbound: t.inbound, Accepted: t.accepted, Reach: t.reaches()}
 	for k, gw := range t.gws {
 		var ls []*ir.Listener
 		for _, l := range gw.ports {
@@ -174,9 +179,11 @@ type translator struct {
 	res      *resource.Resources
 	opts     Options
 	accepted map[resource.Key]client.Object
-	status   *Status
-	errs     []error
-	svcs     map[svcKey]*service
+	// inForce are the targets of each policy in force (for its Reach).
+	inForce map[resource.Key][]*policies.Target
+	status  *Status
+	errs    []error
+	svcs    map[svcKey]*service
 	// routeIndex lists the IR routes made from each route object.
 	routeIndex map[resource.Key][]*ir.Route
 	gws        map[svcKey]*gateway

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
@@ -52,6 +53,11 @@ type Options struct {
 	// Issuer issues the workload certificates the control plane serves
 	// over SDS to proven Envoy nodes (production mode only).
 	Issuer pki.Issuer
+	// StatusWriter, when set, writes the status report back to the
+	// Kubernetes objects (Kubernetes mode), at most once per StatusInterval
+	// (default 1s), after each translation and as proxies ACK or NACK.
+	StatusWriter   *kubestatus.Writer
+	StatusInterval time.Duration
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
@@ -202,6 +208,17 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		defer cp.wg.Done()
 		cp.loop(ctx, opts, updates)
 	}()
+	if opts.StatusWriter != nil {
+		interval := opts.StatusInterval
+		if interval == 0 {
+			interval = time.Second
+		}
+		cp.wg.Add(1)
+		go func() {
+			defer cp.wg.Done()
+			cp.writeStatus(ctx, opts.StatusWriter, interval, opts.Log)
+		}()
+	}
 	return cp, nil
 }
 
@@ -237,6 +254,32 @@ func (cp *ControlPlane) translate(ctx context.Context, log *slog.Logger, u provi
 	close(cp.updated)
 	cp.updated = make(chan struct{})
 	cp.resultMu.Unlock()
+}
+
+// writeStatus writes the status report at most once per interval: what
+// changed since the last write (a translation, an ACK or a NACK) reaches
+// the objects within an interval, and an unchanged report writes nothing.
+func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, interval time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rep, ok := cp.Status()
+		if !ok {
+			continue
+		}
+		n, err := w.Write(ctx, rep)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("writing status", "error", err)
+		}
+		if n > 0 {
+			log.Debug("status written", "objects", n)
+		}
+	}
 }
 
 // Result returns the latest translation (nil before the first) and a

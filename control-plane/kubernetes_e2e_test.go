@@ -4,9 +4,11 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,12 +17,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
+
+// startKube starts an API server with the control plane's CRDs and a
+// client of it.
+func startKube(t *testing.T) (*components.Kube, client.Client) {
+	t.Helper()
+	k := testenv.NewKube(t, components.KubeOptions{CRDDirs: []string{filepath.Join("..", "policies", "crds"), filepath.Join("..", "policies", "crds-gateway-api")}})
+	kc, err := kubernetes.NewClient(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, kc
+}
 
 // routableIPv4 is an address of this machine that an EndpointSlice may
 // carry (the API server refuses loopback and link-local ones).
@@ -44,16 +63,7 @@ func routableIPv4(t *testing.T) net.IP {
 // retry added to a BackendPolicy with the API recovers the calls a flaky
 // backend fails.
 func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
-	root := filepath.Join("..")
-	k := testenv.NewKube(t, components.KubeOptions{CRDDirs: []string{filepath.Join(root, "policies", "crds"), filepath.Join(root, "policies", "crds-gateway-api")}})
-	scheme, err := kubernetes.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := client.New(k.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, kc := startKube(t)
 
 	// A flaky backend on an address an EndpointSlice may carry.
 	lis, err := net.Listen("tcp", net.JoinHostPort(routableIPv4(t).String(), "0"))
@@ -117,4 +127,125 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 		}
 	}
 	t.Fatalf("no status for the BackendPolicy: %+v", rep.Objects)
+}
+
+// condition returns the condition of that type, or a zero one.
+func condOf(conds []metav1.Condition, typ string) metav1.Condition {
+	for _, c := range conds {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// Status is written back to the objects, as kubectl shows it: a policy's
+// GEP-713 ancestors, a route's parents, a Gateway's conditions and its
+// listeners' attached routes, each with observedGeneration; Programmed
+// follows the proxies the object reaches, a NACK's text included; an
+// unchanged report writes nothing.
+func TestKubernetesStatusWriteBack(t *testing.T) {
+	k, kc := startKube(t)
+	writer := &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}
+	cp, err := controlplane.Start(t.Context(), controlplane.Options{
+		Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
+		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
+		StatusWriter: writer, StatusInterval: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop() })
+	m := &mesh{t: t, cp: cp}
+
+	h2c, port := "kubernetes.io/h2c", gwapiv1.PortNumber(8080)
+	for _, o := range []client.Object{
+		&gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "bulkhead"}, Spec: gwapiv1.GatewayClassSpec{ControllerName: kubernetes.ControllerName}},
+		&gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ai"}, Spec: gwapiv1.GatewaySpec{GatewayClassName: "bulkhead", Listeners: []gwapiv1.Listener{{Name: "http", Protocol: gwapiv1.HTTPProtocolType, Port: port}}}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 9000, AppProtocol: &h2c}}}},
+		&gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "chat"}, Spec: gwapiv1.HTTPRouteSpec{
+			CommonRouteSpec: gwapiv1.CommonRouteSpec{ParentRefs: []gwapiv1.ParentReference{{Name: "ai"}}},
+			Rules:           []gwapiv1.HTTPRouteRule{{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "missing", Port: &port}}}}}},
+		}},
+		&v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
+			TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
+			Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
+		}},
+	} {
+		if err := kc.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A proxyless client connects and ACKs: the BackendPolicy (every
+	// client's) is programmed; the Gateway, with no Envoy, is not.
+	watchADS(t, m, "echo.default:9000")
+	get := func(obj client.Object, name string) {
+		t.Helper()
+		if err := kc.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: name}, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bp v1alpha1.BackendPolicy
+	testenv.Eventually(t, 30*time.Second, "the BackendPolicy's ancestors", func() error {
+		get(&bp, "echo")
+		if len(bp.Status.Ancestors) != 1 {
+			return testenv.Until(false, "ancestors %+v", bp.Status.Ancestors)
+		}
+		a := bp.Status.Ancestors[0]
+		acc, prog := condOf(a.Conditions, "Accepted"), condOf(a.Conditions, "Programmed")
+		return testenv.Until(a.ControllerName == kubernetes.ControllerName && string(a.AncestorRef.Name) == "echo" &&
+			acc.Status == "True" && prog.Status == "True" && acc.ObservedGeneration == bp.Generation, "ancestor %+v", a)
+	})
+	var route gwapiv1.HTTPRoute
+	testenv.Eventually(t, 30*time.Second, "the route's parent status", func() error {
+		get(&route, "chat")
+		if len(route.Status.Parents) != 1 {
+			return testenv.Until(false, "parents %+v", route.Status.Parents)
+		}
+		rr := condOf(route.Status.Parents[0].Conditions, "ResolvedRefs")
+		return testenv.Until(rr.Status == "False" && rr.Reason == "BackendNotFound" && strings.Contains(rr.Message, "Service default/missing port 8080 not found"), "ResolvedRefs %+v", rr)
+	})
+	var gw gwapiv1.Gateway
+	testenv.Eventually(t, 30*time.Second, "the Gateway's status", func() error {
+		get(&gw, "ai")
+		prog := condOf(gw.Status.Conditions, "Programmed")
+		if len(gw.Status.Listeners) != 1 {
+			return testenv.Until(false, "listeners %+v", gw.Status.Listeners)
+		}
+		return testenv.Until(condOf(gw.Status.Conditions, "Accepted").Status == "True" && prog.Status == "False" && prog.Reason == "NoProxyConnected" &&
+			strings.Contains(prog.Message, "Gateway default/ai") && gw.Status.Listeners[0].AttachedRoutes == 1, "conditions %+v, listeners %+v", gw.Status.Conditions, gw.Status.Listeners)
+	})
+	var gc gwapiv1.GatewayClass
+	if err := kc.Get(t.Context(), client.ObjectKey{Name: "bulkhead"}, &gc); err != nil || condOf(gc.Status.Conditions, "Accepted").Status != "True" {
+		t.Fatalf("GatewayClass status %+v (%v)", gc.Status, err)
+	}
+
+	// A client that NACKs: the policy's Programmed says so, with its words.
+	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	picky := node("picky-node", workload.RoleGRPC, "caller")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(),
+		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster echo.default:9000: unsupported outlier detection"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the NACK in the policy's status", func() error {
+		get(&bp, "echo")
+		prog := condOf(bp.Status.Ancestors[0].Conditions, "Programmed")
+		return testenv.Until(prog.Status == "False" && prog.Reason == "RejectedByProxy" && strings.Contains(prog.Message, "unsupported outlier detection"), "Programmed %+v", prog)
+	})
+	// The same report again writes nothing (a restart would not flap).
+	rep, _ := cp.Status()
+	if n, err := writer.Write(t.Context(), rep); err != nil || n != 0 {
+		t.Fatalf("rewriting an unchanged report wrote %d objects (%v); want 0", n, err)
+	}
 }

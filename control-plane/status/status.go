@@ -33,6 +33,15 @@ type Report struct {
 	Problems []string `json:"problems,omitempty"`
 	// Proxies are the proxy identities with a connected node, sorted.
 	Proxies []Proxy `json:"proxies"`
+	// Listeners are the attached-route counts of every Gateway listener.
+	Listeners []Listener `json:"listeners,omitempty"`
+}
+
+// Listener is one listener of a Gateway and how many routes attach to it.
+type Listener struct {
+	Gateway        string `json:"gateway"` // namespace/name
+	Name           string `json:"name"`
+	AttachedRoutes int32  `json:"attachedRoutes"`
 }
 
 // Object is the status of one input object.
@@ -154,6 +163,18 @@ func Compute(res *translate.Result, proxies []server.ProxyRecord, nodes []server
 	}
 	sort.Slice(rep.Proxies, func(i, j int) bool { return rep.Proxies[i].Proxy < rep.Proxies[j].Proxy })
 
+	for gw, counts := range res.AttachedRoutes {
+		for name, n := range counts {
+			rep.Listeners = append(rep.Listeners, Listener{Gateway: gw.Namespace + "/" + gw.Name, Name: name, AttachedRoutes: n})
+		}
+	}
+	sort.Slice(rep.Listeners, func(i, j int) bool {
+		a, b := rep.Listeners[i], rep.Listeners[j]
+		if a.Gateway != b.Gateway {
+			return a.Gateway < b.Gateway
+		}
+		return a.Name < b.Name
+	})
 	for i := range rep.Objects {
 		o := &rep.Objects[i]
 		reach, configures := res.Reach[resource.Key{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}]

@@ -289,6 +289,10 @@ func (t *translator) attach(key resource.Key, to attachTo, built []routeEntry, s
 		}
 	}
 	for _, l := range to.listeners {
+		if t.attachedTo[l] == nil {
+			t.attachedTo[l] = map[resource.Key]bool{}
+		}
+		t.attachedTo[l][key] = true
 		for _, e := range built {
 			c := clone(e)
 			gwEntries[l] = append(gwEntries[l], c)

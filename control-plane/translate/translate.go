@@ -43,6 +43,9 @@ type Result struct {
 	// Reach says which proxies each object's configuration lands on (no
 	// entry: none, such as a GatewayClass or a policy not in force).
 	Reach map[resource.Key]Reach
+	// AttachedRoutes counts, per Gateway and listener name, the routes
+	// attached to it (Gateway status).
+	AttachedRoutes map[resource.Key]map[string]int32
 	// Status of every input object that has one.
 	Status *Status
 	// Errors lists every problem found, each naming the file, the object and
@@ -134,6 +137,7 @@ func TranslateWith(res *resource.Resources, opts Options) *Result {
 		opts:       opts,
 		accepted:   map[resource.Key]client.Object{},
 		inForce:    map[resource.Key][]*policies.Target{},
+		attachedTo: map[*gwListener]map[resource.Key]bool{},
 		status:     newStatus(),
 		svcs:       map[svcKey]*service{},
 		routeIndex: map[resource.Key][]*ir.Route{},
@@ -164,6 +168,14 @@ func TranslateWith(res *resource.Resources, opts Options) *Result {
 		listeners = append(listeners, ls...)
 	}
 	out.RateLimitDomains = ir.RateLimitDomains(listeners)
+	out.AttachedRoutes = map[resource.Key]map[string]int32{}
+	for _, gw := range t.gws {
+		counts := map[string]int32{}
+		for _, l := range gw.listeners {
+			counts[l.name] = int32(len(t.attachedTo[l]))
+		}
+		out.AttachedRoutes[gw.key] = counts
+	}
 	for _, s := range t.sortedServices() {
 		for _, p := range s.ports {
 			out.Clusters = append(out.Clusters, p.cluster)
@@ -181,9 +193,11 @@ type translator struct {
 	accepted map[resource.Key]client.Object
 	// inForce are the targets of each policy in force (for its Reach).
 	inForce map[resource.Key][]*policies.Target
-	status  *Status
-	errs    []error
-	svcs    map[svcKey]*service
+	// attachedTo are the route objects attached to each Gateway listener.
+	attachedTo map[*gwListener]map[resource.Key]bool
+	status     *Status
+	errs       []error
+	svcs       map[svcKey]*service
 	// routeIndex lists the IR routes made from each route object.
 	routeIndex map[resource.Key][]*ir.Route
 	gws        map[svcKey]*gateway

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/pki"
@@ -34,6 +35,7 @@ func main() {
 	fs.Var(&configDirs, "config-dir", "universal mode: directory of Gateway API, Service, EndpointSlice and policy YAML, watched for changes; repeat it to read several as one input (default policies)")
 	kube := fs.Bool("kubernetes", false, "Kubernetes mode: watch the API server (kubeconfig from --kubeconfig, $KUBECONFIG, ~/.kube/config, or in-cluster) instead of directories")
 	kubeconfig := fs.String("kubeconfig", "", "Kubernetes mode: the kubeconfig file (default: the usual places)")
+	writeStatus := fs.Bool("write-status", true, "Kubernetes mode: write Accepted/Programmed back to the objects' status")
 	var namespaces stringList
 	fs.Var(&namespaces, "namespace", "Kubernetes mode: a namespace to watch; repeat it for several (default: all)")
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
@@ -62,6 +64,7 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var prov provider.Provider
+	var statusWriter *kubestatus.Writer
 	switch {
 	case *kube && len(configDirs) > 0:
 		log.Error("--kubernetes and --config-dir exclude each other: the input is the API server or directories")
@@ -73,6 +76,16 @@ func main() {
 			os.Exit(2)
 		}
 		prov = &kubernetes.Provider{Config: cfg, Namespaces: namespaces, Log: log}
+		if *writeStatus {
+			c, err := kubernetes.NewClient(cfg)
+			if err == nil {
+				statusWriter = &kubestatus.Writer{Client: c, Log: log}
+			}
+			if err != nil {
+				log.Error("--write-status: no client for the API server", "error", err)
+				os.Exit(2)
+			}
+		}
 	case len(namespaces) > 0 || *kubeconfig != "":
 		log.Error("--namespace and --kubeconfig are for Kubernetes mode: add --kubernetes")
 		os.Exit(2)
@@ -113,6 +126,7 @@ func main() {
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ConfigDirs:   configDirs,
 		Provider:     prov,
+		StatusWriter: statusWriter,
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
 		TLS:          tlsOpt,

@@ -56,6 +56,16 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// NewClient is a client of the API server that knows every kind the
+// provider reads (status writing, tests).
+func NewClient(cfg *rest.Config) (client.Client, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
 // watched are the kinds the provider watches.
 func watched() []client.Object {
 	return []client.Object{

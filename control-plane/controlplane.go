@@ -58,6 +58,9 @@ type Options struct {
 	// (default 1s), after each translation and as proxies ACK or NACK.
 	StatusWriter   *kubestatus.Writer
 	StatusInterval time.Duration
+	// Leader, when set, elects the one replica that writes status; without
+	// it this control plane always does.
+	Leader *LeaderElection
 	// Debounce is the quiet time awaited after a change before translating
 	// (default 100ms); MaxDelay bounds the wait under a continuous stream of
 	// changes (default 1s).
@@ -125,6 +128,8 @@ type ControlPlane struct {
 	updated  chan struct{}
 
 	translations atomic.Int64
+	// leading: this replica writes status (leader.go).
+	leading atomic.Bool
 }
 
 // Start starts serving and translating; Stop ends both.
@@ -208,6 +213,16 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		defer cp.wg.Done()
 		cp.loop(ctx, opts, updates)
 	}()
+	cp.leading.Store(opts.Leader == nil)
+	if opts.Leader != nil {
+		cp.wg.Add(1)
+		go func() {
+			defer cp.wg.Done()
+			if err := cp.elect(ctx, *opts.Leader, opts.Log); err != nil {
+				cp.fail(err)
+			}
+		}()
+	}
 	if opts.StatusWriter != nil {
 		interval := opts.StatusInterval
 		if interval == 0 {
@@ -267,6 +282,9 @@ func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, i
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if !cp.leading.Load() {
+			continue // another replica writes
 		}
 		rep, ok := cp.Status()
 		if !ok {

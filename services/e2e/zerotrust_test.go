@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"context"
 	"crypto/tls"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,61 +186,6 @@ func TestDatabaseCredentialRotationUnderLoad(t *testing.T) {
 	t.Logf("%d queries, 0 failed, %d database users", l.calls, svc.DatabaseCredentialsIssued())
 }
 
-// tcpProxy forwards to a real server and can play a network partition:
-// while down it refuses every connection and cuts the open ones.
-type tcpProxy struct {
-	target string
-	lis    net.Listener
-	down   atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{target: target, lis: lis}
-	t.Cleanup(func() { lis.Close() })
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			if p.down.Load() {
-				c.Close()
-				continue
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *tcpProxy) setDown(down bool) {
-	p.down.Store(down)
-	if down {
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-		p.mu.Unlock()
-	}
-}
-
 // Vault unreachable: the service keeps serving on its current certificate
 // and database user, counts (and logs) the failed renewals, and renews by
 // itself once Vault is back: an outage of about a minute, across the
@@ -250,10 +193,10 @@ func (p *tcpProxy) setDown(down bool) {
 // real hour.
 func TestVaultOutage(t *testing.T) {
 	s := stack.New(t, func(o *provision.Options) { o.DatabaseCredentialTTL = 90 * time.Second })
-	proxy := startTCPProxy(t, strings.TrimPrefix(s.Vault.Addr, "http://"))
+	proxy := testenv.StartTCPProxy(t, strings.TrimPrefix(s.Vault.Addr, "http://"))
 	svc := s.StartService("users", users.Setup(), stack.Options{Instance: "users-1", Config: func(c *platform.Config) {
 		c.CertTTL = 90 * time.Second
-		c.Vault.Address = "http://" + proxy.lis.Addr().String()
+		c.Vault.Address = "http://" + proxy.Addr()
 	}})
 	c := usersv1.NewUsersServiceClient(s.Dial("users"))
 	tlsConf, err := provision.OperatorTLS(s.Operator)
@@ -274,7 +217,7 @@ func TestVaultOutage(t *testing.T) {
 		}
 		return freshHandshake(ctx, svc.Addr().String(), tlsConf, &mu, serials)
 	}, func() {
-		proxy.setDown(true)
+		proxy.SetDown(true)
 		certsBefore, credsBefore := svc.CertificatesIssued(), svc.DatabaseCredentialsIssued()
 		// Vault stays away across the renewal point (60 s after start) until
 		// both renewals have failed twice (the first attempt and a retry),
@@ -283,7 +226,7 @@ func TestVaultOutage(t *testing.T) {
 			return testenv.Until(svc.CertificateRenewalFailures() >= 2 && svc.DatabaseRenewalFailures() >= 2,
 				"%d certificate and %d database renewals failed so far", svc.CertificateRenewalFailures(), svc.DatabaseRenewalFailures())
 		})
-		proxy.setDown(false)
+		proxy.SetDown(false)
 		if svc.CertificatesIssued() != certsBefore || svc.DatabaseCredentialsIssued() != credsBefore {
 			t.Error("renewed while Vault was unreachable?")
 		}

@@ -36,6 +36,7 @@ func main() {
 	kube := fs.Bool("kubernetes", false, "Kubernetes mode: watch the API server (kubeconfig from --kubeconfig, $KUBECONFIG, ~/.kube/config, or in-cluster) instead of directories")
 	kubeconfig := fs.String("kubeconfig", "", "Kubernetes mode: the kubeconfig file (default: the usual places)")
 	writeStatus := fs.Bool("write-status", true, "Kubernetes mode: write Accepted/Programmed back to the objects' status")
+	leaseNS := fs.String("leader-election-namespace", os.Getenv("POD_NAMESPACE"), "Kubernetes mode: with several replicas, the namespace of the Lease that elects the one writing status (default $POD_NAMESPACE; empty: no election, this replica writes)")
 	var namespaces stringList
 	fs.Var(&namespaces, "namespace", "Kubernetes mode: a namespace to watch; repeat it for several (default: all)")
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
@@ -65,6 +66,7 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var prov provider.Provider
 	var statusWriter *kubestatus.Writer
+	var leader *controlplane.LeaderElection
 	switch {
 	case *kube && len(configDirs) > 0:
 		log.Error("--kubernetes and --config-dir exclude each other: the input is the API server or directories")
@@ -84,6 +86,9 @@ func main() {
 			if err != nil {
 				log.Error("--write-status: no client for the API server", "error", err)
 				os.Exit(2)
+			}
+			if *leaseNS != "" {
+				leader = &controlplane.LeaderElection{Config: cfg, Namespace: *leaseNS}
 			}
 		}
 	case len(namespaces) > 0 || *kubeconfig != "":
@@ -127,6 +132,7 @@ func main() {
 		ConfigDirs:   configDirs,
 		Provider:     prov,
 		StatusWriter: statusWriter,
+		Leader:       leader,
 		XDSAddress:   *xdsAddr,
 		AdminAddress: *adminAddr,
 		TLS:          tlsOpt,

@@ -41,23 +41,6 @@ func startKube(t *testing.T) (*components.Kube, client.Client) {
 	return k, kc
 }
 
-// routableIPv4 is an address of this machine that an EndpointSlice may
-// carry (the API server refuses loopback and link-local ones).
-func routableIPv4(t *testing.T) net.IP {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP
-		}
-	}
-	t.Fatal("this machine has no non-loopback IPv4 address for an EndpointSlice to carry")
-	return nil
-}
-
 // Kubernetes mode end to end: objects written to a real API server drive
 // live proxyless traffic through the same pipeline as universal mode; a
 // retry added to a BackendPolicy with the API recovers the calls a flaky
@@ -66,7 +49,7 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 	k, kc := startKube(t)
 
 	// A flaky backend on an address an EndpointSlice may carry.
-	lis, err := net.Listen("tcp", net.JoinHostPort(routableIPv4(t).String(), "0"))
+	lis, err := net.Listen("tcp", net.JoinHostPort(testenv.HostIP(t).String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

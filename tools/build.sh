@@ -17,6 +17,8 @@ mkdir -p "$bin/.stamps"
 # reported | "optional" when built only on request (tools/build.sh NAME)
 tools=(
 	"kube-apiserver|tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
+	"kube-controller-manager|tools/kube|k8s.io/kubernetes/cmd/kube-controller-manager|k8s.io/kubernetes"
+	"kubectl|tools/kube|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
 	"etcd|tools/kube|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
 	"vault|tools/vault|github.com/hashicorp/vault|github.com/hashicorp/vault"
 	"ratelimit|tools/ratelimit|github.com/envoyproxy/ratelimit/src/service_cmd|github.com/envoyproxy/ratelimit"

@@ -70,7 +70,14 @@ func (b *backend) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*h
 
 func startBackend(t *testing.T, name string) *backend {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startBackendOn(t, name, "127.0.0.1")
+}
+
+// startBackendOn starts a backend listening on host (an address of this
+// machine), on a free port.
+func startBackendOn(t *testing.T, name, host string) *backend {
+	t.Helper()
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

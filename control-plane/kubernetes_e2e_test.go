@@ -2,20 +2,18 @@ package controlplane_test
 
 import (
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -29,11 +27,14 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
-// startKube starts an API server with the control plane's CRDs and a
-// client of it.
-func startKube(t *testing.T) (*components.Kube, client.Client) {
+// startKube starts an API server with the control plane's CRDs (and
+// kube-controller-manager running controllers, if any), and a client of it.
+func startKube(t *testing.T, controllers ...string) (*components.Kube, client.Client) {
 	t.Helper()
-	k := testenv.NewKube(t, components.KubeOptions{CRDDirs: []string{filepath.Join("..", "policies", "crds"), filepath.Join("..", "policies", "crds-gateway-api")}})
+	k := testenv.NewKube(t, components.KubeOptions{
+		CRDDirs:     []string{filepath.Join("..", "policies", "crds"), filepath.Join("..", "policies", "crds-gateway-api")},
+		Controllers: controllers,
+	})
 	kc, err := kubernetes.NewClient(k.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -49,14 +50,7 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 	k, kc := startKube(t)
 
 	// A flaky backend on an address an EndpointSlice may carry.
-	lis, err := net.Listen("tcp", net.JoinHostPort(testenv.HostIP(t).String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{name: "flaky", addr: lis.Addr().(*net.TCPAddr), srv: grpc.NewServer()}
-	healthpb.RegisterHealthServer(b.srv, b)
-	go b.srv.Serve(lis)
-	t.Cleanup(b.srv.Stop)
+	b := startBackendOn(t, "flaky", testenv.HostIP(t).String())
 	b.failEvery.Store(2)
 
 	cp, err := controlplane.Start(t.Context(), controlplane.Options{
@@ -226,6 +220,19 @@ func TestKubernetesStatusWriteBack(t *testing.T) {
 		prog := condOf(bp.Status.Ancestors[0].Conditions, "Programmed")
 		return testenv.Until(prog.Status == "False" && prog.Reason == "RejectedByProxy" && strings.Contains(prog.Message, "unsupported outlier detection"), "Programmed %+v", prog)
 	})
+	// As the SRE reads it.
+	out, err := k.Kubectl(t.Context(), "", "get", "backendpolicy", "echo", "-n", "default", "-o", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown v1alpha1.BackendPolicy
+	if err := yaml.UnmarshalStrict([]byte(out), &shown); err != nil {
+		t.Fatalf("kubectl get -o yaml: %v\n%s", err, out)
+	}
+	if prog := condOf(shown.Status.Ancestors[0].Conditions, "Programmed"); prog.Status != "False" || prog.Reason != "RejectedByProxy" ||
+		prog.Message != "node picky-node rejected cluster version "+resp.GetVersionInfo()+": cluster echo.default:9000: unsupported outlier detection" {
+		t.Fatalf("kubectl get -o yaml shows Programmed %+v; want False, RejectedByProxy, the node and its words", prog)
+	}
 	// The same report again writes nothing (a restart would not flap).
 	rep, _ := cp.Status()
 	if n, err := writer.Write(t.Context(), rep); err != nil || n != 0 {

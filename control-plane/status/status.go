@@ -237,7 +237,7 @@ func programmedOf(reach translate.Reach, all []Proxy) Condition {
 	if len(missing) > 0 {
 		return Condition{Type: CondProgrammed, Status: "False", Reason: ReasonNoProxyConnected, Message: "no node connected for " + strings.Join(missing, ", ")}
 	}
-	c := Condition{Type: CondProgrammed, Status: "True", Reason: ReasonProgrammed, Message: fmt.Sprintf("every connected node it reaches runs it (%d proxies)", len(proxies))}
+	c := Condition{Type: CondProgrammed, Status: "True", Reason: ReasonProgrammed, Message: "applied by every connected node of " + proxyList(proxies)}
 	for _, ps := range proxies {
 		switch {
 		case ps.Rejected != "":
@@ -249,6 +249,20 @@ func programmedOf(reach translate.Reach, all []Proxy) Condition {
 		}
 	}
 	return c
+}
+
+// proxyList names proxies for a message: up to five, then how many more.
+func proxyList(proxies []Proxy) string {
+	const shown = 5
+	names := make([]string, 0, shown)
+	for i, ps := range proxies {
+		if i == shown {
+			names = append(names, fmt.Sprintf("and %d more", len(proxies)-shown))
+			break
+		}
+		names = append(names, ps.Proxy)
+	}
+	return strings.Join(names, ", ")
 }
 
 func accepted(o *Object) bool {

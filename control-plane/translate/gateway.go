@@ -87,7 +87,7 @@ func (t *translator) gateways() {
 		if len(problems) > 0 {
 			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonInvalid, Message: strings.Join(problems, "; ")})
 		} else {
-			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted})
+			t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted, Message: "listeners valid"})
 		}
 		t.gws[svcKey{g.Namespace, g.Name}] = gw
 	}

@@ -343,6 +343,7 @@ var backendPolicies = policyKind{
 	name:       policies.BackendPolicy,
 	targets:    policies.Service | policies.Route,
 	precedence: true,
+	accepted:   "valid; applied by every caller of the targeted Services and routes (proxyless clients, sidecars, Gateways' Envoy)",
 	// Oldest first (creationTimestamp), then by namespace/name: the order
 	// of precedence between policies of one level.
 	list: func(res *resource.Resources) []policyObject {

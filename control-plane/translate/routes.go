@@ -233,9 +233,9 @@ func (t *translator) backends(key resource.Key, ns string, field string, refs []
 
 func (t *translator) accept(key resource.Key, refsOK bool) {
 	origin := t.res.Origin(key)
-	t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted})
+	t.status.Set(key, origin, Condition{Type: CondAccepted, Status: "True", Reason: ReasonAccepted, Message: "attached to its parents"})
 	if refsOK {
-		t.status.Set(key, origin, Condition{Type: CondResolvedRefs, Status: "True", Reason: ReasonResolvedRefs})
+		t.status.Set(key, origin, Condition{Type: CondResolvedRefs, Status: "True", Reason: ReasonResolvedRefs, Message: "every backend reference resolved"})
 	}
 }
 

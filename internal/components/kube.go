@@ -229,9 +229,9 @@ func (k *Kube) InstallCRDs(crds ...*apiextensionsv1.CustomResourceDefinition) er
 }
 
 // Kubectl runs the kubectl built by `make tools` as the cluster admin, with
-// stdin (may be nil) as its input, and returns what it printed. A failed
+// stdin (may be empty) as its input, and returns what it printed. A failed
 // command's error carries its stderr, as a user would see it.
-func (k *Kube) Kubectl(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+func (k *Kube) Kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
 	if k.kubectl == "" {
 		bin, err := toolBinary("kubectl")
 		if err != nil {
@@ -242,7 +242,7 @@ func (k *Kube) Kubectl(ctx context.Context, stdin io.Reader, args ...string) (st
 	cmd := exec.CommandContext(ctx, k.kubectl, append([]string{"--kubeconfig=" + k.Kubeconfig}, args...)...)
 	// No user's kubeconfig, cache or plugins may leak into a test.
 	cmd.Env = []string{"HOME=" + k.dir, "PATH=/usr/bin:/bin", "KUBECACHEDIR=" + filepath.Join(k.dir, "kubectl-cache")}
-	cmd.Stdin = stdin
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

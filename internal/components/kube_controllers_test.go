@@ -95,14 +95,14 @@ func TestKubeControllerManager(t *testing.T) {
 	})
 
 	// kubectl sees what the controllers did.
-	out, err := k.Kubectl(ctx, nil, "get", "deployment", "echo", "-n", "default", "-o", "jsonpath={.status.readyReplicas}")
+	out, err := k.Kubectl(ctx, "", "get", "deployment", "echo", "-n", "default", "-o", "jsonpath={.status.readyReplicas}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out != "3" {
 		t.Fatalf("kubectl get deployment echo: readyReplicas %q; want 3", out)
 	}
-	if _, err := k.Kubectl(ctx, nil, "scale", "deployment", "echo", "-n", "default", "--replicas=1"); err != nil {
+	if _, err := k.Kubectl(ctx, "", "scale", "deployment", "echo", "-n", "default", "--replicas=1"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 60*time.Second, "echo scaled to one endpoint", func() error {
@@ -127,7 +127,7 @@ func TestKubeControllerManager(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := k.Kubectl(ctx, nil, "get", "nosuchkind"); err == nil || !strings.Contains(err.Error(), "nosuchkind") {
+	if _, err := k.Kubectl(ctx, "", "get", "nosuchkind"); err == nil || !strings.Contains(err.Error(), "nosuchkind") {
 		t.Fatalf("kubectl get nosuchkind: %v; want an error naming it", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -56,7 +57,8 @@ type NodeOptions struct {
 
 // Node plays, through the API, the parts of a scheduler and a kubelet that
 // controllers observe, for a cluster whose Pods run no containers: it
-// registers a Node, binds every unscheduled Pod to it (pods/binding), and
+// registers a Node, binds every unscheduled Pod to it (pods/binding) unless
+// another Pod there holds a host port it asks for, and
 // reports each bound Pod Running with its IP (pods/status). A Pod is Ready
 // once running unless it has a tcpSocket readiness probe, which the Node
 // then runs against the Pod's IP, as a kubelet would, every 200 ms; a Pod
@@ -74,6 +76,8 @@ type Node struct {
 	queue  chan string
 	mu     sync.Mutex
 	manual map[string]bool // namespace/name → Ready, with opts.Manual
+	bindMu sync.Mutex
+	bound  map[types.UID]string // Pods bound here, before the informer shows it
 	errs   chan error
 }
 
@@ -92,7 +96,7 @@ func StartNode(t testing.TB, cfg *rest.Config, opts NodeOptions) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Name: opts.Name, IP: opts.IP, opts: opts, cs: cs, queue: make(chan string, 100000), manual: map[string]bool{}, errs: make(chan error, 1)}
+	n := &Node{Name: opts.Name, IP: opts.IP, opts: opts, cs: cs, queue: make(chan string, 100000), manual: map[string]bool{}, bound: map[types.UID]string{}, errs: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	node := &corev1.Node{
@@ -180,7 +184,7 @@ func (n *Node) probeLoop(ctx context.Context) {
 		}
 		pods, _ := n.pods.List(labels.Everything())
 		for _, p := range pods {
-			if p.Spec.NodeName == n.Name && tcpProbe(p) != nil {
+			if p.Spec.NodeName == "" || (p.Spec.NodeName == n.Name && tcpProbe(p) != nil) {
 				n.queue <- p.Namespace + "/" + p.Name
 			}
 		}
@@ -202,10 +206,19 @@ func (n *Node) sync(ctx context.Context, key string) error {
 	}
 	switch {
 	case pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil:
-		return n.cs.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
+		if n.portsTaken(pod) {
+			return nil // unschedulable for now; the probe loop asks again
+		}
+		err := n.cs.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: pod.UID},
 			Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
 		}, metav1.CreateOptions{})
+		if err != nil {
+			n.bindMu.Lock()
+			delete(n.bound, pod.UID)
+			n.bindMu.Unlock()
+		}
+		return err
 	case pod.Spec.NodeName != n.Name:
 		return nil
 	case pod.DeletionTimestamp != nil:
@@ -263,6 +276,44 @@ func (n *Node) alive(pod *corev1.Pod) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// portsTaken is the scheduler's NodePorts filter: a Pod cannot go where
+// another Pod, even one terminating, holds a host port it asks for.
+func (n *Node) portsTaken(pod *corev1.Pod) bool {
+	want := hostPorts(pod)
+	if len(want) == 0 {
+		return false
+	}
+	n.bindMu.Lock()
+	defer n.bindMu.Unlock()
+	pods, _ := n.pods.List(labels.Everything())
+	for _, p := range pods {
+		if p.UID == pod.UID || (p.Spec.NodeName != n.Name && n.bound[p.UID] == "") {
+			continue
+		}
+		for port := range hostPorts(p) {
+			if want[port] {
+				return true
+			}
+		}
+	}
+	// Bound, as far as the next call to portsTaken knows, even before the
+	// informer shows it.
+	n.bound[pod.UID] = n.Name
+	return false
+}
+
+func hostPorts(pod *corev1.Pod) map[int32]bool {
+	ports := map[int32]bool{}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort != 0 {
+				ports[p.HostPort] = true
+			}
+		}
+	}
+	return ports
 }
 
 func tcpProbe(pod *corev1.Pod) *corev1.TCPSocketAction {

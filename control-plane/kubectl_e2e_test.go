@@ -155,6 +155,25 @@ func TestKubectlWorkflow(t *testing.T) {
 		}
 	}
 
+	// Bad input. Admission refuses what breaks the CRD's rules, naming the
+	// field; a policy that passes admission but targets a Service that
+	// does not exist is stored, reported Accepted=False, and changes
+	// nothing for live traffic.
+	if _, err := k.Kubectl(ctx, strings.Replace(echoRetry, "numRetries: 2", "numRetries: -1", 1), "apply", "-f", "-"); err == nil ||
+		!strings.Contains(err.Error(), "spec.retry.numRetries") || !strings.Contains(err.Error(), "should be greater than or equal to 0") {
+		t.Fatalf("kubectl apply of numRetries -1: %v; want refused naming spec.retry.numRetries", err)
+	}
+	orphan := strings.NewReplacer("name: echo, namespace", "name: orphan, namespace", "name: echo}]", "name: nosuch}]").Replace(echoRetry)
+	kubectl(orphan, "apply", "-f", "-")
+	testenv.Eventually(t, 30*time.Second, "the orphan policy Accepted=False, naming the missing Service", func() error {
+		out := kubectl("", "get", "backendpolicy", "orphan", "-n", "default", "-o", `jsonpath={.status.ancestors[0].conditions[?(@.type=="Accepted")]}`)
+		return testenv.Until(strings.Contains(out, `"status":"False"`) && strings.Contains(out, "nosuch"), "Accepted %s", out)
+	})
+	if got := outcomes(t, c, 20); got["backend:a"]+got["backend:b"] != 20 {
+		t.Fatalf("after the orphan policy, 20 calls: %v; want all served (the retry still in force)", got)
+	}
+	kubectl("", "delete", "backendpolicy", "orphan", "-n", "default")
+
 	// Healthy backends, and the retry deleted with kubectl: no call is
 	// retried from now on, so none may fail.
 	a.failEvery.Store(0)

@@ -33,6 +33,10 @@ type gwListener struct {
 	hostname string // "" matches any
 	port     uint32
 	kinds    map[string]bool // route kinds allowed
+	// allNamespaces admits routes from every namespace (allowedRoutes
+	// namespaces.from: All); otherwise only the Gateway's own (Same, the
+	// default).
+	allNamespaces bool
 }
 
 // gateways reads every Gateway: HTTP listeners only (HTTPS, TLS and TCP are
@@ -64,6 +68,19 @@ func (t *translator) gateways() {
 			gl := &gwListener{gw: gw, name: string(l.Name), port: uint32(l.Port), kinds: map[string]bool{"HTTPRoute": true, "GRPCRoute": true}}
 			if l.Hostname != nil {
 				gl.hostname = strings.ToLower(string(*l.Hostname))
+			}
+			if ar := l.AllowedRoutes; ar != nil && ar.Namespaces != nil && ar.Namespaces.From != nil {
+				switch from := *ar.Namespaces.From; from {
+				case gwapiv1.NamespacesFromSame:
+				case gwapiv1.NamespacesFromAll:
+					gl.allNamespaces = true
+				default:
+					// Narrowing to Same instead would silently drop routes
+					// the SRE meant to admit; refusing says so.
+					t.fail(key, field+".allowedRoutes.namespaces.from", "%s is not supported yet (Same or All)", from)
+					problems = append(problems, field+".allowedRoutes.namespaces.from: "+string(from)+" not supported yet")
+					continue
+				}
 			}
 			if ar := l.AllowedRoutes; ar != nil && len(ar.Kinds) > 0 {
 				gl.kinds = map[string]bool{}
@@ -110,6 +127,7 @@ func (t *translator) gatewayParent(key resource.Key, field, ns, routeKind string
 		return nil
 	}
 	var out []*gwListener
+	otherNS := false
 	for _, l := range gw.listeners {
 		if p.SectionName != nil && string(*p.SectionName) != l.name {
 			continue
@@ -120,7 +138,16 @@ func (t *translator) gatewayParent(key resource.Key, field, ns, routeKind string
 		if !l.kinds[routeKind] {
 			continue
 		}
+		if ns != pns && !l.allNamespaces {
+			otherNS = true
+			continue
+		}
 		out = append(out, l)
+	}
+	if len(out) == 0 && otherNS {
+		t.fail(key, field, "no listener of Gateway %s/%s admits routes from namespace %s (allowedRoutes.namespaces.from is Same unless set to All)", pns, p.Name, ns)
+		t.status.Set(key, t.res.Origin(key), Condition{Type: CondAccepted, Status: "False", Reason: ReasonNotAllowedByListener, Message: fmt.Sprintf("%s: no listener of Gateway %s/%s admits routes from namespace %s", field, pns, p.Name, ns)})
+		return nil
 	}
 	if len(out) == 0 {
 		t.fail(key, field, "no listener of Gateway %s/%s accepts this %s (sectionName, port or allowedRoutes)", pns, p.Name, routeKind)

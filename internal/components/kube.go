@@ -77,12 +77,16 @@ func StartKube(ctx context.Context, opts KubeOptions) (*Kube, error) {
 	// otherwise prints a warning (with a stack) into test output.
 	crlogOnce.Do(func() { crlog.SetLogger(logr.Discard()) })
 	existing := false
+	api := &envtest.APIServer{Path: apiserver}
+	// Room for a cluster's worth of Services (envtest's default, a /24,
+	// holds 256).
+	api.Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	env := &envtest.Environment{
 		// Explicit paths: KUBEBUILDER_ASSETS or USE_EXISTING_CLUSTER in the
 		// environment must not redirect tests to other binaries or a real
 		// cluster.
 		ControlPlane: envtest.ControlPlane{
-			APIServer: &envtest.APIServer{Path: apiserver},
+			APIServer: api,
 			Etcd:      &envtest.Etcd{Path: etcd},
 		},
 		UseExistingCluster:       &existing,

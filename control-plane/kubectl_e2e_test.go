@@ -62,6 +62,12 @@ spec:
         readinessProbe: {tcpSocket: {port: grpc}, periodSeconds: 1}
 `
 
+// The control plane's ServiceAccount and RBAC, as deployed.
+const (
+	controlPlaneRBAC    = "../deploy/kind/base/control-plane/rbac.yaml"
+	controlPlaneAccount = "system:serviceaccount:bulkhead-system:bulkhead-control-plane"
+)
+
 const echoRetry = `
 apiVersion: mesh.bulkhead.dev/v1alpha1
 kind: BackendPolicy
@@ -77,7 +83,8 @@ spec:
 // with kubectl recovers the calls a flaky backend fails and
 // `kubectl get backendpolicies` shows it Accepted and Programmed; kubectl
 // describe shows the ancestors; kubectl delete takes it away; a Pod
-// deleted leaves EDS before its backend stops, with zero failed calls.
+// deleted leaves EDS before its backend stops, with zero failed calls. The
+// control plane runs as its ServiceAccount with the manifest's RBAC.
 func TestKubectlWorkflow(t *testing.T) {
 	k, _ := startKube(t, "deployment", "replicaset", "endpointslice")
 	ctx := t.Context()
@@ -87,21 +94,6 @@ func TestKubectlWorkflow(t *testing.T) {
 	a.failEvery.Store(2)
 	b.failEvery.Store(2)
 
-	kc, err := kubernetes.NewClient(k.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-		StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
-	m := &mesh{t: t, cp: cp}
 	kubectl := func(stdin string, args ...string) string {
 		t.Helper()
 		out, err := k.Kubectl(ctx, stdin, args...)
@@ -110,6 +102,37 @@ func TestKubectlWorkflow(t *testing.T) {
 		}
 		return out
 	}
+
+	// The control plane runs as it is deployed: as its ServiceAccount,
+	// with only the RBAC of its manifest, electing itself with its Lease.
+	kubectl("", "apply", "-f", controlPlaneRBAC)
+	for _, denied := range []string{"get secrets", "list pods", "update services", "patch backendpolicies.mesh.bulkhead.dev", "create leases -n default"} {
+		out, _ := k.Kubectl(ctx, "", append([]string{"auth", "can-i", "--as", controlPlaneAccount}, strings.Fields(denied)...)...)
+		if strings.TrimSpace(out) != "no" {
+			t.Fatalf("kubectl auth can-i %s as the control plane: %q; want no (least privilege)", denied, out)
+		}
+	}
+	sa, err := k.ServiceAccountConfig(ctx, "bulkhead-system", "bulkhead-control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kubernetes.NewClient(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		Provider:   &kubernetes.Provider{Config: sa, Log: slog.New(slog.DiscardHandler)},
+		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
+		StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
+		Leader: &controlplane.LeaderElection{Config: sa, Namespace: "bulkhead-system"},
+		Log:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop() })
+	testenv.Eventually(t, 30*time.Second, "the control plane leads with its Lease", func() error { return testenv.Until(cp.Leading(), "not yet") })
+	m := &mesh{t: t, cp: cp}
 
 	out := kubectl(fmt.Sprintf(echoWorkload, a.addr.Port, b.addr.Port), "apply", "-f", "-")
 	for _, want := range []string{"service/echo created", "deployment.apps/echo-a created", "deployment.apps/echo-b created"} {

@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -253,6 +256,26 @@ func (k *Kube) Kubectl(ctx context.Context, stdin string, args ...string) (strin
 		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// ServiceAccountConfig reaches the API server as a ServiceAccount, with a
+// token the API server issued for it (TokenRequest, one hour), as a Pod
+// running under it would: only what RBAC grants that account.
+func (k *Kube) ServiceAccountConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	cs, err := kubernetes.NewForConfig(k.Config)
+	if err != nil {
+		return nil, fmt.Errorf("kube: %w", err)
+	}
+	expiry := int64(3600)
+	tok, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kube: token for service account %s/%s: %w", namespace, name, err)
+	}
+	cfg := rest.AnonymousClientConfig(k.Config)
+	cfg.BearerToken = tok.Status.Token
+	return cfg, nil
 }
 
 // Close stops kube-controller-manager, kube-apiserver and etcd and removes

@@ -64,6 +64,10 @@ bench: deps tools ## run the benchmarks (BENCH=regexp, BENCH_COUNT=n); results i
 	@echo "==> summary (benchstat bench.txt)"
 	@benchstat bench.txt
 
+.PHONY: bench-kubernetes
+bench-kubernetes: deps tools ## Kubernetes mode at scale: 1,000 Services, 5,000 Pods, 1,000 proxyless clients (about 6 min)
+	go test -run '^$$' -bench KubernetesScale -benchtime 20x -timeout 30m ./control-plane/ | tee bench-kubernetes.txt
+
 .PHONY: bench-egctl
 bench-egctl: ## compare translation time with Envoy Gateway's egctl on the same input (builds egctl once, minutes)
 	@./scripts/bench-egctl.sh

@@ -58,6 +58,11 @@ type Options struct {
 	// (default 1s), after each translation and as proxies ACK or NACK.
 	StatusWriter   *kubestatus.Writer
 	StatusInterval time.Duration
+	// StatusSettle is how long after this replica starts writing status
+	// (at start, or on becoming the leader) proxies are given to reconnect
+	// before an object they had programmed is reported NoProxyConnected
+	// or Pending (default 15s; see package kubestatus).
+	StatusSettle time.Duration
 	// Leader, when set, elects the one replica that writes status; without
 	// it this control plane always does.
 	Leader *LeaderElection
@@ -224,14 +229,17 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		}()
 	}
 	if opts.StatusWriter != nil {
-		interval := opts.StatusInterval
+		interval, settle := opts.StatusInterval, opts.StatusSettle
 		if interval == 0 {
 			interval = time.Second
+		}
+		if settle == 0 {
+			settle = 15 * time.Second
 		}
 		cp.wg.Add(1)
 		go func() {
 			defer cp.wg.Done()
-			cp.writeStatus(ctx, opts.StatusWriter, interval, opts.Log)
+			cp.writeStatus(ctx, opts.StatusWriter, interval, settle, opts.Log)
 		}()
 	}
 	return cp, nil
@@ -274,9 +282,12 @@ func (cp *ControlPlane) translate(ctx context.Context, log *slog.Logger, u provi
 // writeStatus writes the status report at most once per interval: what
 // changed since the last write (a translation, an ACK or a NACK) reaches
 // the objects within an interval, and an unchanged report writes nothing.
-func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, interval time.Duration, log *slog.Logger) {
+// For settle after it starts leading, proxies are reconnecting: what they
+// had programmed is not reported lost meanwhile.
+func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, interval, settle time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var since time.Time // leading since (zero: not leading)
 	for {
 		select {
 		case <-ctx.Done():
@@ -284,13 +295,17 @@ func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, i
 		case <-tick.C:
 		}
 		if !cp.leading.Load() {
+			since = time.Time{}
 			continue // another replica writes
+		}
+		if since.IsZero() {
+			since = time.Now()
 		}
 		rep, ok := cp.Status()
 		if !ok {
 			continue
 		}
-		n, err := w.Write(ctx, rep)
+		n, err := w.Write(ctx, rep, time.Since(since) < settle)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("writing status", "error", err)
 		}

@@ -37,9 +37,12 @@ func runSimClient(ctx context.Context, cc *grpc.ClientConn, id int, target strin
 	}
 	md, _ := structpb.NewStruct(map[string]any{"bulkhead": map[string]any{"role": "grpc", "namespace": "default", "name": "sim"}})
 	node := &corev3.Node{Id: fmt.Sprintf("sim-%d", id), Metadata: md}
+	// By name, as grpc-go subscribes: the listener (the target), the route
+	// configuration it names, the cluster that routes to and its endpoints
+	// (all named after the target for a Service).
 	names := map[string][]string{
 		resourcev3.ListenerType: {target}, resourcev3.RouteType: {target},
-		resourcev3.ClusterType: nil, resourcev3.EndpointType: {target},
+		resourcev3.ClusterType: {target}, resourcev3.EndpointType: {target},
 	}
 	var sendMu sync.Mutex
 	send := func(r *discoveryv3.DiscoveryRequest) error {

@@ -29,7 +29,7 @@ import (
 
 // startKube starts an API server with the control plane's CRDs (and
 // kube-controller-manager running controllers, if any), and a client of it.
-func startKube(t *testing.T, controllers ...string) (*components.Kube, client.Client) {
+func startKube(t testing.TB, controllers ...string) (*components.Kube, client.Client) {
 	t.Helper()
 	k := testenv.NewKube(t, components.KubeOptions{
 		CRDDirs:     []string{filepath.Join("..", "policies", "crds"), filepath.Join("..", "policies", "crds-gateway-api")},
@@ -235,7 +235,106 @@ func TestKubernetesStatusWriteBack(t *testing.T) {
 	}
 	// The same report again writes nothing (a restart would not flap).
 	rep, _ := cp.Status()
-	if n, err := writer.Write(t.Context(), rep); err != nil || n != 0 {
+	if n, err := writer.Write(t.Context(), rep, false); err != nil || n != 0 {
 		t.Fatalf("rewriting an unchanged report wrote %d objects (%v); want 0", n, err)
+	}
+}
+
+// A control-plane restart does not flap status: while the proxyless
+// client reconnects to the new process, the BackendPolicy it had
+// programmed stays Programmed=True (no write at all reaches the object),
+// and traffic goes on throughout.
+func TestKubernetesStatusSurvivesARestart(t *testing.T) {
+	k, kc := startKube(t)
+	b := startBackendOn(t, "ok", testenv.HostIP(t).String())
+	start := func(xdsAddr string) *controlplane.ControlPlane {
+		t.Helper()
+		writer, err := kubernetes.NewClient(k.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := controlplane.Start(t.Context(), controlplane.Options{
+			Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
+			XDSAddress: xdsAddr, AdminAddress: "127.0.0.1:0",
+			StatusWriter: &kubestatus.Writer{Client: writer, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cp.Stop() })
+		return cp
+	}
+	first := start("127.0.0.1:0")
+	m := &mesh{t: t, cp: first}
+
+	h2c, port, name := "kubernetes.io/h2c", int32(b.addr.Port), "grpc"
+	ready := true
+	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
+		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
+		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
+	}}
+	for _, o := range []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 9000, AppProtocol: &h2c}}}},
+		&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo-1", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{b.addr.IP.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
+		policy,
+	} {
+		if err := kc.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := m.client("echo.default:9000")
+	programmed := func() (metav1.Condition, string) {
+		var bp v1alpha1.BackendPolicy
+		if err := kc.Get(t.Context(), client.ObjectKeyFromObject(policy), &bp); err != nil {
+			t.Fatal(err)
+		}
+		if len(bp.Status.Ancestors) != 1 {
+			return metav1.Condition{}, bp.ResourceVersion
+		}
+		return condOf(bp.Status.Ancestors[0].Conditions, "Programmed"), bp.ResourceVersion
+	}
+	var before metav1.Condition
+	var version string
+	testenv.Eventually(t, 30*time.Second, "the policy Programmed through the client", func() error {
+		if got := outcomes(t, c, 5); got["backend:ok"] != 5 {
+			return testenv.Until(false, "5 calls: %v", got)
+		}
+		before, version = programmed()
+		return testenv.Until(before.Status == "True", "Programmed %+v", before)
+	})
+	time.Sleep(300 * time.Millisecond) // a few status intervals: nothing left to write
+	if _, v := programmed(); v != version {
+		t.Fatalf("status rewritten (resourceVersion %s → %s) with nothing changed", version, v)
+	}
+
+	// The control plane restarts on the same address; the client
+	// reconnects and ACKs the new process's configuration.
+	addr := first.XDSAddr()
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := start(addr)
+	testenv.Eventually(t, 30*time.Second, "the client ACKed the new process", func() error {
+		if got := outcomes(t, c, 5); got["backend:ok"] != 5 {
+			return testenv.Until(false, "5 calls: %v", got)
+		}
+		rep, _ := second.Status()
+		for _, o := range rep.Objects {
+			if o.Kind == "BackendPolicy" {
+				for _, cond := range o.Conditions {
+					if cond.Type == "Programmed" {
+						return testenv.Until(cond.Status == "True", "Programmed in the new process: %+v", cond)
+					}
+				}
+			}
+		}
+		return testenv.Until(false, "no BackendPolicy in the new process's report")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if after, v := programmed(); v != version || !after.LastTransitionTime.Equal(&before.LastTransitionTime) {
+		t.Fatalf("the restart rewrote the status: resourceVersion %s → %s, Programmed %+v (was %+v)", version, v, after, before)
 	}
 }

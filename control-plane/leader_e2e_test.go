@@ -1,12 +1,16 @@
 package controlplane_test
 
 import (
+	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -19,9 +23,10 @@ import (
 )
 
 // Two replicas serve xDS; one, elected with a Lease, writes status. The
-// leader cut off from the API server (as if it died: it cannot release the
-// lease) stops writing, and the other takes over once the lease expires
-// and writes the status of what changes next.
+// leader is cut off from the API server (as if it died: it cannot release
+// the lease) in the middle of a stream of edits; it stops writing, the
+// other takes over once the lease expires, and the status a watcher sees
+// never flaps nor goes back a generation, and ends at the last edit.
 func TestLeaderElectionHandsStatusOver(t *testing.T) {
 	k, kc := startKube(t)
 	start := func(identity string, cfg *rest.Config) *controlplane.ControlPlane {
@@ -77,8 +82,58 @@ func TestLeaderElectionHandsStatusOver(t *testing.T) {
 		t.Fatal("both replicas lead")
 	}
 
-	// The leader is cut off: b takes over once the lease expires (10 s,
-	// renewed every 2 s), never while a still leads.
+	// Every status write, as a watcher of the object sees it.
+	scheme, err := kubernetes.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := client.NewWithWatch(k.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(t.Context(), &v1alpha1.BackendPolicyList{}, client.InNamespace("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var writes []metav1.Condition // the Accepted condition of each event
+	var watched sync.WaitGroup
+	watched.Go(func() {
+		for ev := range w.ResultChan() {
+			if bp, ok := ev.Object.(*v1alpha1.BackendPolicy); ok && len(bp.Status.Ancestors) == 1 {
+				writes = append(writes, condOf(bp.Status.Ancestors[0].Conditions, "Accepted"))
+			}
+		}
+	})
+
+	// A stream of edits, one every 300 ms, from before the leader is cut
+	// off until after the other took over.
+	var (
+		edits    sync.WaitGroup
+		stopEdit = make(chan struct{})
+		lastGen  atomic.Int64
+	)
+	edits.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopEdit:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			patch := fmt.Sprintf(`{"spec":{"retry":{"numRetries":%d}}}`, 3+i%5)
+			var bp v1alpha1.BackendPolicy
+			bp.Namespace, bp.Name = policy.Namespace, policy.Name
+			if err := kc.Patch(t.Context(), &bp, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+				t.Errorf("edit %d: %v", i, err)
+				return
+			}
+			lastGen.Store(bp.Generation)
+		}
+	})
+	time.Sleep(time.Second)
+
+	// The leader is cut off: b takes over once the lease expires, never
+	// while a still leads.
 	link.SetDown(true)
 	cut := time.Now()
 	testenv.Eventually(t, time.Minute, "replica b takes over", func() error {
@@ -88,15 +143,28 @@ func TestLeaderElectionHandsStatusOver(t *testing.T) {
 		return testenv.Until(b.Leading(), "a leading: %v", a.Leading())
 	})
 	t.Logf("replica b leads %s after replica a was cut off", time.Since(cut).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second) // edits go on under the new leader
+	close(stopEdit)
+	edits.Wait()
 
-	// What changes now is written by b.
-	var bp v1alpha1.BackendPolicy
-	if err := kc.Get(t.Context(), client.ObjectKeyFromObject(policy), &bp); err != nil {
-		t.Fatal(err)
+	// No status lost: the last edit's generation is observed; no flapping:
+	// every write carries the same condition, observed at a generation
+	// that never goes back, its transition time kept.
+	final := lastGen.Load()
+	if final < 5 {
+		t.Fatalf("only %d generations edited", final)
 	}
-	bp.Spec.Retry.NumRetries = 3
-	if err := kc.Update(t.Context(), &bp); err != nil {
-		t.Fatal(err)
+	testenv.Eventually(t, 30*time.Second, "the new leader writes the last edit's status", acceptedAt(final))
+	w.Stop()
+	watched.Wait()
+	first := writes[0]
+	for i, c := range writes {
+		if c.Status != first.Status || c.Reason != first.Reason || !c.LastTransitionTime.Equal(&first.LastTransitionTime) {
+			t.Fatalf("write %d of %d flapped: %+v, first %+v", i, len(writes), c, first)
+		}
+		if i > 0 && c.ObservedGeneration < writes[i-1].ObservedGeneration {
+			t.Fatalf("write %d went back to generation %d from %d (a stale writer)", i, c.ObservedGeneration, writes[i-1].ObservedGeneration)
+		}
 	}
-	testenv.Eventually(t, 30*time.Second, "the new leader writes the next status", acceptedAt(2))
+	t.Logf("%d generations, %d status writes seen, none flapped or went back", final, len(writes))
 }

@@ -11,6 +11,12 @@
 // object has (conditions compared without their lastTransitionTime, which
 // is kept while a condition's status holds), so a restart or a second
 // computation of the same status writes nothing.
+//
+// While a replica settles (it just started, or just became the leader),
+// proxies are still reconnecting to it: a Programmed condition that would
+// fall to NoProxyConnected or Pending keeps what the object has for the
+// same generation, since those proxies keep running what they ACKed. A
+// NACK, a new generation and every other condition are written at once.
 package kubestatus
 
 import (
@@ -43,12 +49,17 @@ type Writer struct {
 	Log    *slog.Logger
 	// Now is the time of a new transition (tests); nil: metav1.Now.
 	Now func() metav1.Time
+
+	settling bool // of the Write in progress
 }
 
 // Write brings the status of every object of the report up to date, and
 // returns how many objects it wrote. Objects that are gone are skipped; a
 // conflict (someone wrote in between) is left for the next report.
-func (w *Writer) Write(ctx context.Context, rep status.Report) (int, error) {
+// settling holds Programmed conditions as the package says. Write is not
+// safe for concurrent use.
+func (w *Writer) Write(ctx context.Context, rep status.Report, settling bool) (int, error) {
+	w.settling = settling
 	attached := map[string]map[string]int32{}
 	for _, l := range rep.Listeners {
 		if attached[l.Gateway] == nil {
@@ -151,7 +162,13 @@ func (w *Writer) conditions(current []metav1.Condition, o status.Object, generat
 			gen = generation
 		}
 		cond := metav1.Condition{Type: c.Type, Status: metav1.ConditionStatus(c.Status), Reason: c.Reason, Message: msg, ObservedGeneration: gen, LastTransitionTime: w.now()}
-		if prev := apimeta.FindStatusCondition(current, c.Type); prev != nil && prev.Status == cond.Status {
+		prev := apimeta.FindStatusCondition(current, c.Type)
+		if prev != nil && w.settling && c.Type == status.CondProgrammed && prev.ObservedGeneration == gen &&
+			(c.Reason == status.ReasonNoProxyConnected || c.Reason == status.ReasonPending) {
+			out = append(out, *prev) // its proxies are reconnecting
+			continue
+		}
+		if prev != nil && prev.Status == cond.Status {
 			cond.LastTransitionTime = prev.LastTransitionTime
 		}
 		out = append(out, cond)

@@ -17,18 +17,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/admin"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
+	"github.com/bulkhead-mesh/bulkhead/control-plane/peers"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/file"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/server"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/status"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/translate"
 	"github.com/bulkhead-mesh/bulkhead/internal/pki"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Options configures the control plane.
@@ -151,6 +155,22 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.MaxDelay == 0 {
 		opts.MaxDelay = time.Second
 	}
+	var (
+		le     LeaderElection
+		shared *peers.Peers
+	)
+	if opts.Leader != nil {
+		le = opts.Leader.withDefaults()
+		if opts.StatusWriter != nil {
+			// Several replicas: each shares its proxies' ACKs with the
+			// leader, which judges them all.
+			cs, err := k8s.NewForConfig(le.Config)
+			if err != nil {
+				return nil, fmt.Errorf("control plane: peers: %w", err)
+			}
+			shared = &peers.Peers{Client: cs, Namespace: le.Namespace, Name: le.Name, Identity: le.Identity}
+		}
+	}
 	lis, err := net.Listen("tcp", opts.XDSAddress)
 	if err != nil {
 		return nil, fmt.Errorf("control plane: xds address: %w", err)
@@ -223,7 +243,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		cp.wg.Add(1)
 		go func() {
 			defer cp.wg.Done()
-			if err := cp.elect(ctx, *opts.Leader, opts.Log); err != nil {
+			if err := cp.elect(ctx, le, opts.Log); err != nil {
 				cp.fail(err)
 			}
 		}()
@@ -239,7 +259,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		cp.wg.Add(1)
 		go func() {
 			defer cp.wg.Done()
-			cp.writeStatus(ctx, opts.StatusWriter, interval, settle, opts.Log)
+			cp.writeStatus(ctx, opts.StatusWriter, shared, interval, settle, opts.Log)
 		}()
 	}
 	return cp, nil
@@ -284,15 +304,38 @@ func (cp *ControlPlane) translate(ctx context.Context, log *slog.Logger, u provi
 // the objects within an interval, and an unchanged report writes nothing.
 // For settle after it starts leading, proxies are reconnecting: what they
 // had programmed is not reported lost meanwhile.
-func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, interval, settle time.Duration, log *slog.Logger) {
+//
+// With peers (several replicas), every replica shares its nodes' ACKs and
+// the leader judges its own and the other replicas' nodes together.
+func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, shared *peers.Peers, interval, settle time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	if shared != nil {
+		defer func() {
+			// A clean stop takes this replica's nodes away at once.
+			stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = shared.Withdraw(stopCtx)
+		}()
+	}
 	var since time.Time // leading since (zero: not leading)
+	var sharedErr string
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		var others []server.NodeState
+		if shared != nil {
+			err := shared.Publish(ctx, cp.Server.Nodes(), time.Now())
+			if err == nil && cp.leading.Load() {
+				others, err = shared.Others(ctx, time.Now())
+			}
+			if msg := fmt.Sprint(err); err != nil && msg != sharedErr && ctx.Err() == nil {
+				log.Warn("sharing proxy state with the other replicas", "error", err)
+			}
+			sharedErr = fmt.Sprint(err)
 		}
 		if !cp.leading.Load() {
 			since = time.Time{}
@@ -301,7 +344,7 @@ func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, i
 		if since.IsZero() {
 			since = time.Now()
 		}
-		rep, ok := cp.Status()
+		rep, ok := cp.statusWith(others)
 		if !ok {
 			continue
 		}
@@ -326,11 +369,47 @@ func (cp *ControlPlane) Result() (*translate.Result, <-chan struct{}) {
 // Status is the status report of the latest translation and of what the
 // proxies did with it (false before the first translation).
 func (cp *ControlPlane) Status() (status.Report, bool) {
+	return cp.statusWith(nil)
+}
+
+// statusWith is Status judging also nodes connected to other replicas
+// (others): each is compared with what this replica would publish to its
+// proxy (secrets aside, which each replica issues itself). A node
+// connected here is judged from here.
+func (cp *ControlPlane) statusWith(others []server.NodeState) (status.Report, bool) {
 	r, _ := cp.Result()
 	if r == nil {
 		return status.Report{}, false
 	}
-	return status.Compute(r, cp.Server.Proxies(), cp.Server.Nodes()), true
+	proxies, nodes := cp.Server.Proxies(), cp.Server.Nodes()
+	if len(others) > 0 {
+		known, here := map[string]bool{}, map[string]bool{}
+		for _, p := range proxies {
+			known[p.ID.String()] = true
+		}
+		for _, n := range nodes {
+			here[n.NodeID] = true
+		}
+		for _, n := range others {
+			if here[n.NodeID] {
+				continue
+			}
+			here[n.NodeID] = true
+			id, err := workload.ParseProxyID(n.Proxy)
+			if err != nil {
+				continue
+			}
+			delete(n.Types, resourcev3.SecretType)
+			nodes = append(nodes, n)
+			if known[n.Proxy] {
+				continue // judged against this replica's record (its secrets unasked)
+			}
+			known[n.Proxy] = true
+			versions, err := cp.Server.Versions(id)
+			proxies = append(proxies, server.ProxyRecord{ID: id, Versions: versions, Pending: err})
+		}
+	}
+	return status.Compute(r, proxies, nodes), true
 }
 
 // Translations counts the translations run so far (debouncing folds a burst

@@ -106,7 +106,7 @@ func TestKubectlWorkflow(t *testing.T) {
 	// The control plane runs as it is deployed: as its ServiceAccount,
 	// with only the RBAC of its manifest, electing itself with its Lease.
 	kubectl("", "apply", "-f", controlPlaneRBAC)
-	for _, denied := range []string{"get secrets", "list pods", "update services", "patch backendpolicies.mesh.bulkhead.dev", "create leases -n default"} {
+	for _, denied := range []string{"get secrets", "list pods", "update services", "patch backendpolicies.mesh.bulkhead.dev", "create leases -n default", "list configmaps -n default"} {
 		out, _ := k.Kubectl(ctx, "", append([]string{"auth", "can-i", "--as", controlPlaneAccount}, strings.Fields(denied)...)...)
 		if strings.TrimSpace(out) != "no" {
 			t.Fatalf("kubectl auth can-i %s as the control plane: %q; want no (least privilege)", denied, out)
@@ -132,6 +132,10 @@ func TestKubectlWorkflow(t *testing.T) {
 	}
 	t.Cleanup(func() { cp.Stop() })
 	testenv.Eventually(t, 30*time.Second, "the control plane leads with its Lease", func() error { return testenv.Until(cp.Leading(), "not yet") })
+	testenv.Eventually(t, 30*time.Second, "its proxies' state shared in its ConfigMap", func() error {
+		out := kubectl("", "get", "configmaps", "-n", "bulkhead-system", "-l", "app.kubernetes.io/component=control-plane-nodes", "-o", "name")
+		return testenv.Until(strings.HasPrefix(out, "configmap/bulkhead-control-plane-nodes-"), "kubectl get configmaps printed %q", out)
+	})
 	m := &mesh{t: t, cp: cp}
 
 	out := kubectl(fmt.Sprintf(echoWorkload, a.addr.Port, b.addr.Port), "apply", "-f", "-")

@@ -64,18 +64,7 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 	t.Cleanup(func() { cp.Stop() })
 	m := &mesh{t: t, cp: cp}
 
-	h2c, port, name := "kubernetes.io/h2c", int32(b.addr.Port), "grpc"
-	ready := true
-	for _, o := range []client.Object{
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 9000, AppProtocol: &h2c}}}},
-		&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo-1", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
-			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{b.addr.IP.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
-	} {
-		if err := kc.Create(t.Context(), o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createEcho(t, kc, b)
 	c := m.client("echo.default:9000")
 	testenv.Eventually(t, 30*time.Second, "calls reach the backend, half of them failing", func() error {
 		got := outcomes(t, c, 20)
@@ -104,6 +93,24 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 		}
 	}
 	t.Fatalf("no status for the BackendPolicy: %+v", rep.Objects)
+}
+
+// createEcho creates the Service echo.default:9000 and an EndpointSlice
+// whose one ready endpoint is b, as the API writes them.
+func createEcho(t *testing.T, kc client.Client, b *backend) {
+	t.Helper()
+	h2c, port, name := "kubernetes.io/h2c", int32(b.addr.Port), "grpc"
+	ready := true
+	for _, o := range []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 9000, AppProtocol: &h2c}}}},
+		&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo-1", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{b.addr.IP.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
+	} {
+		if err := kc.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // condition returns the condition of that type, or a zero one.
@@ -268,22 +275,13 @@ func TestKubernetesStatusSurvivesARestart(t *testing.T) {
 	first := start("127.0.0.1:0")
 	m := &mesh{t: t, cp: first}
 
-	h2c, port, name := "kubernetes.io/h2c", int32(b.addr.Port), "grpc"
-	ready := true
+	createEcho(t, kc, b)
 	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
 		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
 		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
 	}}
-	for _, o := range []client.Object{
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 9000, AppProtocol: &h2c}}}},
-		&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo-1", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
-			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{b.addr.IP.String()}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
-		policy,
-	} {
-		if err := kc.Create(t.Context(), o); err != nil {
-			t.Fatal(err)
-		}
+	if err := kc.Create(t.Context(), policy); err != nil {
+		t.Fatal(err)
 	}
 	c := m.client("echo.default:9000")
 	programmed := func() (metav1.Condition, string) {

@@ -38,9 +38,8 @@ type LeaderElection struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
-// elect runs the election until ctx ends, keeping cp.leading true while
-// this replica holds the lease.
-func (cp *ControlPlane) elect(ctx context.Context, le LeaderElection, log *slog.Logger) error {
+// withDefaults fills what was left empty.
+func (le LeaderElection) withDefaults() LeaderElection {
 	if le.Name == "" {
 		le.Name = "bulkhead-control-plane"
 	}
@@ -51,6 +50,12 @@ func (cp *ControlPlane) elect(ctx context.Context, le LeaderElection, log *slog.
 	if le.LeaseDuration == 0 {
 		le.LeaseDuration, le.RenewDeadline, le.RetryPeriod = 8*time.Second, 5*time.Second, 1500*time.Millisecond
 	}
+	return le
+}
+
+// elect runs the election until ctx ends, keeping cp.leading true while
+// this replica holds the lease (le with its defaults).
+func (cp *ControlPlane) elect(ctx context.Context, le LeaderElection, log *slog.Logger) error {
 	cc, err := coordinationv1.NewForConfig(le.Config)
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -20,6 +24,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Two replicas serve xDS; one, elected with a Lease, writes status. The
@@ -167,4 +172,101 @@ func TestLeaderElectionHandsStatusOver(t *testing.T) {
 		}
 	}
 	t.Logf("%d generations, %d status writes seen, none flapped or went back", final, len(writes))
+}
+
+// The leader judges the proxies connected to the other replica too: a
+// client served only by the follower programs the policy, its NACK is
+// reported, and once the follower stops (its proxies gone with it) the
+// policy is no longer Programmed.
+func TestReplicasShareTheirProxiesACKs(t *testing.T) {
+	k, kc := startKube(t)
+	b := startBackendOn(t, "ok", testenv.HostIP(t).String())
+	start := func(identity string) *controlplane.ControlPlane {
+		t.Helper()
+		cp, err := controlplane.Start(t.Context(), controlplane.Options{
+			Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
+			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
+			StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
+			StatusSettle: 500 * time.Millisecond,
+			Leader:       &controlplane.LeaderElection{Config: k.Config, Namespace: "default", Identity: identity},
+			Log:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cp.Stop() })
+		return cp
+	}
+	leader := start("replica-a")
+	testenv.Eventually(t, 30*time.Second, "replica a leads", func() error { return testenv.Until(leader.Leading(), "not yet") })
+	follower := start("replica-b")
+
+	createEcho(t, kc, b)
+	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
+		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
+		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
+	}}
+	if err := kc.Create(t.Context(), policy); err != nil {
+		t.Fatal(err)
+	}
+	programmed := func() metav1.Condition {
+		var bp v1alpha1.BackendPolicy
+		if err := kc.Get(t.Context(), client.ObjectKeyFromObject(policy), &bp); err != nil {
+			t.Fatal(err)
+		}
+		if len(bp.Status.Ancestors) != 1 {
+			return metav1.Condition{}
+		}
+		return condOf(bp.Status.Ancestors[0].Conditions, "Programmed")
+	}
+	// Nothing connected anywhere: not programmed.
+	testenv.Eventually(t, 30*time.Second, "Programmed=False, no proxy", func() error {
+		c := programmed()
+		return testenv.Until(c.Reason == "NoProxyConnected", "Programmed %+v", c)
+	})
+
+	// A proxyless client of the follower only.
+	m := &mesh{t: t, cp: follower}
+	c := m.client("echo.default:9000")
+	testenv.Eventually(t, 30*time.Second, "the leader reports the follower's client", func() error {
+		if got := outcomes(t, c, 5); got["backend:ok"] != 5 {
+			return testenv.Until(false, "5 calls: %v", got)
+		}
+		p := programmed()
+		return testenv.Until(p.Status == "True" && p.Message == "applied by every connected node of grpc/default/caller", "Programmed %+v", p)
+	})
+	if rep, _ := leader.Status(); len(rep.Proxies) != 0 {
+		t.Fatalf("the leader's own report lists proxies %+v; the client is the follower's", rep.Proxies)
+	}
+
+	// A node of the follower NACKs: the leader says so, in its words.
+	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	picky := node("picky-node", workload.RoleGRPC, "caller")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(),
+		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster echo.default:9000: unsupported outlier detection"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the follower's NACK in the leader's status", func() error {
+		p := programmed()
+		return testenv.Until(p.Reason == "RejectedByProxy" && strings.Contains(p.Message, "node picky-node rejected") && strings.Contains(p.Message, "unsupported outlier detection"), "Programmed %+v", p)
+	})
+
+	// The follower stops: its nodes go with it.
+	if err := follower.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "no proxy left", func() error {
+		p := programmed()
+		return testenv.Until(p.Reason == "NoProxyConnected", "Programmed %+v", p)
+	})
 }

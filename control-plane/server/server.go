@@ -48,6 +48,9 @@ type Server struct {
 	mu       sync.Mutex
 	snapshot ir.Snapshot
 	proxies  map[string]*proxyState
+	// remote are the Versions of proxies not connected here, for the
+	// current snapshot.
+	remote map[string]map[resourcev3.Type]string
 }
 
 // proxyState is what was published for one ProxyID.
@@ -90,6 +93,7 @@ func (s *Server) Publish(ctx context.Context, snap ir.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snapshot = snap
+	s.remote = nil
 	keys := make([]string, 0, len(s.proxies))
 	for k := range s.proxies {
 		keys = append(keys, k)
@@ -179,6 +183,48 @@ func (s *Server) Published(id workload.ProxyID) (xds.Resources, error) {
 		return nil, nil
 	}
 	return p.good, p.err
+}
+
+// Versions are the per-type versions this server publishes to a proxy
+// identity, or would if one of its nodes connected here, leaving out the
+// secrets (each replica issues its own certificates, so their versions
+// differ): what a node connected to another replica of the same
+// configuration has ACKed once it runs it. Nil before the first Publish.
+func (s *Server) Versions(id workload.ProxyID) (map[resourcev3.Type]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.proxies[id.String()]; p != nil && p.err == nil && p.versions != nil {
+		return withoutSecrets(p.versions), nil
+	}
+	if s.snapshot == nil {
+		return nil, nil
+	}
+	if v, ok := s.remote[id.String()]; ok {
+		return v, nil
+	}
+	res, _, err := xds.BuildWithWarnings(s.snapshot.Config(id))
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", id, err)
+	}
+	_, versions, err := res.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", id, err)
+	}
+	if s.remote == nil {
+		s.remote = map[string]map[resourcev3.Type]string{}
+	}
+	s.remote[id.String()] = withoutSecrets(versions)
+	return s.remote[id.String()], nil
+}
+
+func withoutSecrets(v map[resourcev3.Type]string) map[resourcev3.Type]string {
+	out := make(map[resourcev3.Type]string, len(v))
+	for typ, version := range v {
+		if typ != resourcev3.SecretType {
+			out[typ] = version
+		}
+	}
+	return out
 }
 
 // Nodes returns the ACK/NACK state of every connected node.

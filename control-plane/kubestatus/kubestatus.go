@@ -50,16 +50,15 @@ type Writer struct {
 	// Now is the time of a new transition (tests); nil: metav1.Now.
 	Now func() metav1.Time
 
-	settling bool // of the Write in progress
+	settling bool // of one Write
 }
 
 // Write brings the status of every object of the report up to date, and
 // returns how many objects it wrote. Objects that are gone are skipped; a
 // conflict (someone wrote in between) is left for the next report.
-// settling holds Programmed conditions as the package says. Write is not
-// safe for concurrent use.
+// settling holds Programmed conditions as the package says.
 func (w *Writer) Write(ctx context.Context, rep status.Report, settling bool) (int, error) {
-	w.settling = settling
+	w = &Writer{Client: w.Client, Log: w.Log, Now: w.Now, settling: settling} // this write's own
 	attached := map[string]map[string]int32{}
 	for _, l := range rep.Listeners {
 		if attached[l.Gateway] == nil {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +58,8 @@ const (
 // Each reports p50 and p99 of the time until the last client ACKed, and
 // the control plane's resident memory (and its peak) with the whole
 // cluster loaded. Setup takes a few minutes: `make bench-kubernetes`.
+// BULKHEAD_SCALE_HEAP_PROFILE=FILE saves the control plane's heap profile
+// at the end.
 func BenchmarkKubernetesScale(b *testing.B) {
 	scaleServices := 1000
 	if v := os.Getenv("BULKHEAD_SCALE_SERVICES"); v != "" { // a quicker, smaller run
@@ -202,6 +206,9 @@ func BenchmarkKubernetesScale(b *testing.B) {
 		}
 		report(b, samples)
 	})
+	if path := os.Getenv("BULKHEAD_SCALE_HEAP_PROFILE"); path != "" {
+		cp.saveHeapProfile(b, path)
+	}
 }
 
 // parallel runs fn for 0..n-1 on 16 workers, failing the benchmark on the
@@ -294,8 +301,8 @@ func readyEndpoints(ctx context.Context, cs k8s.Interface, service string) (int,
 
 // cpProcess is the control-plane binary running against the cluster.
 type cpProcess struct {
-	cmd *exec.Cmd
-	xds string
+	cmd        *exec.Cmd
+	xds, pprof string
 }
 
 // startControlPlaneProcess builds and runs `control-plane --kubernetes`
@@ -308,13 +315,13 @@ func startControlPlaneProcess(b *testing.B, k *components.Kube) *cpProcess {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build control-plane: %v\n%s", err, out)
 	}
-	xds, admin := freeLocalAddr(b), freeLocalAddr(b)
+	xds, admin, prof := freeLocalAddr(b), freeLocalAddr(b), freeLocalAddr(b)
 	logPath := filepath.Join(dir, "control-plane.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--kubernetes", "--kubeconfig", k.Kubeconfig, "--xds-address", xds, "--admin-address", admin, "--log-level", "warn")
+	cmd := exec.Command(bin, "--kubernetes", "--kubeconfig", k.Kubeconfig, "--xds-address", xds, "--admin-address", admin, "--pprof-address", prof, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -335,7 +342,27 @@ func startControlPlaneProcess(b *testing.B, k *components.Kube) *cpProcess {
 		}
 		return c.Close()
 	})
-	return &cpProcess{cmd: cmd, xds: xds}
+	return &cpProcess{cmd: cmd, xds: xds, pprof: prof}
+}
+
+// saveHeapProfile writes the process's heap profile (after a GC) to path,
+// for `go tool pprof`.
+func (p *cpProcess) saveHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	resp, err := http.Get("http://" + p.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("control plane's heap profile: %s", path)
 }
 
 // memory is the process's resident set and its peak, in MiB.

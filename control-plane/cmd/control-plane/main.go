@@ -12,10 +12,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 	"k8s.io/client-go/rest"
@@ -42,6 +46,7 @@ func main() {
 	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "address of the ADS server (state of the world and delta)")
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the admin endpoint (/status, /nodes, /config_dump)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof-address", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for profiling; empty: off")
 	var tlsFiles controlplane.TLSFiles
 	fs.StringVar(&tlsFiles.Certificate, "tls-cert", "", "production mode: the control plane's certificate (PEM chain); with --tls-key and --tls-ca the xDS connection is mTLS and nodes prove their identity")
 	fs.StringVar(&tlsFiles.PrivateKey, "tls-key", "", "production mode: its private key")
@@ -64,6 +69,12 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			log.Error("--pprof-address", "error", err)
+			os.Exit(2)
+		}
+	}
 	var prov provider.Provider
 	var statusWriter *kubestatus.Writer
 	var leader *controlplane.LeaderElection
@@ -150,6 +161,35 @@ func main() {
 		log.Error("stop", "error", err)
 		os.Exit(1)
 	}
+}
+
+// servePprof serves net/http/pprof on a loopback address only: profiles
+// show the process's code paths and flags, not for the network.
+func servePprof(addr string, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q: profiles are served on a loopback address only (127.0.0.1, ::1 or localhost)", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server", "error", err)
+		}
+	}()
+	log.Info("profiles", "pprof", "http://"+l.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 // kubeConfig is the API server's client configuration: the file named,

@@ -139,6 +139,9 @@ type ControlPlane struct {
 	translations atomic.Int64
 	// leading: this replica writes status (leader.go).
 	leading atomic.Bool
+	// peerNodes are the other replicas' connected nodes, as last read
+	// (package peers).
+	peerNodes atomic.Pointer[[]server.NodeState]
 }
 
 // Start starts serving and translating; Stop ends both.
@@ -326,11 +329,18 @@ func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, s
 			return
 		case <-tick.C:
 		}
-		var others []server.NodeState
 		if shared != nil {
 			err := shared.Publish(ctx, cp.Server.Nodes(), time.Now())
-			if err == nil && cp.leading.Load() {
-				others, err = shared.Others(ctx, time.Now())
+			if err == nil {
+				var others []server.NodeState
+				if others, err = shared.Others(ctx, time.Now()); err == nil {
+					for _, n := range others {
+						// Each replica issues its own certificates: their
+						// versions are not comparable.
+						delete(n.Types, resourcev3.SecretType)
+					}
+					cp.peerNodes.Store(&others)
+				}
 			}
 			if msg := fmt.Sprint(err); err != nil && msg != sharedErr && ctx.Err() == nil {
 				log.Warn("sharing proxy state with the other replicas", "error", err)
@@ -344,7 +354,7 @@ func (cp *ControlPlane) writeStatus(ctx context.Context, w *kubestatus.Writer, s
 		if since.IsZero() {
 			since = time.Now()
 		}
-		rep, ok := cp.statusWith(others)
+		rep, ok := cp.Status()
 		if !ok {
 			continue
 		}
@@ -367,21 +377,22 @@ func (cp *ControlPlane) Result() (*translate.Result, <-chan struct{}) {
 }
 
 // Status is the status report of the latest translation and of what the
-// proxies did with it (false before the first translation).
-func (cp *ControlPlane) Status() (status.Report, bool) {
-	return cp.statusWith(nil)
-}
-
-// statusWith is Status judging also nodes connected to other replicas
-// (others): each is compared with what this replica would publish to its
-// proxy (secrets aside, which each replica issues itself). A node
+// proxies did with it (false before the first translation): the same on
+// every replica, the one written back and the one the admin endpoint
+// serves. With several replicas it judges also the nodes connected to the
+// others (package peers), each against what this replica would publish to
+// its proxy (secrets aside, which each replica issues itself); a node
 // connected here is judged from here.
-func (cp *ControlPlane) statusWith(others []server.NodeState) (status.Report, bool) {
+func (cp *ControlPlane) Status() (status.Report, bool) {
 	r, _ := cp.Result()
 	if r == nil {
 		return status.Report{}, false
 	}
 	proxies, nodes := cp.Server.Proxies(), cp.Server.Nodes()
+	var others []server.NodeState
+	if p := cp.peerNodes.Load(); p != nil {
+		others = *p
+	}
 	if len(others) > 0 {
 		known, here := map[string]bool{}, map[string]bool{}
 		for _, p := range proxies {
@@ -399,7 +410,6 @@ func (cp *ControlPlane) statusWith(others []server.NodeState) (status.Report, bo
 			if err != nil {
 				continue
 			}
-			delete(n.Types, resourcev3.SecretType)
 			nodes = append(nodes, n)
 			if known[n.Proxy] {
 				continue // judged against this replica's record (its secrets unasked)

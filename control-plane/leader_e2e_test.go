@@ -235,9 +235,13 @@ func TestReplicasShareTheirProxiesACKs(t *testing.T) {
 		p := programmed()
 		return testenv.Until(p.Status == "True" && p.Message == "applied by every connected node of grpc/default/caller", "Programmed %+v", p)
 	})
-	if rep, _ := leader.Status(); len(rep.Proxies) != 0 {
-		t.Fatalf("the leader's own report lists proxies %+v; the client is the follower's", rep.Proxies)
-	}
+	// bulkhead status and the admin endpoint say the same on either
+	// replica: the leader lists the follower's node.
+	testenv.Eventually(t, 10*time.Second, "the leader's report lists the follower's node", func() error {
+		rep, _ := leader.Status()
+		return testenv.Until(len(rep.Proxies) == 1 && rep.Proxies[0].Proxy == "grpc/default/caller" && len(rep.Proxies[0].Nodes) == 1 && rep.Proxies[0].InSync == 1,
+			"proxies %+v", rep.Proxies)
+	})
 
 	// A node of the follower NACKs: the leader says so, in its words.
 	stream, err := m.adsClient().StreamAggregatedResources(t.Context())

@@ -85,6 +85,66 @@ func (c *simClient) version(typ int) string {
 	return ""
 }
 
+// simFleet is n simulated clients of one target, their streams carried by
+// a few connections, as many clients per process would.
+type simFleet []*simClient
+
+func startSimFleet(b *testing.B, xdsAddr string, n int, target string) simFleet {
+	b.Helper()
+	var conns []*grpc.ClientConn
+	for range 8 {
+		cc, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cc.Close() })
+		conns = append(conns, cc)
+	}
+	f := make(simFleet, n)
+	for i := range n {
+		var err error
+		if f[i], err = runSimClient(b.Context(), conns[i%len(conns)], i, target); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return f
+}
+
+// allAt: every client has ACKed a version of type typ other than not.
+func (f simFleet) allAt(typ int, not string) bool {
+	for _, c := range f {
+		if v := c.version(typ); v == "" || v == not {
+			return false
+		}
+	}
+	return true
+}
+
+// converge makes a change and returns the time until every client has
+// ACKed a new version of type typ.
+func (f simFleet) converge(b *testing.B, typ int, change func() error) time.Duration {
+	b.Helper()
+	old := f[0].version(typ)
+	start := time.Now()
+	if err := change(); err != nil {
+		b.Fatal(err)
+	}
+	for !f.allAt(typ, old) {
+		if time.Since(start) > time.Minute {
+			b.Fatal("not converged within 1m")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// reportLatency reports the p50 and p99 of samples.
+func reportLatency(b *testing.B, samples []time.Duration) {
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(samples[(len(samples)*99)/100].Milliseconds()), "p99-ms")
+}
+
 // convergence measures, for n clients, the time from writing a file until
 // every client has ACKed the new version of type typ.
 func convergence(b *testing.B, n int, typ int, change func(i int) (string, string)) {
@@ -93,38 +153,13 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 		files[name+".yaml"] = simService(name, 50051)
 	}
 	m := startMesh(b, files)
-	ctx := b.Context()
 
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	// A few connections carry all streams, as many clients per process would.
-	var conns []*grpc.ClientConn
-	for range 8 {
-		cc, err := grpc.NewClient(m.cp.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cc.Close()
-		conns = append(conns, cc)
-	}
-	clients := make([]*simClient, n)
-	for i := range n {
-		var err error
-		if clients[i], err = runSimClient(ctx, conns[i%len(conns)], i, "echo.default:9000"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	allAt := func(typ int, not string) bool {
-		for _, c := range clients {
-			if v := c.version(typ); v == "" || v == not {
-				return false
-			}
-		}
-		return true
-	}
+	clients := startSimFleet(b, m.cp.XDSAddr(), n, "echo.default:9000")
 	testenv.Eventually(b, 2*time.Minute, "every client's first configuration", func() error {
-		return testenv.Until(allAt(typ, ""), "not every client has it")
+		return testenv.Until(clients.allAt(typ, ""), "not every client has it")
 	})
 	runtime.GC()
 	var after runtime.MemStats
@@ -134,21 +169,10 @@ func convergence(b *testing.B, n int, typ int, change func(i int) (string, strin
 	var samples []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		old := clients[0].version(typ)
 		name, body := change(i)
-		start := time.Now()
-		m.write(name, body)
-		for !allAt(typ, old) {
-			if time.Since(start) > time.Minute {
-				b.Fatal("not converged within 1m")
-			}
-			time.Sleep(time.Millisecond)
-		}
-		samples = append(samples, time.Since(start))
+		samples = append(samples, clients.converge(b, typ, func() error { m.write(name, body); return nil }))
 	}
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(samples[(len(samples)*99)/100].Milliseconds()), "p99-ms")
+	reportLatency(b, samples)
 	// Both ends of the streams live in this process: an upper bound of the
 	// control plane's memory per connected proxy.
 	b.ReportMetric(perProxy, "heapB/proxy")

@@ -14,6 +14,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -326,6 +327,31 @@ func (m *mesh) adsClient() discoveryv3.AggregatedDiscoveryServiceClient {
 	}
 	m.t.Cleanup(func() { cc.Close() })
 	return discoveryv3.NewAggregatedDiscoveryServiceClient(cc)
+}
+
+// nack plays a node of grpc/default/caller that subscribes to typ (names;
+// nil: all) and rejects the first push with message, as a proxy whose
+// validation fails would; it returns the version rejected. The stream
+// stays open, and the node connected, until the test ends.
+func (m *mesh) nack(nodeID, typ string, names []string, message string) string {
+	m.t.Helper()
+	stream, err := m.adsClient().StreamAggregatedResources(m.t.Context())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	n := node(nodeID, workload.RoleGRPC, "caller")
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: n, TypeUrl: typ, ResourceNames: names}); err != nil {
+		m.t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: n, TypeUrl: typ, ResourceNames: names, ResponseNonce: resp.GetNonce(),
+		ErrorDetail: &rpcstatus.Status{Code: 3, Message: message}}); err != nil {
+		m.t.Fatal(err)
+	}
+	return resp.GetVersionInfo()
 }
 
 // node is a node that says who it is as every proxy must (envoy/README.md).

@@ -3,7 +3,6 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
@@ -120,17 +118,9 @@ func TestKubectlWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		Provider:   &kubernetes.Provider{Config: sa, Log: slog.New(slog.DiscardHandler)},
-		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-		StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
-		Leader: &controlplane.LeaderElection{Config: sa, Namespace: "bulkhead-system"},
-		Log:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
+	opts := kubeOptions(t, sa, kc)
+	opts.Leader = &controlplane.LeaderElection{Config: sa, Namespace: "bulkhead-system"}
+	cp := startControlPlane(t, opts)
 	testenv.Eventually(t, 30*time.Second, "the control plane leads with its Lease", func() error { return testenv.Until(cp.Leading(), "not yet") })
 	testenv.Eventually(t, 30*time.Second, "its proxies' state shared in its ConfigMap", func() error {
 		out := kubectl("", "get", "configmaps", "-n", "bulkhead-system", "-l", "app.kubernetes.io/component=control-plane-nodes", "-o", "name")

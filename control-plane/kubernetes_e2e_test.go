@@ -7,15 +7,14 @@ import (
 	"testing"
 	"time"
 
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
@@ -24,7 +23,6 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
-	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // startKube starts an API server with the control plane's CRDs (and
@@ -42,6 +40,38 @@ func startKube(t testing.TB, controllers ...string) (*components.Kube, client.Cl
 	return k, kc
 }
 
+// kubeOptions are the options of a Kubernetes-mode control plane as the
+// tests run it: watching the API server as cfg, writing status with kc
+// every 100 ms, on free loopback ports.
+func kubeOptions(t testing.TB, cfg *rest.Config, kc client.Client) controlplane.Options {
+	return controlplane.Options{
+		Provider:   &kubernetes.Provider{Config: cfg, Log: slog.New(slog.DiscardHandler)},
+		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
+		StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// startControlPlane starts a control plane that stops with the test.
+func startControlPlane(t testing.TB, opts controlplane.Options) *controlplane.ControlPlane {
+	t.Helper()
+	cp, err := controlplane.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Stop() })
+	return cp
+}
+
+// echoRetryPolicy is the BackendPolicy default/echo: two retries on
+// UNAVAILABLE for the Service target.
+func echoRetryPolicy(target string) *v1alpha1.BackendPolicy {
+	return &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
+		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: gwapiv1.ObjectName(target)}}},
+		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
+	}}
+}
+
 // Kubernetes mode end to end: objects written to a real API server drive
 // live proxyless traffic through the same pipeline as universal mode; a
 // retry added to a BackendPolicy with the API recovers the calls a flaky
@@ -53,15 +83,9 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 	b := startBackendOn(t, "flaky", testenv.HostIP(t).String())
 	b.failEvery.Store(2)
 
-	cp, err := controlplane.Start(t.Context(), controlplane.Options{
-		Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
+	opts := kubeOptions(t, k.Config, kc)
+	opts.StatusWriter = nil
+	cp := startControlPlane(t, opts)
 	m := &mesh{t: t, cp: cp}
 
 	createEcho(t, kc, b)
@@ -72,10 +96,7 @@ func TestKubernetesModeDrivesLiveTraffic(t *testing.T) {
 	})
 
 	// The SRE adds a retry.
-	if err := kc.Create(t.Context(), &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
-		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
-		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
-	}}); err != nil {
+	if err := kc.Create(t.Context(), echoRetryPolicy("echo")); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, "every call recovered by the retry", func() error {
@@ -130,17 +151,9 @@ func condOf(conds []metav1.Condition, typ string) metav1.Condition {
 // unchanged report writes nothing.
 func TestKubernetesStatusWriteBack(t *testing.T) {
 	k, kc := startKube(t)
-	writer := &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}
-	cp, err := controlplane.Start(t.Context(), controlplane.Options{
-		Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-		XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-		StatusWriter: writer, StatusInterval: 100 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Stop() })
+	opts := kubeOptions(t, k.Config, kc)
+	writer := opts.StatusWriter
+	cp := startControlPlane(t, opts)
 	m := &mesh{t: t, cp: cp}
 
 	h2c, port := "kubernetes.io/h2c", gwapiv1.PortNumber(8080)
@@ -152,10 +165,7 @@ func TestKubernetesStatusWriteBack(t *testing.T) {
 			CommonRouteSpec: gwapiv1.CommonRouteSpec{ParentRefs: []gwapiv1.ParentReference{{Name: "ai"}}},
 			Rules:           []gwapiv1.HTTPRouteRule{{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "missing", Port: &port}}}}}},
 		}},
-		&v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
-			TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
-			Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
-		}},
+		echoRetryPolicy("echo"),
 	} {
 		if err := kc.Create(t.Context(), o); err != nil {
 			t.Fatal(err)
@@ -206,22 +216,7 @@ func TestKubernetesStatusWriteBack(t *testing.T) {
 	}
 
 	// A client that NACKs: the policy's Programmed says so, with its words.
-	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	picky := node("picky-node", workload.RoleGRPC, "caller")
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(),
-		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster echo.default:9000: unsupported outlier detection"}}); err != nil {
-		t.Fatal(err)
-	}
+	rejected := m.nack("picky-node", resourcev3.ClusterType, nil, "cluster echo.default:9000: unsupported outlier detection")
 	testenv.Eventually(t, 30*time.Second, "the NACK in the policy's status", func() error {
 		get(&bp, "echo")
 		prog := condOf(bp.Status.Ancestors[0].Conditions, "Programmed")
@@ -237,7 +232,7 @@ func TestKubernetesStatusWriteBack(t *testing.T) {
 		t.Fatalf("kubectl get -o yaml: %v\n%s", err, out)
 	}
 	if prog := condOf(shown.Status.Ancestors[0].Conditions, "Programmed"); prog.Status != "False" || prog.Reason != "RejectedByProxy" ||
-		prog.Message != "node picky-node rejected cluster version "+resp.GetVersionInfo()+": cluster echo.default:9000: unsupported outlier detection" {
+		prog.Message != "node picky-node rejected cluster version "+rejected+": cluster echo.default:9000: unsupported outlier detection" {
 		t.Fatalf("kubectl get -o yaml shows Programmed %+v; want False, RejectedByProxy, the node and its words", prog)
 	}
 	// The same report again writes nothing (a restart would not flap).
@@ -256,30 +251,15 @@ func TestKubernetesStatusSurvivesARestart(t *testing.T) {
 	b := startBackendOn(t, "ok", testenv.HostIP(t).String())
 	start := func(xdsAddr string) *controlplane.ControlPlane {
 		t.Helper()
-		writer, err := kubernetes.NewClient(k.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cp, err := controlplane.Start(t.Context(), controlplane.Options{
-			Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-			XDSAddress: xdsAddr, AdminAddress: "127.0.0.1:0",
-			StatusWriter: &kubestatus.Writer{Client: writer, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cp.Stop() })
-		return cp
+		opts := kubeOptions(t, k.Config, kc)
+		opts.XDSAddress = xdsAddr
+		return startControlPlane(t, opts)
 	}
 	first := start("127.0.0.1:0")
 	m := &mesh{t: t, cp: first}
 
 	createEcho(t, kc, b)
-	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
-		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
-		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
-	}}
+	policy := echoRetryPolicy("echo")
 	if err := kc.Create(t.Context(), policy); err != nil {
 		t.Fatal(err)
 	}

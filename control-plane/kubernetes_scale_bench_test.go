@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -121,29 +118,9 @@ func BenchmarkKubernetesScale(b *testing.B) {
 	b.Logf("setup: %d ready endpoints at %s", len(pods), time.Since(setupStart).Round(time.Second))
 
 	cp := startControlPlaneProcess(b, k)
-	conns := make([]*grpc.ClientConn, 8)
-	for i := range conns {
-		if conns[i], err = grpc.NewClient(cp.xds, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-			b.Fatal(err)
-		}
-		defer conns[i].Close()
-	}
-	clients := make([]*simClient, scaleClients)
-	for i := range clients {
-		if clients[i], err = runSimClient(ctx, conns[i%len(conns)], i, scaleTarget); err != nil {
-			b.Fatal(err)
-		}
-	}
-	allAt := func(typ int, not string) bool {
-		for _, c := range clients {
-			if v := c.version(typ); v == "" || v == not {
-				return false
-			}
-		}
-		return true
-	}
+	clients := startSimFleet(b, cp.xds, scaleClients, scaleTarget)
 	testenv.Eventually(b, 5*time.Minute, "every client's first configuration", func() error {
-		return testenv.Until(allAt(3, "") && allAt(1, ""), "not every client has it")
+		return testenv.Until(clients.allAt(3, "") && clients.allAt(1, ""), "not every client has it")
 	})
 	b.Logf("setup: %d clients in sync at %s", scaleClients, time.Since(setupStart).Round(time.Second))
 
@@ -155,25 +132,8 @@ func BenchmarkKubernetesScale(b *testing.B) {
 			break
 		}
 	}
-	converge := func(b *testing.B, typ int, change func() error) time.Duration {
-		b.Helper()
-		old := clients[0].version(typ)
-		start := time.Now()
-		if err := change(); err != nil {
-			b.Fatal(err)
-		}
-		for !allAt(typ, old) {
-			if time.Since(start) > time.Minute {
-				b.Fatal("not converged within 1m")
-			}
-			time.Sleep(time.Millisecond)
-		}
-		return time.Since(start)
-	}
 	report := func(b *testing.B, samples []time.Duration) {
-		sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-		b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "p50-ms")
-		b.ReportMetric(float64(samples[(len(samples)*99)/100].Milliseconds()), "p99-ms")
+		reportLatency(b, samples)
 		rss, peak := cp.memory(b)
 		b.ReportMetric(rss, "cp-rss-MiB")
 		b.ReportMetric(peak, "cp-peak-MiB")
@@ -183,9 +143,9 @@ func BenchmarkKubernetesScale(b *testing.B) {
 		var samples []time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			converge(b, 3, func() error { return node.SetReady(ctx, measured.Namespace, measured.Name, false) })
+			clients.converge(b, 3, func() error { return node.SetReady(ctx, measured.Namespace, measured.Name, false) })
 			b.StartTimer()
-			samples = append(samples, converge(b, 3, func() error { return node.SetReady(ctx, measured.Namespace, measured.Name, true) }))
+			samples = append(samples, clients.converge(b, 3, func() error { return node.SetReady(ctx, measured.Namespace, measured.Name, true) }))
 		}
 		report(b, samples)
 	})
@@ -194,12 +154,12 @@ func BenchmarkKubernetesScale(b *testing.B) {
 			TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "svc-0000"}}},
 			Retry:      &v1alpha1.Retry{NumRetries: 1, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
 		}}
-		converge(b, 1, func() error { return kc.Create(ctx, pol) })
+		clients.converge(b, 1, func() error { return kc.Create(ctx, pol) })
 		var samples []time.Duration
 		for i := 0; b.Loop(); i++ {
 			// A merge patch of the field, as kubectl patch sends it: no
 			// conflict with the status the control plane writes.
-			samples = append(samples, converge(b, 1, func() error {
+			samples = append(samples, clients.converge(b, 1, func() error {
 				patch := fmt.Sprintf(`{"spec":{"retry":{"numRetries":%d}}}`, 2+i%3)
 				return kc.Patch(ctx, pol, client.RawPatch(types.MergePatchType, []byte(patch)))
 			}))

@@ -2,7 +2,6 @@ package controlplane_test
 
 import (
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -10,21 +9,16 @@ import (
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	controlplane "github.com/bulkhead-mesh/bulkhead/control-plane"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
-	"github.com/bulkhead-mesh/bulkhead/control-plane/kubestatus"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider/kubernetes"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
-	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 // Two replicas serve xDS; one, elected with a Lease, writes status. The
@@ -36,18 +30,9 @@ func TestLeaderElectionHandsStatusOver(t *testing.T) {
 	k, kc := startKube(t)
 	start := func(identity string, cfg *rest.Config) *controlplane.ControlPlane {
 		t.Helper()
-		cp, err := controlplane.Start(t.Context(), controlplane.Options{
-			Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-			StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
-			Leader: &controlplane.LeaderElection{Config: cfg, Namespace: "default", Identity: identity},
-			Log:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cp.Stop() })
-		return cp
+		opts := kubeOptions(t, k.Config, kc)
+		opts.Leader = &controlplane.LeaderElection{Config: cfg, Namespace: "default", Identity: identity}
+		return startControlPlane(t, opts)
 	}
 	// Replica a reaches the API server for its lease through a link the
 	// test can cut.
@@ -62,10 +47,7 @@ func TestLeaderElectionHandsStatusOver(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "replica a leads", func() error { return testenv.Until(a.Leading(), "not yet") })
 	b := start("replica-b", k.Config)
 
-	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
-		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "ghost"}}},
-		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
-	}}
+	policy := echoRetryPolicy("ghost")
 	if err := kc.Create(t.Context(), policy); err != nil {
 		t.Fatal(err)
 	}
@@ -183,29 +165,17 @@ func TestReplicasShareTheirProxiesACKs(t *testing.T) {
 	b := startBackendOn(t, "ok", testenv.HostIP(t).String())
 	start := func(identity string) *controlplane.ControlPlane {
 		t.Helper()
-		cp, err := controlplane.Start(t.Context(), controlplane.Options{
-			Provider:   &kubernetes.Provider{Config: k.Config, Log: slog.New(slog.DiscardHandler)},
-			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
-			StatusWriter: &kubestatus.Writer{Client: kc, Log: slog.New(slog.DiscardHandler)}, StatusInterval: 100 * time.Millisecond,
-			StatusSettle: 500 * time.Millisecond,
-			Leader:       &controlplane.LeaderElection{Config: k.Config, Namespace: "default", Identity: identity},
-			Log:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cp.Stop() })
-		return cp
+		opts := kubeOptions(t, k.Config, kc)
+		opts.StatusSettle = 500 * time.Millisecond
+		opts.Leader = &controlplane.LeaderElection{Config: k.Config, Namespace: "default", Identity: identity}
+		return startControlPlane(t, opts)
 	}
 	leader := start("replica-a")
 	testenv.Eventually(t, 30*time.Second, "replica a leads", func() error { return testenv.Until(leader.Leading(), "not yet") })
 	follower := start("replica-b")
 
 	createEcho(t, kc, b)
-	policy := &v1alpha1.BackendPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo"}, Spec: v1alpha1.BackendPolicySpec{
-		TargetRefs: []v1alpha1.PolicyTargetReference{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "echo"}}},
-		Retry:      &v1alpha1.Retry{NumRetries: 2, RetryOn: []v1alpha1.RetryOn{"unavailable"}},
-	}}
+	policy := echoRetryPolicy("echo")
 	if err := kc.Create(t.Context(), policy); err != nil {
 		t.Fatal(err)
 	}
@@ -244,22 +214,7 @@ func TestReplicasShareTheirProxiesACKs(t *testing.T) {
 	})
 
 	// A node of the follower NACKs: the leader says so, in its words.
-	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	picky := node("picky-node", workload.RoleGRPC, "caller")
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(),
-		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster echo.default:9000: unsupported outlier detection"}}); err != nil {
-		t.Fatal(err)
-	}
+	m.nack("picky-node", resourcev3.ClusterType, nil, "cluster echo.default:9000: unsupported outlier detection")
 	testenv.Eventually(t, 30*time.Second, "the follower's NACK in the leader's status", func() error {
 		p := programmed()
 		return testenv.Until(p.Reason == "RejectedByProxy" && strings.Contains(p.Message, "node picky-node rejected") && strings.Contains(p.Message, "unsupported outlier detection"), "Programmed %+v", p)

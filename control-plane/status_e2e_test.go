@@ -11,11 +11,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 
 	cpstatus "github.com/bulkhead-mesh/bulkhead/control-plane/status"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
-	"github.com/bulkhead-mesh/bulkhead/internal/workload"
 )
 
 func getStatus(t *testing.T, m *mesh) cpstatus.Report {
@@ -69,25 +67,7 @@ func TestStatusProgrammedAndNACK(t *testing.T) {
 
 	// A proxy that rejects the listeners it is sent (here a raw ADS client
 	// answering with error_detail) turns Programmed False with its message.
-	stream, err := m.adsClient().StreamAggregatedResources(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	picky := node("picky-node", workload.RoleGRPC, "caller")
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: picky, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{
-		Node: picky, TypeUrl: resourcev3.ListenerType, ResourceNames: []string{"echo.default:9000"},
-		ResponseNonce: resp.GetNonce(),
-		ErrorDetail:   &status.Status{Code: 3, Message: "listener echo.default:9000: unsupported filter"},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	m.nack("picky-node", resourcev3.ListenerType, []string{"echo.default:9000"}, "listener echo.default:9000: unsupported filter")
 	testenv.Eventually(t, 10*time.Second, "Programmed False after the NACK", func() error {
 		got := programmed(getStatus(t, m), "GRPCRoute", "echo")
 		return testenv.Until(strings.HasPrefix(got, "False RejectedByProxy") && strings.Contains(got, "picky-node") && strings.Contains(got, "unsupported filter"), "Programmed = %s", got)

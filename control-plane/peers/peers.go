@@ -47,10 +47,11 @@ type Peers struct {
 	published bool
 }
 
+// record is a ConfigMap's content; Nodes is a []server.NodeState.
 type record struct {
-	Identity  string             `json:"identity"`
-	UpdatedAt time.Time          `json:"updatedAt"`
-	Nodes     []server.NodeState `json:"nodes"`
+	Identity  string          `json:"identity"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+	Nodes     json.RawMessage `json:"nodes"`
 }
 
 func (p *Peers) heartbeat() time.Duration {
@@ -96,7 +97,7 @@ func (p *Peers) Publish(ctx context.Context, nodes []server.NodeState, now time.
 	if p.published && string(body) == p.last && now.Sub(p.written) < p.heartbeat() {
 		return nil
 	}
-	data, err := json.Marshal(record{Identity: p.Identity, UpdatedAt: now.UTC(), Nodes: nodes})
+	data, err := json.Marshal(record{Identity: p.Identity, UpdatedAt: now.UTC(), Nodes: body})
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
@@ -131,13 +132,14 @@ func (p *Peers) Others(ctx context.Context, now time.Time) ([]server.NodeState, 
 			continue
 		}
 		var r record
-		if err := json.Unmarshal([]byte(cm.Data[dataKey]), &r); err != nil {
+		var nodes []server.NodeState
+		if err := json.Unmarshal([]byte(cm.Data[dataKey]), &r); err != nil || json.Unmarshal(r.Nodes, &nodes) != nil {
 			continue // not ours to judge; the replica rewrites it
 		}
 		if now.Sub(r.UpdatedAt) > p.stale() {
 			continue
 		}
-		out = append(out, connected(r.Nodes)...)
+		out = append(out, connected(nodes)...)
 	}
 	return out, nil
 }

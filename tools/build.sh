@@ -19,9 +19,14 @@ tools=(
 	"kube-apiserver|tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
 	"kube-controller-manager|tools/kube|k8s.io/kubernetes/cmd/kube-controller-manager|k8s.io/kubernetes"
 	"kubectl|tools/kube|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
+	"kube-scheduler|tools/kube|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes"
+	"kubelet|tools/kube|k8s.io/kubernetes/cmd/kubelet|k8s.io/kubernetes"
+	"kube-proxy|tools/kube|k8s.io/kubernetes/cmd/kube-proxy|k8s.io/kubernetes"
 	"etcd|tools/kube|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
 	"vault|tools/vault|github.com/hashicorp/vault|github.com/hashicorp/vault"
 	"ratelimit|tools/ratelimit|github.com/envoyproxy/ratelimit/src/service_cmd|github.com/envoyproxy/ratelimit"
+	"coredns|tools/coredns|github.com/bulkhead-mesh/bulkhead/tools/coredns|github.com/coredns/coredns"
+	"images|tools/images|github.com/bulkhead-mesh/bulkhead/tools/images|github.com/google/go-containerregistry"
 	"buf|tools/dev|github.com/bufbuild/buf/cmd/buf|github.com/bufbuild/buf"
 	"protoc-gen-go|.|google.golang.org/protobuf/cmd/protoc-gen-go|google.golang.org/protobuf"
 	"protoc-gen-go-grpc|tools/dev|google.golang.org/grpc/cmd/protoc-gen-go-grpc|google.golang.org/grpc/cmd/protoc-gen-go-grpc"
@@ -48,6 +53,18 @@ for w in "${wanted[@]}"; do
 	esac
 done
 
+# Kubernetes' binaries report the version their build stamps in
+# component-base (a Node's kubeletVersion, `kubectl version`); a plain
+# `go build` leaves v0.0.0-master.
+ldflags_for() {
+	local mod=$1 version=$2
+	[ "$mod" = k8s.io/kubernetes ] || return 0
+	local major=${version#v}; major=${major%%.*}
+	local minor=${version#v"$major".}; minor=${minor%%.*}
+	local v=k8s.io/component-base/version
+	echo "-X $v.gitVersion=$version -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+}
+
 goversion=$(go env GOVERSION)
 total_start=$(date +%s)
 built=0
@@ -57,7 +74,8 @@ for t in "${tools[@]}"; do
 	want "$name" "$opt" || continue
 	moddir="$root/$dir"
 	version=$(cd "$moddir" && go list -m -f '{{.Version}}' "$mod")
-	stamp=$( { echo "$goversion $pkg"; cat "$moddir/go.mod" "$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
+	ldflags=$(ldflags_for "$mod" "$version")
+	stamp=$( { echo "$goversion $pkg $ldflags"; cat "$moddir/go.mod" "$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
 	if [ -x "$bin/$name" ] && [ "$(cat "$bin/.stamps/$name" 2>/dev/null)" = "$stamp" ]; then
 		echo "tools: $name $version up to date"
 		continue
@@ -69,7 +87,7 @@ for t in "${tools[@]}"; do
 	ticker=$!
 	status=0
 	log=$(mktemp)
-	(cd "$moddir" && go build -trimpath -o "$bin/$name.tmp" "$pkg") >"$log" 2>&1 || status=$?
+	(cd "$moddir" && go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg") >"$log" 2>&1 || status=$?
 	kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
 	downloads=$(grep -c '^go: downloading' "$log" || true)
 	if [ "$downloads" -gt 0 ]; then echo "tools:   downloaded $downloads modules for $name"; fi

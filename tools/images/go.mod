@@ -1,0 +1,13 @@
+// Writes the platform's container images as tarballs with no registry and no
+// network (tools/images/main.go), for the local cluster and for kind.
+module github.com/bulkhead-mesh/bulkhead/tools/images
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)

@@ -14,19 +14,21 @@ bin="$root/bin"
 mkdir -p "$bin/.stamps"
 
 # name | module dir (relative to the repo) | package | module whose version is
-# reported | "optional" when built only on request (tools/build.sh NAME)
+# reported | "optional" when built only on request (tools/build.sh NAME): the
+# local cluster's node components, CoreDNS and the image writer are built by
+# `make cluster-up`, not by `make test`.
 tools=(
 	"kube-apiserver|tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
 	"kube-controller-manager|tools/kube|k8s.io/kubernetes/cmd/kube-controller-manager|k8s.io/kubernetes"
 	"kubectl|tools/kube|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
-	"kube-scheduler|tools/kube|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes"
-	"kubelet|tools/kube|k8s.io/kubernetes/cmd/kubelet|k8s.io/kubernetes"
-	"kube-proxy|tools/kube|k8s.io/kubernetes/cmd/kube-proxy|k8s.io/kubernetes"
+	"kube-scheduler|tools/kube|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes|optional"
+	"kubelet|tools/kube|k8s.io/kubernetes/cmd/kubelet|k8s.io/kubernetes|optional"
+	"kube-proxy|tools/kube|k8s.io/kubernetes/cmd/kube-proxy|k8s.io/kubernetes|optional"
 	"etcd|tools/kube|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
 	"vault|tools/vault|github.com/hashicorp/vault|github.com/hashicorp/vault"
 	"ratelimit|tools/ratelimit|github.com/envoyproxy/ratelimit/src/service_cmd|github.com/envoyproxy/ratelimit"
-	"coredns|tools/coredns|github.com/bulkhead-mesh/bulkhead/tools/coredns|github.com/coredns/coredns"
-	"images|tools/images|github.com/bulkhead-mesh/bulkhead/tools/images|github.com/google/go-containerregistry"
+	"coredns|tools/coredns|github.com/bulkhead-mesh/bulkhead/tools/coredns|github.com/coredns/coredns|optional"
+	"images|tools/images|github.com/bulkhead-mesh/bulkhead/tools/images|github.com/google/go-containerregistry|optional"
 	"buf|tools/dev|github.com/bufbuild/buf/cmd/buf|github.com/bufbuild/buf"
 	"protoc-gen-go|.|google.golang.org/protobuf/cmd/protoc-gen-go|google.golang.org/protobuf"
 	"protoc-gen-go-grpc|tools/dev|google.golang.org/grpc/cmd/protoc-gen-go-grpc|google.golang.org/grpc/cmd/protoc-gen-go-grpc"

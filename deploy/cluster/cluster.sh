@@ -116,7 +116,7 @@ packages() {
 }
 
 tools() {
-	"$root/tools/build.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+	"$root/tools/build.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns images
 }
 
 # --- certificates --------------------------------------------------------------
@@ -376,6 +376,37 @@ EOF
 	say "node $NODE Ready ($K8S_VERSION)"
 }
 
+# addons: cluster DNS and storage.
+addons() {
+	local k=("$bin/kubectl" --kubeconfig="$KUBECONFIG_ADMIN")
+	if ! ctr --address "$S/containerd/containerd.sock" -n k8s.io images ls -q | grep -qx "docker.io/bulkhead/coredns:local"; then
+		"$bin/images" -ref bulkhead/coredns:local -o "$S/images/coredns.tar" -file "$bin/coredns:/usr/bin/coredns:0755" -libs /usr/bin/coredns -entrypoint /usr/bin/coredns >/dev/null
+		ctr --address "$S/containerd/containerd.sock" -n k8s.io images import "$S/images/coredns.tar" >/dev/null
+	fi
+	"${k[@]}" apply -f "$root/deploy/cluster/coredns.yaml" -f "$root/deploy/cluster/storage.yaml" >/dev/null
+	# PersistentVolumes: directories owned by the user every image runs as.
+	local i pvs=""
+	for i in $(seq 0 7); do
+		mkdir -p "$S/volumes/pv-$i"
+		chown 65532:65532 "$S/volumes/pv-$i"
+		chmod 0700 "$S/volumes/pv-$i"
+		pvs+="---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: local-pv-$i, labels: {app.kubernetes.io/part-of: bulkhead-local-cluster}}
+spec:
+  capacity: {storage: 5Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: local
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: \"$S/volumes/pv-$i\", type: Directory}
+"
+	done
+	echo "$pvs" | "${k[@]}" apply -f - >/dev/null
+	"${k[@]}" -n kube-system rollout status deploy/coredns --timeout=120s >/dev/null
+	say "cluster DNS (CoreDNS at $DNS_IP) and storage (StorageClass local, 8 volumes) ready"
+}
+
 up() {
 	need_root up
 	mkdir -p "$S"
@@ -385,6 +416,7 @@ up() {
 	network
 	control_plane
 	node
+	addons
 	say "up: export KUBECONFIG=$KUBECONFIG_ADMIN; kubectl get nodes"
 }
 
@@ -443,7 +475,7 @@ down() {
 		rm -f "$S/made-paths"
 	fi
 	# Runtime state: the next up starts clean (certificates are kept).
-	rm -rf "$S/containerd" "$S/kubelet" "$S/etcd" "$S/cni" "$S/pod-logs" "$S/kubelet-plugins" "$S/pids" "$S/controller-manager"
+	rm -rf "$S/containerd" "$S/kubelet" "$S/etcd" "$S/cni" "$S/pod-logs" "$S/kubelet-plugins" "$S/pids" "$S/controller-manager" "$S/volumes"
 	say "down: nothing of the cluster runs; state left in .bulkhead/cluster is certificates, images and logs"
 }
 

@@ -20,8 +20,6 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/pki"
 	"github.com/bulkhead-mesh/bulkhead/internal/provision"
-	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
-	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
 
 // process is one service process of the platform.
@@ -176,49 +174,22 @@ func serving(ctx context.Context, addr string, tlsConf *tls.Config) error {
 func devKey(ctx context.Context, state, xdsAddr string, operator pki.CertFiles) (string, error) {
 	node := fmt.Sprintf("bulkhead-up-%d", os.Getpid())
 	op := provision.Operator(xdsAddr, node, operator, true)
-	ucc, err := op.Dial("users")
-	if err != nil {
-		return "", err
-	}
-	defer ucc.Close()
-	acc, err := op.Dial("auth")
-	if err != nil {
-		return "", err
-	}
-	defer acc.Close()
-	users, auth := usersv1.NewUsersServiceClient(ucc), authv1.NewAuthServiceClient(acc)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	wait := grpc.WaitForReady(true)
-
-	keyPath := filepath.Join(state, "dev-api-key")
-	if b, err := os.ReadFile(keyPath); err == nil {
-		if _, err := auth.IssueToken(ctx, &authv1.IssueTokenRequest{Secret: strings.TrimSpace(string(b))}, wait); err == nil {
-			return keyPath, nil
-		}
-	}
-	acctPath := filepath.Join(state, "dev-account")
-	var account string
-	if b, err := os.ReadFile(acctPath); err == nil {
-		if a, err := users.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: strings.TrimSpace(string(b))}, wait); err == nil {
-			account = a.Account.Id
-		}
-	}
-	if account == "" {
-		a, err := users.CreateAccount(ctx, &usersv1.CreateAccountRequest{Name: "dev", Email: "dev@localhost", Tier: "enterprise", BalanceMicros: 1_000_000_000}, wait)
-		if err != nil {
-			return "", fmt.Errorf("development account: %w", err)
-		}
-		account = a.Account.Id
-		if err := os.WriteFile(acctPath, []byte(account+"\n"), 0o600); err != nil {
-			return "", err
-		}
-	}
-	k, err := auth.CreateKey(ctx, &authv1.CreateKeyRequest{AccountId: account, Name: "dev (bulkhead up)", Role: authv1.Role_ROLE_ADMIN}, wait)
+	keyPath, acctPath := filepath.Join(state, "dev-api-key"), filepath.Join(state, "dev-account")
+	read := func(p string) string { b, _ := os.ReadFile(p); return strings.TrimSpace(string(b)) }
+	oldKey := read(keyPath)
+	account, key, err := provision.DevKey(ctx, op, read(acctPath), oldKey, "dev (bulkhead up)")
 	if err != nil {
-		return "", fmt.Errorf("development key: %w", err)
+		return "", err
 	}
-	if err := os.WriteFile(keyPath, []byte(k.Secret+"\n"), 0o600); err != nil {
+	if key == oldKey {
+		return keyPath, nil
+	}
+	if err := os.WriteFile(acctPath, []byte(account+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(keyPath, []byte(key+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return keyPath, nil

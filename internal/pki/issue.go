@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -25,12 +26,27 @@ type Issued struct {
 	NotAfter    time.Time
 }
 
-// IssueCert issues a certificate for spiffeID (and IP SANs) through a PKI
-// role of the intermediate, with the trust bundle (the root CA).
-func IssueCert(ctx context.Context, v *vault.Client, role, spiffeID string, ttl time.Duration, ipSANs ...string) (*Issued, error) {
+// IssueCert issues a certificate for spiffeID (and other SANs: IP
+// addresses, or DNS names where the role allows them) through a PKI role of
+// the intermediate, with the trust bundle (the root CA).
+func IssueCert(ctx context.Context, v *vault.Client, role, spiffeID string, ttl time.Duration, sans ...string) (*Issued, error) {
 	req := map[string]any{"uri_sans": spiffeID, "ttl": ttl.String()}
-	if len(ipSANs) > 0 {
-		req["ip_sans"] = strings.Join(ipSANs, ",")
+	var ips, names []string
+	for _, s := range sans {
+		if net.ParseIP(s) != nil {
+			ips = append(ips, s)
+		} else {
+			names = append(names, s)
+		}
+	}
+	if len(ips) > 0 {
+		req["ip_sans"] = strings.Join(ips, ",")
+	}
+	if len(names) > 0 {
+		// The first name is the common name too (Vault requires one for
+		// alt_names under a role that allows them).
+		req["common_name"] = names[0]
+		req["alt_names"] = strings.Join(names, ",")
 	}
 	s, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/issue/"+role, req)
 	if err != nil {

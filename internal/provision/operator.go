@@ -25,8 +25,18 @@ import (
 type MeshClient struct {
 	XDSAddress, NodeID string
 	Name, Account      string
-	Certs              pki.CertFiles
-	XDSTLS             bool
+	// Namespace of the client and of the Services it dials (default
+	// "default").
+	Namespace string
+	Certs     pki.CertFiles
+	XDSTLS    bool
+}
+
+func (m MeshClient) namespace() string {
+	if m.Namespace == "" {
+		return "default"
+	}
+	return m.Namespace
 }
 
 // Operator is the operator's MeshClient (bulkhead up, the tests).
@@ -38,7 +48,7 @@ func Operator(xdsAddr, nodeID string, certs pki.CertFiles, xdsTLS bool) MeshClie
 func (m MeshClient) Dial(service string) (*grpc.ClientConn, error) {
 	bs, err := grpcbootstrap.JSON(grpcbootstrap.Options{
 		NodeID:         m.NodeID,
-		Proxy:          workload.ProxyID{Role: workload.RoleGRPC, Namespace: "default", Name: m.Name},
+		Proxy:          workload.ProxyID{Role: workload.RoleGRPC, Namespace: m.namespace(), Name: m.Name},
 		ServiceAccount: m.Account,
 		XDSAddress:     m.XDSAddress,
 		Certificates:   &grpcbootstrap.CertificateFiles{Certificate: m.Certs.Certificate, PrivateKey: m.Certs.PrivateKey, CA: m.Certs.CA},
@@ -55,7 +65,7 @@ func (m MeshClient) Dial(service string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpc.NewClient(fmt.Sprintf("xds:///%s.default:%d", service, 9000), grpc.WithResolvers(r), grpc.WithTransportCredentials(creds))
+	return grpc.NewClient(fmt.Sprintf("xds:///%s.%s:%d", service, m.namespace(), 9000), grpc.WithResolvers(r), grpc.WithTransportCredentials(creds))
 }
 
 // OperatorTLS is the operator's mTLS client configuration for a direct

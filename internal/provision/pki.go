@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -66,18 +67,19 @@ func envoyIssuerRole(ctx context.Context, v *vault.Client) error {
 
 // workloadRole lets one identity have certificates with exactly its SPIFFE
 // ID.
-func workloadRole(ctx context.Context, v *vault.Client, account string) error {
-	return pkiRole(ctx, v, account, workload.SPIFFEID("default", account))
+func workloadRole(ctx context.Context, v *vault.Client, namespace, account string) error {
+	return pkiRole(ctx, v, account, workload.SPIFFEID(namespace, account))
 }
 
 // pkiRole writes a PKI role whose certificates carry only URI SANs
-// matching allowedURISANs (and IP SANs when asked).
-func pkiRole(ctx context.Context, v *vault.Client, role, allowedURISANs string) error {
+// matching allowedURISANs (and IP SANs when asked), and DNS names only of
+// dnsNames, exactly.
+func pkiRole(ctx context.Context, v *vault.Client, role, allowedURISANs string, dnsNames ...string) error {
 	_, err := v.Logical().WriteWithContext(ctx, bhvault.IntermediateMount+"/roles/"+role, map[string]any{
 		"allowed_uri_sans":   allowedURISANs,
 		"allow_any_name":     false,
-		"allowed_domains":    "",
-		"allow_bare_domains": false,
+		"allowed_domains":    strings.Join(dnsNames, ","),
+		"allow_bare_domains": len(dnsNames) > 0,
 		"allow_subdomains":   false,
 		"allow_localhost":    false,
 		"enforce_hostnames":  false,
@@ -97,8 +99,8 @@ func pkiRole(ctx context.Context, v *vault.Client, role, allowedURISANs string) 
 
 // issueOperator issues the operator's certificate with the provisioning
 // token.
-func issueOperator(ctx context.Context, v *vault.Client, files pki.CertFiles) error {
-	iss, err := pki.IssueCert(ctx, v, bhvault.Operator, workload.SPIFFEID("default", bhvault.Operator), bhvault.WorkloadTTL)
+func issueOperator(ctx context.Context, v *vault.Client, namespace string, files pki.CertFiles) error {
+	iss, err := pki.IssueCert(ctx, v, bhvault.Operator, workload.SPIFFEID(namespace, bhvault.Operator), bhvault.WorkloadTTL)
 	if err != nil {
 		return fmt.Errorf("provision: operator certificate: %w", err)
 	}

@@ -65,9 +65,23 @@ type Options struct {
 	// DatabaseCredentialTTL is the lifetime of the services' database users
 	// (default vault.DatabaseCredentialTTL).
 	DatabaseCredentialTTL time.Duration
-	// Kubernetes, when set, also lets the services log in with their
-	// Kubernetes service account (the kind deployment).
+	// Kubernetes, when set, lets the services log in with their
+	// Kubernetes service account instead of an AppRole (a cluster).
 	Kubernetes *KubernetesAuth
+	// Namespace of the workloads, the namespace part of their SPIFFE IDs
+	// (default "default").
+	Namespace string
+	// RateLimitRedisPassword keeps the rate-limit service's Redis password
+	// of an earlier run (it cannot read Vault; its caller keeps it). Empty:
+	// a new one.
+	RateLimitRedisPassword string
+}
+
+func (o Options) namespace() string {
+	if o.Namespace == "" {
+		return "default"
+	}
+	return o.Namespace
 }
 
 // Credentials is what a service is started with.
@@ -120,6 +134,9 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	if err := enableAppRole(ctx, v); err != nil {
 		return nil, err
 	}
+	if err := enableKV(ctx, v); err != nil {
+		return nil, err
+	}
 	rootCA, err := setupPKI(ctx, v)
 	if err != nil {
 		return nil, err
@@ -133,6 +150,13 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	out := map[string]Credentials{}
 	for _, n := range Services {
 		secret := map[string]any{"service": n.Name}
+		// What Vault holds already (a Vault that keeps its storage): its
+		// keys and Redis password are kept, so running services keep
+		// working when provisioning runs again.
+		current, err := existingSecret(ctx, v, n.Name)
+		if err != nil {
+			return nil, err
+		}
 		if n.Database {
 			url, err := databaseFor(ctx, pg, n.Name, o.PostgresHost, o.PostgresPort)
 			if err != nil {
@@ -144,62 +168,76 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		if n.Redis {
-			url, err := redisUserFor(ctx, rd, n.Name, o.RedisAddr)
+			url, err := redisUserFor(ctx, rd, n.Name, o.RedisAddr, redisPasswordIn(current))
 			if err != nil {
 				return nil, fmt.Errorf("provision %s: %w", n.Name, err)
 			}
 			secret["redis_url"] = url
 		}
+		// A key is kept across runs: from the keys file, else from Vault.
 		for _, k := range n.Keys {
 			id := n.Name + "/" + k
 			if keys[id] == "" {
-				keys[id] = newKey(k)
+				if s, ok := current[k].(string); ok && s != "" {
+					keys[id] = s
+				} else {
+					keys[id] = newKey(k)
+				}
 			}
 			secret[k] = keys[id]
 		}
 		for k, val := range o.Extra[n.Name] {
 			secret[k] = val
 		}
-		if err := workloadRole(ctx, v, n.Name); err != nil {
+		if err := workloadRole(ctx, v, o.namespace(), n.Name); err != nil {
 			return nil, err
 		}
-		cred, err := appRoleFor(ctx, v, n.Name, secret, o.Dir)
-		if err != nil {
+		if err := secretAndPolicy(ctx, v, n.Name, secret); err != nil {
 			return nil, fmt.Errorf("provision %s: %w", n.Name, err)
 		}
-		out[n.Name] = cred
+		if o.Kubernetes == nil {
+			cred, err := appRoleFor(ctx, v, n.Name, o.Dir)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: %w", n.Name, err)
+			}
+			out[n.Name] = cred
+		}
 	}
 	if err := saveKeys(o.KeysFile, keys); err != nil {
 		return nil, err
 	}
-	if err := workloadRole(ctx, v, bhvault.Operator); err != nil {
+	if err := workloadRole(ctx, v, o.namespace(), bhvault.Operator); err != nil {
 		return nil, err
 	}
 	if err := envoyIssuerRole(ctx, v); err != nil {
 		return nil, err
 	}
-	// The control plane's AppRole: it issues the certificates it serves
-	// over SDS, nothing else.
-	cpCred, err := appRoleFor(ctx, v, bhvault.ControlPlane, map[string]any{"service": bhvault.ControlPlane}, o.Dir)
-	if err != nil {
+	// The control plane issues the certificates it serves over SDS,
+	// nothing else (and, in a cluster, its own serving certificate).
+	if err := putPolicy(ctx, v, bhvault.ControlPlane); err != nil {
 		return nil, fmt.Errorf("provision %s: %w", bhvault.ControlPlane, err)
 	}
-	out[bhvault.ControlPlane] = cpCred
-	if o.Kubernetes != nil {
-		names := []string{bhvault.ControlPlane}
-		for _, n := range Services {
-			names = append(names, n.Name)
+	if o.Kubernetes == nil {
+		cpCred, err := appRoleFor(ctx, v, bhvault.ControlPlane, o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", bhvault.ControlPlane, err)
 		}
-		if err := setupKubernetesAuth(ctx, v, o.Kubernetes, names); err != nil {
+		out[bhvault.ControlPlane] = cpCred
+	}
+	if o.Kubernetes != nil {
+		if err := setupKubernetes(ctx, v, o.Kubernetes, o.namespace()); err != nil {
 			return nil, err
 		}
 	}
-	rlPassword, err := redisUser(ctx, rd, bhvault.RateLimit)
+	rlPassword, err := redisUser(ctx, rd, bhvault.RateLimit, o.RateLimitRedisPassword)
 	if err != nil {
 		return nil, fmt.Errorf("provision %s: %w", bhvault.RateLimit, err)
 	}
+	if err := saveRedisUsers(ctx, rd); err != nil {
+		return nil, err
+	}
 	operator := pki.CertFilesIn(filepath.Join(o.Dir, bhvault.Operator))
-	if err := issueOperator(ctx, v, operator); err != nil {
+	if err := issueOperator(ctx, v, o.namespace(), operator); err != nil {
 		return nil, err
 	}
 	return &Result{Credentials: out, Operator: operator, RootCA: rootCA, RateLimitRedis: RedisUser{User: bhvault.RateLimit, Password: rlPassword}}, nil

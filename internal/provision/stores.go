@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
@@ -64,8 +65,8 @@ func connectRedis(addr, password string) *redis.Client {
 // redisUserFor gives service its own ACL user whose keys must start with
 // "SERVICE:", without administrative or dangerous commands, and returns its
 // URL.
-func redisUserFor(ctx context.Context, rd *redis.Client, service, addr string) (string, error) {
-	password, err := redisUser(ctx, rd, service)
+func redisUserFor(ctx context.Context, rd *redis.Client, service, addr, password string) (string, error) {
+	password, err := redisUser(ctx, rd, service, password)
 	if err != nil {
 		return "", err
 	}
@@ -73,9 +74,35 @@ func redisUserFor(ctx context.Context, rd *redis.Client, service, addr string) (
 	return u.String(), nil
 }
 
-// redisUser creates (or resets) that ACL user and returns its password.
-func redisUser(ctx context.Context, rd *redis.Client, service string) (string, error) {
-	password := randomHex(24)
+// saveRedisUsers writes the ACL users to the server's ACL file, so that
+// they survive its restart, when it has one (a cluster's Redis; the local
+// one is provisioned at each start and has none).
+func saveRedisUsers(ctx context.Context, rd *redis.Client) error {
+	err := rd.Do(ctx, "ACL", "SAVE").Err()
+	if err != nil && !strings.Contains(err.Error(), "not configured to use an ACL file") {
+		return fmt.Errorf("redis ACL SAVE: %w", err)
+	}
+	return nil
+}
+
+// redisPasswordIn is the Redis password of a service's secret ("" when
+// it has none).
+func redisPasswordIn(secret map[string]any) string {
+	s, _ := secret["redis_url"].(string)
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// redisUser creates (or resets) that ACL user, with password (a new one
+// when empty), and returns its password.
+func redisUser(ctx context.Context, rd *redis.Client, service, password string) (string, error) {
+	if password == "" {
+		password = randomHex(24)
+	}
 	err := rd.Do(ctx, "ACL", "SETUSER", service, "reset", "on", ">"+password,
 		"~"+service+":*", "&"+service+":*", "+@all", "-@admin", "-@dangerous").Err()
 	if err != nil {

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,20 +27,59 @@ func enableAppRole(ctx context.Context, v *vault.Client) error {
 	return nil
 }
 
-// appRoleFor writes the service's secret, its policy and its AppRole, and
-// a fresh secret id into DIR/SERVICE.secret-id.
-func appRoleFor(ctx context.Context, v *vault.Client, service string, secret map[string]any, dir string) (Credentials, error) {
-	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/"+service, secret); err != nil {
-		return Credentials{}, fmt.Errorf("vault secret: %w", err)
+// enableKV mounts the KV v2 engine at secret/ (a dev-mode Vault has it
+// already; a server's storage starts without).
+func enableKV(ctx context.Context, v *vault.Client) error {
+	mounts, err := v.Sys().ListMountsWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("provision: vault mounts: %w", err)
 	}
+	if _, ok := mounts["secret/"]; ok {
+		return nil
+	}
+	if err := v.Sys().MountWithContext(ctx, "secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("provision: vault: mount secret/ (kv v2): %w", err)
+	}
+	return nil
+}
+
+// secretAndPolicy writes the service's secret and its policy.
+func secretAndPolicy(ctx context.Context, v *vault.Client, service string, secret map[string]any) error {
+	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/"+service, secret); err != nil {
+		return fmt.Errorf("vault secret: %w", err)
+	}
+	return putPolicy(ctx, v, service)
+}
+
+// putPolicy writes the identity's policy (vault/policies/NAME.hcl) as
+// bulkhead-NAME.
+func putPolicy(ctx context.Context, v *vault.Client, service string) error {
 	policy, err := bhvault.Policy(service)
 	if err != nil {
-		return Credentials{}, err
+		return err
 	}
+	if err := v.Sys().PutPolicyWithContext(ctx, "bulkhead-"+service, policy); err != nil {
+		return fmt.Errorf("vault policy: %w", err)
+	}
+	return nil
+}
+
+// existingSecret is the service's current secret (nil when there is none).
+func existingSecret(ctx context.Context, v *vault.Client, service string) (map[string]any, error) {
+	s, err := v.KVv2("secret").Get(ctx, "bulkhead/"+service)
+	if errors.Is(err, vault.ErrSecretNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault secret bulkhead/%s: %w", service, err)
+	}
+	return s.Data, nil
+}
+
+// appRoleFor writes the service's AppRole and a fresh secret id into
+// DIR/SERVICE.secret-id (its policy is written already).
+func appRoleFor(ctx context.Context, v *vault.Client, service string, dir string) (Credentials, error) {
 	name := "bulkhead-" + service
-	if err := v.Sys().PutPolicyWithContext(ctx, name, policy); err != nil {
-		return Credentials{}, fmt.Errorf("vault policy: %w", err)
-	}
 	role := "auth/approle/role/" + name
 	if _, err := v.Logical().WriteWithContext(ctx, role, map[string]any{
 		"token_policies": name,

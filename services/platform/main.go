@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/pki"
@@ -50,6 +51,7 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&cfg.GRPCAddress, "grpc-address", "", "gRPC listen address: the address of this process's EndpointSlice (required)")
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus /metrics here (empty: none)")
+	fs.StringVar(&cfg.HealthAddress, "health-address", "", "serve only the gRPC health service here, in plaintext, for a kubelet's grpc probes (empty: none; the mesh port is mTLS only)")
 	fs.StringVar(&cfg.XDSAddress, "xds-address", os.Getenv("BULKHEAD_XDS_ADDR"), "the control plane's ADS endpoint (default $BULKHEAD_XDS_ADDR)")
 	fs.StringVar(&cfg.Service, "service", "", "the mesh Service this process is an endpoint of (default NAME; e.g. auth-cache)")
 	fs.BoolVar(&cfg.XDSTLS, "xds-tls", false, "connect to the control plane in mTLS with the workload certificate (production mode)")
@@ -68,6 +70,9 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	if flags != nil {
 		flags(fs)
 	}
+	if err := flagsFromEnv(fs, os.LookupEnv); err != nil {
+		return cfg, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -80,4 +85,30 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	}
 	cfg.LogLevel = l
 	return cfg, cfg.defaults()
+}
+
+// EnvPrefix names the environment variables that set a service's flags:
+// --grpc-address is BULKHEAD_GRPC_ADDRESS. A flag on the command line wins
+// over its variable. (A Deployment sets what every service shares, such as
+// $(POD_IP):9000, once for all of them.)
+const EnvPrefix = "BULKHEAD_"
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func flagsFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(f.Name)
+		v, ok := lookup(name)
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("$%s (--%s) %q: %w", name, f.Name, v, err))
+		}
+	})
+	return errors.Join(errs...)
 }

@@ -60,6 +60,10 @@ type Config struct {
 	GRPCAddress string
 	// MetricsAddress serves Prometheus /metrics (empty: none).
 	MetricsAddress string
+	// HealthAddress serves the gRPC health service alone, in plaintext, for
+	// a kubelet's gRPC probes (empty: none). The mesh port is mTLS only;
+	// this port answers nothing but SERVING or NOT_SERVING.
+	HealthAddress string
 	// XDSAddress is the control plane's ADS endpoint (host:port); XDSTLS
 	// makes that connection mTLS with the workload certificate (production
 	// mode: the process proves who it is).
@@ -227,6 +231,13 @@ func Start(ctx context.Context, cfg Config, setup Setup) (*Service, error) {
 	// NOT_SERVING until setup is done.
 	rt.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 
+	if cfg.HealthAddress != "" {
+		addr, err := rt.serveHealth(cfg.HealthAddress)
+		if err != nil {
+			return fail(fmt.Errorf("health address: %w", err))
+		}
+		log.Info("health", "address", addr.String())
+	}
 	if err := setup(ctx, rt); err != nil {
 		return fail(err)
 	}
@@ -269,6 +280,20 @@ func Start(ctx context.Context, cfg Config, setup Setup) (*Service, error) {
 		}
 	}()
 	return s, nil
+}
+
+// serveHealth serves rt.Health alone on a plaintext gRPC server (the
+// kubelet's probes), stopped with the service.
+func (rt *Runtime) serveHealth(address string) (net.Addr, error) {
+	lis, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	hs := grpc.NewServer()
+	healthpb.RegisterHealthServer(hs, rt.Health)
+	go func() { _ = hs.Serve(lis) }()
+	rt.OnStop(func() error { hs.Stop(); return nil })
+	return lis.Addr(), nil
 }
 
 func (rt *Runtime) healthNames() []string {

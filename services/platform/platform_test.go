@@ -39,6 +39,28 @@ func TestFlagsNameWhatIsWrong(t *testing.T) {
 	}
 }
 
+// A Deployment sets the flags every service shares through the
+// environment; the command line wins, and a bad value names its variable.
+func TestFlagsFromTheEnvironment(t *testing.T) {
+	t.Setenv("BULKHEAD_GRPC_ADDRESS", "198.18.0.7:9000")
+	t.Setenv("BULKHEAD_XDS_ADDRESS", "control-plane.bulkhead-system.svc:18000")
+	t.Setenv("BULKHEAD_XDS_TLS", "true")
+	t.Setenv("BULKHEAD_NAMESPACE", "bulkhead")
+	t.Setenv("BULKHEAD_HEALTH_ADDRESS", "198.18.0.7:9001")
+	cfg, err := platform.ParseFlags("svc", []string{"--namespace", "other"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GRPCAddress != "198.18.0.7:9000" || cfg.XDSAddress != "control-plane.bulkhead-system.svc:18000" || !cfg.XDSTLS ||
+		cfg.HealthAddress != "198.18.0.7:9001" || cfg.Namespace != "other" {
+		t.Fatalf("%+v", cfg)
+	}
+	t.Setenv("BULKHEAD_XDS_TLS", "sometimes")
+	if _, err := platform.ParseFlags("svc", nil, nil); err == nil || !strings.Contains(err.Error(), `$BULKHEAD_XDS_TLS (--xds-tls) "sometimes"`) {
+		t.Fatalf("a bad boolean in the environment: %v", err)
+	}
+}
+
 func TestStartWithoutVaultSaysWhy(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "sid")
 	os.WriteFile(secret, []byte("x"), 0o600)

@@ -3,3 +3,9 @@
 path "pki_int/issue/envoy-sds" {
   capabilities = ["update"]
 }
+
+# In a cluster, its own serving certificate (its SPIFFE ID and the DNS names
+# of its Service, which the nodes dial; enforced by the PKI role).
+path "pki_int/issue/control-plane" {
+  capabilities = ["update"]
+}

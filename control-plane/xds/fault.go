@@ -39,11 +39,23 @@ func percent(p uint32) *typev3.FractionalPercent {
 	return &typev3.FractionalPercent{Numerator: p, Denominator: typev3.FractionalPercent_HUNDRED}
 }
 
-// mustAny packs a message; packing a generated message cannot fail.
+// mustAny packs a message; packing a generated message cannot fail. The
+// bytes are marshalled deterministically (map entries in key order, as an
+// RBAC filter's policies): the versions of a configuration are hashes of
+// its bytes, and the same configuration must have the same version in
+// every replica and every translation.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
+	a, err := packAny(m)
 	if err != nil {
 		panic(err)
 	}
 	return a
+}
+
+func packAny(m proto.Message) (*anypb.Any, error) {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+		return nil, err
+	}
+	return a, nil
 }

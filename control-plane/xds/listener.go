@@ -3,7 +3,6 @@ package xds
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/ir"
 )
@@ -22,7 +21,7 @@ func clientListener(l *ir.Listener) (*listenerv3.Listener, error) {
 		// (typed_per_filter_config); the router filter comes last.
 		HttpFilters: httpFilters(nil),
 	}
-	api, err := anypb.New(hcm)
+	api, err := packAny(hcm)
 	if err != nil {
 		return nil, err
 	}

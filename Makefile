@@ -79,6 +79,24 @@ build: ## build the CLI, the control plane and the services (bin/bulkhead-NAME) 
 	@echo "==> go build: bin/bulkhead, bin/control-plane, $(foreach s,$(SERVICES),bin/bulkhead-$(s))"
 	@go build -o bin/ ./cmd/bulkhead ./control-plane/cmd/control-plane $(foreach s,$(SERVICES),./services/$(s)/cmd/bulkhead-$(s))
 
+.PHONY: images
+images: ## build the platform's container images offline into .bulkhead/images/ (tag: the git revision)
+	@./deploy/images/build.sh
+
+.PHONY: cluster-up
+cluster-up: deps ## a real single-node Kubernetes cluster here (deploy/cluster), the platform deployed on it (root; minutes)
+	@./deploy/cluster/cluster.sh up
+	@./deploy/cluster/deploy.sh
+
+.PHONY: cluster-e2e
+cluster-e2e: ## on the cluster of cluster-up: dry runs of every overlay, the OpenAI SDK, mTLS, policy changes, pods deleted under load
+	@./deploy/cluster/cluster.sh status >/dev/null || { echo "cluster-e2e: the local cluster is not running: make cluster-up" >&2; exit 1; }
+	go test -tags clustere2e -count=1 -v -timeout 20m ./deploy/cluster/e2e/
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and undo everything it changed on this machine
+	@./deploy/cluster/cluster.sh down
+
 .PHONY: run
 run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it)
 	@./tools/build.sh vault

@@ -479,11 +479,13 @@ down() {
 	say "down: nothing of the cluster runs; state left in .bulkhead/cluster is certificates, images and logs"
 }
 
+# status: what runs; exit status 1 unless everything does.
 status() {
-	local n
+	local n rc=0
 	for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
-		if running "$n"; then echo "  $n running (pid $(cat "$S/pids/$n"))"; else echo "  $n not running"; fi
+		if running "$n"; then echo "  $n running (pid $(cat "$S/pids/$n"))"; else echo "  $n not running"; rc=1; fi
 	done
+	return $rc
 }
 
 case "${1:-}" in

@@ -45,6 +45,8 @@ lint: ## gofmt, go vet, staticcheck, buf lint, generated code up to date
 	@go vet ./...
 	@echo "==> staticcheck"
 	@staticcheck ./...
+	@echo "==> go vet, staticcheck of the cluster e2e (build tag clustere2e)"
+	@go vet -tags clustere2e ./deploy/... && staticcheck -tags clustere2e ./deploy/...
 	@echo "==> buf lint"
 	@cd services/proto && buf lint
 	@echo "==> generated code"
@@ -86,16 +88,28 @@ images: ## build the platform's container images offline into .bulkhead/images/ 
 .PHONY: cluster-up
 cluster-up: deps ## a real single-node Kubernetes cluster here (deploy/cluster), the platform deployed on it (root; minutes)
 	@./deploy/cluster/cluster.sh up
-	@./deploy/cluster/deploy.sh
+	@./deploy/deploy.sh local
 
 .PHONY: cluster-e2e
 cluster-e2e: ## on the cluster of cluster-up: dry runs of every overlay, the OpenAI SDK, mTLS, policy changes, pods deleted under load
 	@./deploy/cluster/cluster.sh status >/dev/null || { echo "cluster-e2e: the local cluster is not running: make cluster-up" >&2; exit 1; }
-	go test -tags clustere2e -count=1 -v -timeout 20m ./deploy/cluster/e2e/
+	go test -tags clustere2e -count=1 -v -timeout 20m -run TestCluster ./deploy/cluster/e2e/
 
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster and undo everything it changed on this machine
 	@./deploy/cluster/cluster.sh down
+
+.PHONY: kind-up
+kind-up: ## where Docker is: a kind cluster with the platform, Envoy ingress at http://127.0.0.1:8080
+	@./deploy/kind/kind.sh up
+
+.PHONY: kind-e2e
+kind-e2e: ## on the kind cluster: the cluster e2e through the Envoy ingress, and a gateway pod deleted under load
+	@./deploy/kind/kind.sh e2e
+
+.PHONY: kind-down
+kind-down: ## delete the kind cluster
+	@./deploy/kind/kind.sh down
 
 .PHONY: run
 run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it)

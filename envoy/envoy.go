@@ -25,8 +25,12 @@ type Bootstrap struct {
 	Namespace string
 	// NodeID is unique per process.
 	NodeID string
-	// XDSAddress is the control plane's ADS address (ip:port).
+	// XDSAddress is the control plane's ADS address: ip:port, or
+	// host:port (a cluster's Service name, resolved by DNS).
 	XDSAddress string
+	// ControlPlaneID is the SPIFFE ID the control plane's certificate must
+	// carry (default ControlPlaneID, universal mode's).
+	ControlPlaneID string
 	// AdminPort of Envoy's admin interface, on 127.0.0.1.
 	AdminPort int
 	// InboundAddress:InboundPort is where a sidecar serves its app, which
@@ -45,7 +49,7 @@ type Bootstrap struct {
 type TLSFiles struct{ Dir, Certificate, PrivateKey, CA string }
 
 // ControlPlaneID is the SPIFFE ID the control plane's certificate must
-// carry for an Envoy to accept it.
+// carry for an Envoy to accept it, in universal mode (`bulkhead up`).
 const ControlPlaneID = "spiffe://bulkhead.local/ns/default/sa/control-plane"
 
 // Render returns the bootstrap YAML.
@@ -62,8 +66,16 @@ func Render(b Bootstrap) ([]byte, error) {
 		b.Namespace = "default"
 	}
 	host, port, err := net.SplitHostPort(b.XDSAddress)
-	if err != nil || net.ParseIP(host) == nil {
-		return nil, fmt.Errorf("envoy bootstrap: xds address %q: want ip:port", b.XDSAddress)
+	if err != nil || host == "" || port == "" {
+		return nil, fmt.Errorf("envoy bootstrap: xds address %q: want ip:port or host:port", b.XDSAddress)
+	}
+	// An IP is a static endpoint; a name is resolved (and re-resolved) by DNS.
+	xdsType := "STATIC"
+	if net.ParseIP(host) == nil {
+		xdsType = "STRICT_DNS"
+	}
+	if b.ControlPlaneID == "" {
+		b.ControlPlaneID = ControlPlaneID
 	}
 	if b.AdminPort <= 0 || b.AdminPort > 65535 {
 		return nil, fmt.Errorf("envoy bootstrap: admin port %d: want 1-65535", b.AdminPort)
@@ -85,10 +97,10 @@ func Render(b Bootstrap) ([]byte, error) {
 	var out bytes.Buffer
 	err = tmpl.ExecuteTemplate(&out, b.Role+".yaml.tmpl", struct {
 		Bootstrap
-		XDSHost        string
-		XDSPort        string
-		ControlPlaneID string
-	}{b, host, port, ControlPlaneID})
+		XDSHost string
+		XDSPort string
+		XDSType string
+	}{b, host, port, xdsType})
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: %w", err)
 	}

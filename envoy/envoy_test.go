@@ -70,13 +70,48 @@ func TestBootstrapsAreValidEnvoyConfig(t *testing.T) {
 	}
 }
 
+// In a cluster the control plane is a Service name, resolved by DNS, and
+// its certificate names its own ServiceAccount.
+func TestBootstrapInACluster(t *testing.T) {
+	const cpID = "spiffe://bulkhead.local/ns/bulkhead-system/sa/bulkhead-control-plane"
+	y, err := envoy.Render(envoy.Bootstrap{Role: "gateway", Name: "ai", Namespace: "bulkhead", NodeID: "gateway-ai", AdminPort: 19000,
+		XDSAddress: "control-plane.bulkhead-system.svc:18000", ControlPlaneID: cpID,
+		XDSTLS: &envoy.TLSFiles{Dir: "/certs", Certificate: "/certs/cert.pem", PrivateKey: "/certs/key.pem", CA: "/certs/ca.pem"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(j, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if err := parsed.ValidateAll(); err != nil {
+		t.Fatal(err)
+	}
+	xds := parsed.GetStaticResources().GetClusters()[0]
+	addr := xds.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if xds.GetType().String() != "STRICT_DNS" || addr.GetAddress() != "control-plane.bulkhead-system.svc" || addr.GetPortValue() != 18000 {
+		t.Fatalf("xds cluster %s %v", xds.GetType(), addr)
+	}
+	tlsCtx := &tlsv3.UpstreamTlsContext{}
+	if err := xds.GetTransportSocket().GetTypedConfig().UnmarshalTo(tlsCtx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tlsCtx.GetCommonTlsContext().GetValidationContext().GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact(); got != cpID {
+		t.Fatalf("the control plane must prove %s; the bootstrap accepts %s", cpID, got)
+	}
+}
+
 func TestRenderRejectsBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		b    envoy.Bootstrap
 		want string
 	}{
 		{envoy.Bootstrap{Role: "grpc", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1}, `role "grpc"`},
-		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "cp:18000", AdminPort: 1}, "want ip:port"},
+		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "cp", AdminPort: 1}, "want ip:port or host:port"},
 		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 0}, "admin port"},
 		{envoy.Bootstrap{Role: "router", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1}, "name and node id"},
 		{envoy.Bootstrap{Role: "router", Name: "x", NodeID: "n", XDSAddress: "127.0.0.1:1", AdminPort: 1, XDSTLS: &envoy.TLSFiles{Dir: "/d"}}, "xds tls"},

@@ -35,6 +35,7 @@ tools=(
 	"controller-gen|tools/dev|sigs.k8s.io/controller-tools/cmd/controller-gen|sigs.k8s.io/controller-tools"
 	"staticcheck|tools/dev|honnef.co/go/tools/cmd/staticcheck|honnef.co/go/tools"
 	"benchstat|tools/dev|golang.org/x/perf/cmd/benchstat|golang.org/x/perf"
+	"kind|tools/kind|sigs.k8s.io/kind|sigs.k8s.io/kind|optional"
 	"egctl|tools/egctl|github.com/envoyproxy/gateway/cmd/egctl|github.com/envoyproxy/gateway|optional"
 )
 

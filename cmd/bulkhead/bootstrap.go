@@ -20,7 +20,8 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "", "the Service (grpc, sidecar) or Gateway (router, gateway) it is (required)")
 	namespace := fs.String("namespace", "default", "namespace of that Service or Gateway")
 	nodeID := fs.String("node-id", "", "unique id of this process (default: NAME-HOSTNAME-PID)")
-	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "the control plane's ADS address (ip:port)")
+	xdsAddr := fs.String("xds-address", "127.0.0.1:18000", "the control plane's ADS address (ip:port, or host:port resolved by DNS)")
+	cpID := fs.String("control-plane-id", envoy.ControlPlaneID, "Envoy roles, production mode: the SPIFFE ID the control plane's certificate must carry (in a cluster, its ServiceAccount's)")
 	adminPort := fs.Int("admin-port", 19000, "Envoy's admin port on 127.0.0.1 (Envoy roles)")
 	zone := fs.String("zone", "", "locality zone of this process (grpc role)")
 	inAddr := fs.String("inbound-address", "0.0.0.0", "sidecar: address its inbound listener binds")
@@ -48,7 +49,7 @@ func bootstrapCmd(args []string, stdout, stderr io.Writer) int {
 			Zone:       *zone,
 		})
 	} else {
-		b := envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort}
+		b := envoy.Bootstrap{Role: *role, Name: *name, Namespace: *namespace, NodeID: *nodeID, XDSAddress: *xdsAddr, AdminPort: *adminPort, ControlPlaneID: *cpID}
 		if *inPort != 0 || *appPort != 0 {
 			b.InboundAddress, b.InboundPort, b.AppPort = *inAddr, *inPort, *appPort
 		}

@@ -75,11 +75,13 @@ for w in "${wanted[@]}"; do
 	auth|users|models|chat|inference|api)
 		image -ref "$ref" -o "$tar" -file "$static/bulkhead-$w:/bulkhead-$w:0755" -entrypoint "/bulkhead-$w" ;;
 	postgres)
-		# PostgreSQL 15 from Debian's postgresql-15, dash for the entrypoint.
-		pg=/usr/lib/postgresql/15
-		[ -x "$pg/bin/postgres" ] || { echo "images: $pg/bin/postgres missing: make deps installs PostgreSQL" >&2; exit 1; }
+		# PostgreSQL from the distribution's package (15 on Debian 12), dash
+		# for the entrypoint.
+		pg=$(ls -d /usr/lib/postgresql/*/ 2>/dev/null | sort -V | tail -1); pg=${pg%/}
+		[ -n "$pg" ] && [ -x "$pg/bin/postgres" ] || { echo "images: no /usr/lib/postgresql/*/bin/postgres: make deps installs PostgreSQL" >&2; exit 1; }
+		pgshare=/usr/share/postgresql/$(basename "$pg")
 		image -ref "$ref" -o "$tar" -user-name postgres -home /var/lib/postgresql \
-			-file "$pg:$pg" -file /usr/share/postgresql/15:/usr/share/postgresql/15 \
+			-file "$pg:$pg" -file "$pgshare:$pgshare" \
 			-file /usr/share/zoneinfo/UTC:/usr/share/zoneinfo/UTC -file /usr/share/zoneinfo/Etc/UTC:/usr/share/zoneinfo/Etc/UTC \
 			-file /usr/bin/dash:/bin/sh -libs /bin/sh \
 			-file "$root/deploy/images/postgres-entrypoint.sh:/usr/local/bin/entrypoint:0755" \

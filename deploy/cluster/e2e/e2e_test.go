@@ -744,3 +744,63 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// On kind, behind the Envoy ingress (make kind-e2e): the AI gateway's pod
+// deleted while requests for its domain flow; the router fails them over
+// to the identity gateway (each backs the other) and none fails. The local
+// cluster has no Envoy: this test is not run there.
+func TestGatewayFailover(t *testing.T) {
+	c := connect(t)
+	ctx := t.Context()
+	pods, err := c.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=gateway-ai"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("no gateway-ai pod (%v): this test runs on the kind overlay, behind its Envoy ingress", err)
+	}
+	client := c.openai()
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := client.Models.List(rctx)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	done := func(n int64) {
+		testenv.Eventually(t, 2*time.Minute, "requests", func() error {
+			return testenv.Until(ok.Load()+failed.Load() >= n, "%d of %d requests done", ok.Load()+failed.Load(), n)
+		})
+	}
+	done(50)
+	victim := pods.Items[0].Name
+	if err := c.cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+	done(ok.Load() + failed.Load() + 200)
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed while the AI gateway %s was deleted: %v", failed.Load(), ok.Load()+failed.Load(), victim, failures[:min(5, len(failures))])
+	}
+	t.Logf("%d requests through the ingress, none failed while %s was deleted", ok.Load(), victim)
+}

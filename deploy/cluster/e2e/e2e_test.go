@@ -144,10 +144,10 @@ func (c *cluster) serverSideDryRun(t *testing.T) {
 	}
 }
 
-// dryRunnable renames the Jobs: a Job's pod template cannot change, so a
-// dry run against the deployed Jobs would refuse any difference (another
-// overlay's images); as new Jobs they pass every admission check of a
-// first install.
+// dryRunnable renames the Jobs and StatefulSets: a Job's pod template and a
+// StatefulSet's volume claims cannot change, so a dry run against the
+// deployed ones would refuse another overlay's differences; as new objects
+// they pass every admission check of a first install.
 func dryRunnable(t *testing.T, manifests string) string {
 	var out []string
 	for _, doc := range strings.Split(manifests, "\n---\n") {
@@ -155,7 +155,7 @@ func dryRunnable(t *testing.T, manifests string) string {
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 			t.Fatal(err)
 		}
-		if obj["kind"] == "Job" {
+		if obj["kind"] == "Job" || obj["kind"] == "StatefulSet" {
 			md := obj["metadata"].(map[string]any)
 			md["name"] = fmt.Sprint(md["name"]) + "-dry-run"
 			b, err := yaml.Marshal(obj)

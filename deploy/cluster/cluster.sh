@@ -476,7 +476,20 @@ down() {
 	fi
 	# Runtime state: the next up starts clean (certificates are kept).
 	rm -rf "$S/containerd" "$S/kubelet" "$S/etcd" "$S/cni" "$S/pod-logs" "$S/kubelet-plugins" "$S/pids" "$S/controller-manager" "$S/volumes"
-	say "down: nothing of the cluster runs; state left in .bulkhead/cluster is certificates, images and logs"
+	# Check what is left, rather than assume.
+	local left=()
+	for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+		pgrep -f "$bin/$n |^containerd --config $S" >/dev/null 2>&1 && left+=("process $n")
+	done
+	pgrep -f "containerd-shim-runc-v2 -namespace k8s.io" >/dev/null 2>&1 && left+=("containerd shims")
+	ip link show "$HOST_IF" >/dev/null 2>&1 && left+=("link $HOST_IF")
+	[ -e "/run/netns/$NETNS" ] && left+=("network namespace $NETNS")
+	grep -qF "$S/" /proc/mounts && left+=("mounts under $S")
+	for h in /sys/fs/cgroup/*/; do [ -d "${h}kubepods" ] && left+=("cgroup ${h}kubepods"); done
+	if [ ${#left[@]} -gt 0 ]; then
+		die "down: left behind: ${left[*]}"
+	fi
+	say "down: nothing of the cluster runs or is left on the machine; .bulkhead/cluster keeps certificates, images and logs"
 }
 
 # status: what runs; exit status 1 unless everything does.

@@ -621,49 +621,21 @@ func (c *cluster) inferencePodDeleted(t *testing.T) {
 	}
 	victim := pods.Items[0].Name
 	client := c.openai()
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				_, err := client.Chat.Completions.New(rctx, openai.ChatCompletionNewParams{
-					Model:     "deepseek-chat",
-					Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("worker %d request %d", w, i))},
-					MaxTokens: openai.Int(8),
-				}, option.WithHeader("X-Bulkhead-Conversation", fmt.Sprintf("w%d-%d", w, i)))
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	waitCount := func(n int64) {
-		testenv.Eventually(t, 2*time.Minute, "requests", func() error {
-			return testenv.Until(ok.Load()+failed.Load() >= n, "%d of %d requests done", ok.Load()+failed.Load(), n)
-		})
-	}
-	waitCount(ok.Load() + 20)
+	l := startLoad(ctx, 4, func(ctx context.Context, w, i int) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model:     "deepseek-chat",
+			Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("worker %d request %d", w, i))},
+			MaxTokens: openai.Int(8),
+		}, option.WithHeader("X-Bulkhead-Conversation", fmt.Sprintf("w%d-%d", w, i)))
+		return err
+	})
+	l.waitFor(t, l.ok.Load()+20)
 	if err := c.cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	atDelete := ok.Load() + failed.Load()
+	atDelete := l.done()
 	// Until the pod is gone and its replacement serves.
 	if err := testenv.Wait(2*time.Minute, func() error {
 		if _, err := c.cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{}); err == nil {
@@ -683,13 +655,12 @@ func (c *cluster) inferencePodDeleted(t *testing.T) {
 	}); err != nil {
 		t.Errorf("the deleted inference pod %s was not replaced: %v", victim, err)
 	}
-	waitCount(ok.Load() + failed.Load() + 20)
-	close(stop)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed while %s was deleted: %v", failed.Load(), ok.Load()+failed.Load(), victim, failures[:min(5, len(failures))])
+	l.waitFor(t, l.done()+20)
+	l.halt()
+	if l.failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed while %s was deleted: %v", l.failed.Load(), l.done(), victim, l.firstFailures())
 	}
-	t.Logf("%d requests, none failed; %s deleted after %d, replaced", ok.Load(), victim, atDelete)
+	t.Logf("%d requests, none failed; %s deleted after %d, replaced", l.ok.Load(), victim, atDelete)
 }
 
 // The control plane's leader pod deleted: the other replica takes the
@@ -757,50 +728,80 @@ func TestGatewayFailover(t *testing.T) {
 		t.Fatalf("no gateway-ai pod (%v): this test runs on the kind overlay, behind its Envoy ingress", err)
 	}
 	client := c.openai()
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := client.Models.List(rctx)
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	done := func(n int64) {
-		testenv.Eventually(t, 2*time.Minute, "requests", func() error {
-			return testenv.Until(ok.Load()+failed.Load() >= n, "%d of %d requests done", ok.Load()+failed.Load(), n)
-		})
-	}
-	done(50)
+	l := startLoad(ctx, 4, func(ctx context.Context, _, _ int) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := client.Models.List(ctx)
+		return err
+	})
+	l.waitFor(t, 50)
 	victim := pods.Items[0].Name
 	if err := c.cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
-	done(ok.Load() + failed.Load() + 200)
-	close(stop)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed while the AI gateway %s was deleted: %v", failed.Load(), ok.Load()+failed.Load(), victim, failures[:min(5, len(failures))])
+	l.waitFor(t, l.done()+200)
+	l.halt()
+	if l.failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed while the AI gateway %s was deleted: %v", l.failed.Load(), l.done(), victim, l.firstFailures())
 	}
-	t.Logf("%d requests through the ingress, none failed while %s was deleted", ok.Load(), victim)
+	t.Logf("%d requests through the ingress, none failed while %s was deleted", l.ok.Load(), victim)
+}
+
+// load is closed-loop traffic: workers each sending one request after
+// another until halt, counting what succeeded and keeping what failed.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	failures   []string
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startLoad(ctx context.Context, workers int, send func(ctx context.Context, worker, i int) error) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if err := send(ctx, w, i); err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.failures = append(l.failures, err.Error())
+					l.mu.Unlock()
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// done is how many requests have ended, either way.
+func (l *load) done() int64 { return l.ok.Load() + l.failed.Load() }
+
+// waitFor waits until n requests have ended.
+func (l *load) waitFor(t *testing.T, n int64) {
+	t.Helper()
+	testenv.Eventually(t, 2*time.Minute, "requests", func() error {
+		return testenv.Until(l.done() >= n, "%d of %d requests done", l.done(), n)
+	})
+}
+
+// halt stops the workers and waits for their last requests.
+func (l *load) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+func (l *load) firstFailures() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failures[:min(5, len(l.failures))]
 }

@@ -21,6 +21,11 @@ import (
 
 var getOpts = metav1.GetOptions{}
 
+// managedLabels mark the objects the bootstrap makes.
+func managedLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/part-of": "bulkhead", "app.kubernetes.io/managed-by": "bulkhead-bootstrap"}
+}
+
 // Client is the in-cluster API client of the pod's service account.
 func Client() (kubernetes.Interface, error) {
 	conf, err := rest.InClusterConfig()
@@ -46,7 +51,7 @@ func ensureSecret(ctx context.Context, cs kubernetes.Interface, namespace, name 
 		return nil, false, err
 	}
 	_, err = cs.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "bulkhead", "app.kubernetes.io/managed-by": "bulkhead-bootstrap"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: managedLabels()},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}, metav1.CreateOptions{})
@@ -65,7 +70,7 @@ func putSecret(ctx context.Context, cs kubernetes.Interface, namespace, name str
 	cur, err := cs.CoreV1().Secrets(namespace).Get(ctx, name, getOpts)
 	if apierrors.IsNotFound(err) {
 		_, err = cs.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "bulkhead", "app.kubernetes.io/managed-by": "bulkhead-bootstrap"}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: managedLabels()},
 			Type:       corev1.SecretTypeOpaque,
 			Data:       data,
 		}, metav1.CreateOptions{})
@@ -85,7 +90,7 @@ func putSecret(ctx context.Context, cs kubernetes.Interface, namespace, name str
 // certificate).
 func ensureConfigMap(ctx context.Context, cs kubernetes.Interface, namespace, name string, data map[string]string) error {
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "bulkhead", "app.kubernetes.io/managed-by": "bulkhead-bootstrap"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: managedLabels()},
 		Data:       data,
 	}
 	_, err := cs.CoreV1().ConfigMaps(namespace).Create(ctx, cm, metav1.CreateOptions{})

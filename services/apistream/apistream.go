@@ -15,14 +15,22 @@ import (
 type Chunk struct {
 	Choices []struct {
 		Delta struct {
-			Content string `json:"content"`
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
 		} `json:"delta"`
+		// Text is a text completion's piece (POST /completions).
+		Text         string  `json:"text"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
 		PromptTokens         int64 `json:"prompt_tokens"`
 		CompletionTokens     int64 `json:"completion_tokens"`
 		PromptCacheHitTokens int64 `json:"prompt_cache_hit_tokens"`
+		// CompletionTokensDetails.ReasoningTokens: DeepSeek's and OpenAI's
+		// count of the chain of thought.
+		CompletionTokensDetails struct {
+			ReasoningTokens int64 `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
 	} `json:"usage"`
 	// Error is an error event sent in the stream after it started.
 	Error *struct {

@@ -8,6 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/bulkhead-mesh/bulkhead/services/inference/ngram"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
@@ -17,11 +20,26 @@ import (
 // always does, from the model's registry entry).
 const DefaultMaxTokens = 256
 
+// ReasoningWords bounds the builtin model's chain of thought, by effort.
+var ReasoningWords = map[inferencev1.ReasoningEffort]int{
+	inferencev1.ReasoningEffort_REASONING_EFFORT_LOW:  32,
+	inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH: 96,
+	inferencev1.ReasoningEffort_REASONING_EFFORT_MAX:  256,
+}
+
+// minFillWords is the shortest fill-in-the-middle.
+const minFillWords = 4
+
+// reasoningSalt derives the chain of thought's random stream from the
+// request's seed, so that the answer is the same with thinking on or off.
+const reasoningSalt = 0x7468696e6b696e67 // "thinking"
+
 // Builtin is the engine of the model shipped in the repo.
 type Builtin struct {
 	model *ngram.Model
 	// TokenInterval is slept before each piece: the decode time of a real
-	// model, so that streaming can be seen and exercised (0: none).
+	// model, so that streaming can be seen and exercised (0: none). A
+	// continuation replays what was already sent without it.
 	TokenInterval time.Duration
 }
 
@@ -30,8 +48,10 @@ func NewBuiltin(tokenInterval time.Duration) *Builtin {
 	return &Builtin{model: ngram.Train(ngram.Corpus()), TokenInterval: tokenInterval}
 }
 
-// Generate implements Engine.
-func (b *Builtin) Generate(ctx context.Context, req Request, emit func(string) error) (Result, error) {
+// Generate implements Engine. The model is deterministic for a seed, so a
+// continuation is exact: the generation is run again from the start and
+// the part already sent is checked and skipped.
+func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) error) (Result, error) {
 	s := req.Sampling
 	res := Result{PromptTokens: req.PromptTokens}
 	maxTokens := int(s.GetMaxTokens())
@@ -39,45 +59,126 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(string) e
 		maxTokens = DefaultMaxTokens
 	}
 	samp := ngram.Sampling{Temperature: 1, TopP: 1, Seed: rand.Uint64()}
-	if s.Temperature != nil {
-		samp.Temperature = s.GetTemperature()
-	}
-	if s.TopP != nil {
-		samp.TopP = s.GetTopP()
+	thinking := s.GetThinking()
+	if !thinking {
+		// Thinking mode ignores temperature and top_p, as DeepSeek's does.
+		if s.Temperature != nil {
+			samp.Temperature = s.GetTemperature()
+		}
+		if s.TopP != nil {
+			samp.TopP = s.GetTopP()
+		}
+		samp.FrequencyPenalty, samp.PresencePenalty = s.GetFrequencyPenalty(), s.GetPresencePenalty()
 	}
 	if s.Seed != nil {
 		samp.Seed = uint64(s.GetSeed())
 	}
-	jsonMode := s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT
-	out := &limiter{emit: emit, max: maxTokens, stops: s.GetStop()}
-	if jsonMode {
-		// The reply is one JSON object; its closing is always sent, so it is
-		// budgeted up front.
-		out.max -= 2
-		if err := out.raw(`{"content": "`); err != nil {
-			return out.result(res), err
-		}
-	}
+	rep := &replay{emit: emit, reasoning: req.Continuation.GetReasoningContent(), content: req.Continuation.GetContent()}
+	budget := &budget{max: maxTokens}
 	last := ""
 	if n := len(req.Messages); n > 0 {
 		last = req.Messages[n-1].GetContent()
 	}
+
+	var thought *limiter
+	if thinking {
+		thought = &limiter{emit: rep.reason, budget: budget}
+		rs := samp
+		rs.Seed ^= reasoningSalt
+		words := ReasoningWords[s.GetReasoningEffort()]
+		if words == 0 {
+			words = ReasoningWords[inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH]
+		}
+		// The chain of thought runs its full length: where the model ends
+		// a paragraph, it thinks on in the next.
+		paragraph := 0
+		next := func() *ngram.Generator {
+			paragraph++
+			ps := rs
+			ps.Seed += uint64(paragraph)
+			return b.model.Start(last, ps)
+		}
+		finish, err := b.run(ctx, rep, thought, b.model.Start(last, rs), words, next, "", false)
+		res.ReasoningTokens = thought.tokens()
+		if err != nil || finish == inferencev1.FinishReason_FINISH_REASON_LENGTH {
+			res.CompletionTokens = res.ReasoningTokens
+			res.Finish = finish
+			return res, rep.check(err)
+		}
+	}
+
+	jsonMode := s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT
+	out := &limiter{emit: rep.answer, budget: budget, stops: s.GetStop()}
+	count := func() {
+		res.CompletionTokens = res.ReasoningTokens + out.tokens()
+	}
+	if jsonMode {
+		// The reply is one JSON object; its closing is always sent, so it is
+		// budgeted up front.
+		if budget.max-budget.used < 4 {
+			return res, status.Errorf(codes.InvalidArgument, "max_tokens: too small for a JSON object (the chain of thought left %d tokens)", budget.max-budget.used)
+		}
+		budget.max -= 2
+		if err := out.raw(`{"content": "`); err != nil {
+			count()
+			return res, rep.check(err)
+		}
+	}
 	gen := b.model.Start(last, samp)
-	finish := inferencev1.FinishReason_FINISH_REASON_STOP
-	for {
-		if b.TokenInterval > 0 {
+	join := ""
+	switch n := len(req.Messages); {
+	case req.Suffix != nil:
+		// Fill in the middle: carry on the prompt, and end where the model
+		// can join the suffix's first word.
+		gen = b.model.Continue(last, samp)
+		join = b.model.FirstWord(*req.Suffix)
+	case n > 0 && req.Messages[n-1].GetPrefix():
+		// Chat prefix completion: the answer carries on the assistant's text.
+		gen = b.model.Continue(last, samp)
+	}
+	finish, err := b.run(ctx, rep, out, gen, 0, nil, join, jsonMode)
+	if err != nil {
+		count()
+		return res, rep.check(err)
+	}
+	if jsonMode {
+		budget.max += 2
+		if err := out.raw(`"}`); err != nil {
+			count()
+			return res, rep.check(err)
+		}
+	}
+	count()
+	res.Finish = finish
+	return res, rep.check(nil)
+}
+
+// run writes gen's pieces to out until the generation ends, the budget
+// or a stop sequence cuts it, or after maxWords words (0: no bound). When
+// the generation ends first and more is set, it goes on with a paragraph
+// break and the generator more returns. With join set, it ends (after a
+// few words) where the model has seen join follow the last word.
+func (b *Builtin) run(ctx context.Context, rep *replay, out *limiter, gen *ngram.Generator, maxWords int, more func() *ngram.Generator, join string, jsonMode bool) (inferencev1.FinishReason, error) {
+	for words := 0; maxWords == 0 || words < maxWords; words++ {
+		if b.TokenInterval > 0 && !rep.pending() {
 			t := time.NewTimer(b.TokenInterval)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return out.result(res), ctx.Err()
+				return 0, ctx.Err()
 			case <-t.C:
 			}
 		}
 		piece, ok := gen.Next(ctx)
+		if !ok && more != nil && ctx.Err() == nil {
+			gen = more()
+			if piece, ok = gen.Next(ctx); ok {
+				piece = "\n\n" + piece
+			}
+		}
 		if !ok {
 			if err := ctx.Err(); err != nil {
-				return out.result(res), err
+				return 0, err
 			}
 			break
 		}
@@ -87,54 +188,105 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(string) e
 		}
 		done, reason, err := out.write(piece)
 		if err != nil {
-			return out.result(res), err
+			return 0, err
 		}
 		if done {
-			finish = reason
+			return reason, nil
+		}
+		if join != "" && words >= minFillWords && gen.Leads(join) {
 			break
 		}
 	}
-	if err := out.flush(); err != nil {
-		return out.result(res), err
-	}
-	if jsonMode {
-		out.max += 2
-		if err := out.raw(`"}`); err != nil {
-			return out.result(res), err
-		}
-	}
-	res = out.result(res)
-	res.Finish = finish
-	return res, nil
+	return inferencev1.FinishReason_FINISH_REASON_STOP, out.flush()
 }
 
-// limiter enforces max_tokens and stop sequences on the stream: it holds
+// errDiverged is a continuation that is not what this engine generates
+// for the request: another model, version or seed produced it.
+var errDiverged = status.Error(codes.FailedPrecondition, "continuation: the text already sent is not this model's generation for this request and seed; it cannot be continued exactly")
+
+// replay passes the pieces of a generation on, skipping (and checking)
+// the part of it a continuation says was already sent.
+type replay struct {
+	emit               func(Piece) error
+	reasoning, content string
+}
+
+func (r *replay) pending() bool { return r.reasoning != "" || r.content != "" }
+
+func (r *replay) reason(s string) error {
+	rest, err := r.skip(&r.reasoning, s)
+	if err != nil || rest == "" {
+		return err
+	}
+	return r.emit(Piece{Reasoning: rest})
+}
+
+func (r *replay) answer(s string) error {
+	if r.reasoning != "" {
+		// The answer began where the sent text still had thought.
+		return errDiverged
+	}
+	rest, err := r.skip(&r.content, s)
+	if err != nil || rest == "" {
+		return err
+	}
+	return r.emit(Piece{Content: rest})
+}
+
+func (r *replay) skip(want *string, got string) (string, error) {
+	switch {
+	case *want == "":
+		return got, nil
+	case strings.HasPrefix(*want, got):
+		*want = (*want)[len(got):]
+		return "", nil
+	case strings.HasPrefix(got, *want):
+		rest := got[len(*want):]
+		*want = ""
+		return rest, nil
+	}
+	return "", errDiverged
+}
+
+// check turns the end of a generation into the continuation's verdict: a
+// generation shorter than what was already sent cannot continue it.
+func (r *replay) check(err error) error {
+	if err == nil && r.pending() {
+		return errDiverged
+	}
+	return err
+}
+
+// budget is max_tokens, shared by the chain of thought and the answer.
+type budget struct{ max, used int }
+
+// limiter enforces the budget and stop sequences on the stream: it holds
 // back the tail that could be the start of a stop sequence, and cuts the
 // last piece at the token budget.
 type limiter struct {
-	emit  func(string) error
-	max   int
-	used  int
-	stops []string
-	held  string
-	text  strings.Builder
+	emit   func(string) error
+	budget *budget
+	stops  []string
+	held   string
+	text   strings.Builder
 }
 
 func (l *limiter) raw(s string) error {
-	l.used += tokens.Count(s)
+	l.budget.used += tokens.Count(s)
 	l.text.WriteString(s)
 	return l.emit(s)
 }
 
 func (l *limiter) write(piece string) (bool, inferencev1.FinishReason, error) {
+	b := l.budget
 	n := tokens.Count(piece)
 	cut := false
-	if l.used+n > l.max {
+	if b.used+n > b.max {
 		ids := tokens.Encode(piece)
-		piece = tokens.Decode(ids[:max(0, l.max-l.used)])
-		n, cut = l.max-l.used, true
+		piece = tokens.Decode(ids[:max(0, b.max-b.used)])
+		n, cut = b.max-b.used, true
 	}
-	l.used += n
+	b.used += n
 	l.held += piece
 	for _, stop := range l.stops {
 		if i := strings.Index(l.held, stop); i >= 0 && stop != "" {
@@ -176,9 +328,5 @@ func (l *limiter) send(s string) error {
 	return l.emit(s)
 }
 
-// result counts the completion tokens of what was sent, with the real
-// tokenizer.
-func (l *limiter) result(r Result) Result {
-	r.CompletionTokens = int64(tokens.Count(l.text.String()))
-	return r
-}
+// tokens counts what was sent, with the real tokenizer.
+func (l *limiter) tokens() int64 { return int64(tokens.Count(l.text.String())) }

@@ -22,18 +22,35 @@ type Request struct {
 	// PromptTokens is the conversation's size as billed (tokens.Prompt),
 	// counted once by the server.
 	PromptTokens int64
+	// Continuation, when set, is the part of the reply a dead generation
+	// already sent: the engine emits only what follows it.
+	Continuation *inferencev1.Continuation
+	// Suffix, when set, makes this a fill-in-the-middle completion of the
+	// one message's raw prompt.
+	Suffix *string
+}
+
+// Piece is a piece of the reply: content, or (thinking mode) a piece of
+// the chain of thought. Exactly one of the two is set.
+type Piece struct {
+	Content   string
+	Reasoning string
 }
 
 // Result ends a generation.
 type Result struct {
-	Finish           inferencev1.FinishReason
-	PromptTokens     int64
+	Finish       inferencev1.FinishReason
+	PromptTokens int64
+	// CompletionTokens counts the whole reply, the chain of thought and a
+	// continuation's already-sent part included: a continued reply is
+	// billed as if it had never been cut.
 	CompletionTokens int64
+	ReasoningTokens  int64
 }
 
 // Engine generates text. emit is called with each piece in order; an
 // error from emit (the caller went away) ends the generation with it.
 // Usage counts what was emitted, also when the generation ends early.
 type Engine interface {
-	Generate(ctx context.Context, req Request, emit func(piece string) error) (Result, error)
+	Generate(ctx context.Context, req Request, emit func(Piece) error) (Result, error)
 }

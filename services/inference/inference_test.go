@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
@@ -18,20 +21,35 @@ import (
 type generation struct {
 	started  *inferencev1.GenerateResponse_Started
 	pieces   []string
+	thoughts []string
 	finished *inferencev1.GenerateResponse_Finished
 }
 
-func (g generation) text() string { return strings.Join(g.pieces, "") }
+func (g generation) text() string    { return strings.Join(g.pieces, "") }
+func (g generation) thought() string { return strings.Join(g.thoughts, "") }
 
-func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string, s *inferencev1.Sampling) generation {
-	t.Helper()
-	st, err := c.Generate(t.Context(), &inferencev1.GenerateRequest{
+func request(prompt string, s *inferencev1.Sampling) *inferencev1.GenerateRequest {
+	return &inferencev1.GenerateRequest{
 		Engine: "builtin", Model: "opticks-3gram",
 		Messages: []*inferencev1.Message{{Role: inferencev1.Role_ROLE_USER, Content: prompt}},
 		Sampling: s,
-	}, grpc.WaitForReady(true))
+	}
+}
+
+func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string, s *inferencev1.Sampling) generation {
+	t.Helper()
+	g, err := generateRequest(t, c, request(prompt, s))
 	if err != nil {
 		t.Fatal(err)
+	}
+	return g
+}
+
+func generateRequest(t *testing.T, c inferencev1.InferenceServiceClient, req *inferencev1.GenerateRequest) (generation, error) {
+	t.Helper()
+	st, err := c.Generate(t.Context(), req, grpc.WaitForReady(true))
+	if err != nil {
+		return generation{}, err
 	}
 	var g generation
 	for {
@@ -40,7 +58,7 @@ func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string,
 			break
 		}
 		if err != nil {
-			t.Fatal(err)
+			return generation{}, err
 		}
 		switch e := r.Event.(type) {
 		case *inferencev1.GenerateResponse_Started_:
@@ -49,7 +67,14 @@ func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string,
 			if g.started == nil {
 				t.Fatal("a delta before Started")
 			}
-			g.pieces = append(g.pieces, e.Delta.Content)
+			if (e.Delta.Content == "") == (e.Delta.ReasoningContent == "") {
+				t.Fatalf("a delta must carry content or reasoning: %v", e.Delta)
+			}
+			if e.Delta.Content != "" {
+				g.pieces = append(g.pieces, e.Delta.Content)
+			} else {
+				g.thoughts = append(g.thoughts, e.Delta.ReasoningContent)
+			}
 		case *inferencev1.GenerateResponse_Finished_:
 			g.finished = e.Finished
 		}
@@ -57,7 +82,7 @@ func generate(t *testing.T, c inferencev1.InferenceServiceClient, prompt string,
 	if g.started == nil || g.finished == nil {
 		t.Fatalf("generation without Started or Finished: %+v", g)
 	}
-	return g
+	return g, nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -115,6 +140,67 @@ func TestBuiltinEngineThroughTheMesh(t *testing.T) {
 		var v map[string]string
 		if err := json.Unmarshal([]byte(g.text()), &v); err != nil || v["content"] == "" {
 			t.Fatalf("not a JSON object with content: %q (%v)", g.text(), err)
+		}
+	})
+	t.Run("thinking", func(t *testing.T) {
+		think := &inferencev1.Sampling{MaxTokens: ptr[int32](1000), Seed: ptr[int64](11), Thinking: ptr(true), Temperature: ptr(0.0)}
+		g := generate(t, c, "the colours of light", think)
+		plain := generate(t, c, "the colours of light", &inferencev1.Sampling{MaxTokens: ptr[int32](1000), Seed: ptr[int64](11)})
+		u := g.finished.GetUsage()
+		if g.thought() == "" || u.GetReasoningTokens() == 0 || u.GetCompletionTokens() != u.GetReasoningTokens()+plain.finished.GetUsage().GetCompletionTokens() {
+			t.Fatalf("thinking: %d reasoning of %d completion tokens (%q); want a chain of thought, counted in the completion", u.GetReasoningTokens(), u.GetCompletionTokens(), g.thought())
+		}
+		// The answer is the one without thinking (temperature is ignored
+		// while thinking, as DeepSeek does).
+		if g.text() != plain.text() {
+			t.Fatalf("answer with thinking %q; without %q", g.text(), plain.text())
+		}
+		low := generate(t, c, "the colours of light", &inferencev1.Sampling{MaxTokens: ptr[int32](400), Seed: ptr[int64](11), Thinking: ptr(true),
+			ReasoningEffort: inferencev1.ReasoningEffort_REASONING_EFFORT_LOW})
+		if low.finished.GetUsage().GetReasoningTokens() >= u.GetReasoningTokens() {
+			t.Fatalf("low effort thought %d tokens, high %d", low.finished.GetUsage().GetReasoningTokens(), u.GetReasoningTokens())
+		}
+		// max_tokens bounds the chain of thought and the answer together.
+		short := generate(t, c, "the colours of light", &inferencev1.Sampling{MaxTokens: ptr[int32](10), Seed: ptr[int64](11), Thinking: ptr(true)})
+		if short.finished.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_LENGTH || short.finished.GetUsage().GetCompletionTokens() != 10 || short.text() != "" {
+			t.Fatalf("max_tokens 10 while thinking: %v, %d tokens, answer %q", short.finished.GetFinishReason(), short.finished.GetUsage().GetCompletionTokens(), short.text())
+		}
+	})
+	t.Run("continuation is exact", func(t *testing.T) {
+		for _, thinking := range []bool{false, true} {
+			s := &inferencev1.Sampling{MaxTokens: ptr[int32](120), Seed: ptr[int64](99), Thinking: ptr(thinking), Temperature: ptr(1.0), Stop: []string{"never there"}}
+			full := generate(t, c, "reflexions of the Rays", s)
+			// Cut after every few pieces of thought and answer, and in the
+			// middle of a piece: the continuation emits exactly the rest.
+			var cuts []*inferencev1.Continuation
+			for i := 1; i < len(full.thoughts); i += 7 {
+				cuts = append(cuts, &inferencev1.Continuation{ReasoningContent: strings.Join(full.thoughts[:i], "")})
+			}
+			for i := 1; i < len(full.pieces); i += 5 {
+				cuts = append(cuts, &inferencev1.Continuation{ReasoningContent: full.thought(), Content: strings.Join(full.pieces[:i], "")})
+			}
+			mid := strings.Join(full.pieces[:3], "")
+			cuts = append(cuts, &inferencev1.Continuation{ReasoningContent: full.thought(), Content: mid[:len(mid)-2]})
+			for _, cut := range cuts {
+				req := request("reflexions of the Rays", s)
+				req.Continuation = cut
+				g, err := generateRequest(t, c, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cut.ReasoningContent+g.thought() != full.thought() || cut.Content+g.text() != full.text() {
+					t.Fatalf("thinking %v, continued after %q|%q: got %q|%q; want the rest of %q|%q", thinking, cut.ReasoningContent, cut.Content, g.thought(), g.text(), full.thought(), full.text())
+				}
+				if !proto.Equal(g.finished, full.finished) {
+					t.Fatalf("continued usage %v; uninterrupted %v", g.finished, full.finished)
+				}
+			}
+		}
+		// A prefix this generation would not produce is refused.
+		req := request("reflexions of the Rays", &inferencev1.Sampling{MaxTokens: ptr[int32](60), Seed: ptr[int64](99)})
+		req.Continuation = &inferencev1.Continuation{Content: "Not what the model says"}
+		if _, err := generateRequest(t, c, req); status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("diverging continuation: %v; want FailedPrecondition", err)
 		}
 	})
 	t.Run("cancel stops the generation", func(t *testing.T) {

@@ -36,23 +36,43 @@ var roleNames = map[inferencev1.Role]string{
 }
 
 type upstreamMessage struct {
-	Role       string `json:"role"`
-	Content    string `json:"content"`
-	Name       string `json:"name,omitempty"`
-	ToolCallID string `json:"tool_call_id,omitempty"`
+	Role             string `json:"role"`
+	Content          string `json:"content"`
+	Name             string `json:"name,omitempty"`
+	ToolCallID       string `json:"tool_call_id,omitempty"`
+	ReasoningContent string `json:"reasoning_content,omitempty"`
+	// Prefix asks the upstream to continue this (last, assistant) message:
+	// DeepSeek's chat prefix completion; llama.cpp's server and Ollama
+	// continue a trailing assistant message by themselves.
+	Prefix bool `json:"prefix,omitempty"`
 }
 
 type upstreamRequest struct {
-	Model          string            `json:"model"`
-	Messages       []upstreamMessage `json:"messages"`
-	Stream         bool              `json:"stream"`
-	StreamOptions  map[string]bool   `json:"stream_options"`
-	MaxTokens      *int32            `json:"max_tokens,omitempty"`
-	Temperature    *float64          `json:"temperature,omitempty"`
-	TopP           *float64          `json:"top_p,omitempty"`
-	Stop           []string          `json:"stop,omitempty"`
-	Seed           *int64            `json:"seed,omitempty"`
-	ResponseFormat map[string]string `json:"response_format,omitempty"`
+	Model    string            `json:"model"`
+	Messages []upstreamMessage `json:"messages,omitempty"`
+	// Prompt and Suffix make a fill-in-the-middle text completion.
+	Prompt           string            `json:"prompt,omitempty"`
+	Suffix           *string           `json:"suffix,omitempty"`
+	Stream           bool              `json:"stream"`
+	StreamOptions    map[string]bool   `json:"stream_options"`
+	MaxTokens        *int32            `json:"max_tokens,omitempty"`
+	Temperature      *float64          `json:"temperature,omitempty"`
+	TopP             *float64          `json:"top_p,omitempty"`
+	Stop             []string          `json:"stop,omitempty"`
+	Seed             *int64            `json:"seed,omitempty"`
+	FrequencyPenalty *float64          `json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64          `json:"presence_penalty,omitempty"`
+	ResponseFormat   map[string]string `json:"response_format,omitempty"`
+	// Thinking and ReasoningEffort are DeepSeek's; sent only when thinking
+	// is asked for, so upstreams without the fields never see them.
+	Thinking        map[string]string `json:"thinking,omitempty"`
+	ReasoningEffort string            `json:"reasoning_effort,omitempty"`
+}
+
+var effortNames = map[inferencev1.ReasoningEffort]string{
+	inferencev1.ReasoningEffort_REASONING_EFFORT_LOW:  "low",
+	inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH: "high",
+	inferencev1.ReasoningEffort_REASONING_EFFORT_MAX:  "max",
 }
 
 var finishReasons = map[string]inferencev1.FinishReason{
@@ -64,20 +84,54 @@ var finishReasons = map[string]inferencev1.FinishReason{
 }
 
 // Generate implements Engine.
-func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) error) (Result, error) {
+func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) error) (Result, error) {
 	s := req.Sampling
 	body := upstreamRequest{
 		Model: req.Model, Stream: true, StreamOptions: map[string]bool{"include_usage": true},
 		MaxTokens: s.MaxTokens, Temperature: s.Temperature, TopP: s.TopP, Stop: s.GetStop(), Seed: s.Seed,
+		FrequencyPenalty: s.FrequencyPenalty, PresencePenalty: s.PresencePenalty,
 	}
 	if s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT {
 		body.ResponseFormat = map[string]string{"type": "json_object"}
 	}
+	if s.GetThinking() {
+		body.Thinking = map[string]string{"type": "enabled"}
+		body.ReasoningEffort = effortNames[s.GetReasoningEffort()]
+	}
+	path := "/chat/completions"
+	if req.Suffix != nil {
+		// FIM: a text completion of the raw prompt (DeepSeek's beta API).
+		path = "/completions"
+		body.Prompt, body.Suffix = req.Messages[0].GetContent(), req.Suffix
+	}
 	for _, m := range req.Messages {
-		body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(), ToolCallID: m.GetToolCallId()})
+		if req.Suffix != nil {
+			break
+		}
+		body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(),
+			ToolCallID: m.GetToolCallId(), ReasoningContent: m.GetReasoningContent(), Prefix: m.GetPrefix()})
+	}
+	// A continuation is the assistant's unfinished message, to be continued
+	// by the upstream within what is left of the budget.
+	var sentReasoning, sentContent string
+	if c := req.Continuation; c != nil && (c.GetContent() != "" || c.GetReasoningContent() != "") {
+		sentReasoning, sentContent = c.GetReasoningContent(), c.GetContent()
+		if req.Suffix != nil {
+			// FIM continues the prompt with what was sent.
+			body.Prompt += sentContent
+		} else {
+			body.Messages = append(body.Messages, upstreamMessage{Role: "assistant", Content: sentContent, ReasoningContent: sentReasoning, Prefix: true})
+		}
+		if body.MaxTokens != nil {
+			left := *body.MaxTokens - int32(tokens.Count(sentReasoning)+tokens.Count(sentContent))
+			if left < 1 {
+				return Result{}, status.Error(codes.FailedPrecondition, "continuation: the text already sent used the whole max_tokens")
+			}
+			body.MaxTokens = &left
+		}
 	}
 	b, _ := json.Marshal(body)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+"/chat/completions", bytes.NewReader(b))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+path, bytes.NewReader(b))
 	if err != nil {
 		return Result{}, status.Errorf(codes.FailedPrecondition, "openai engine: base url: %v", err)
 	}
@@ -102,7 +156,9 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 		return Result{}, upstreamError(resp)
 	}
 
-	var text strings.Builder
+	var text, thought strings.Builder
+	text.WriteString(sentContent)
+	thought.WriteString(sentReasoning)
 	res := Result{Finish: inferencev1.FinishReason_FINISH_REASON_STOP}
 	var usageSeen bool
 	// stop is an error event from upstream or the caller's own failure to
@@ -114,9 +170,15 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 			return stop
 		}
 		for _, ch := range c.Choices {
-			if ch.Delta.Content != "" {
-				text.WriteString(ch.Delta.Content)
-				if stop = emit(ch.Delta.Content); stop != nil {
+			if r := ch.Delta.ReasoningContent; r != "" {
+				thought.WriteString(r)
+				if stop = emit(Piece{Reasoning: r}); stop != nil {
+					return stop
+				}
+			}
+			if piece := ch.Delta.Content + ch.Text; piece != "" {
+				text.WriteString(piece)
+				if stop = emit(Piece{Content: piece}); stop != nil {
 					return stop
 				}
 			}
@@ -129,6 +191,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 		if c.Usage != nil {
 			usageSeen = true
 			res.PromptTokens, res.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
+			res.ReasoningTokens = c.Usage.CompletionTokensDetails.ReasoningTokens
 		}
 		return nil
 	})
@@ -143,18 +206,18 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(string) er
 	case err != nil:
 		err = status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
 	}
-	if err != nil {
-		return o.partial(res, req, text.String(), usageSeen), err
-	}
-	return o.partial(res, req, text.String(), usageSeen), nil
+	return o.usage(res, req, thought.String(), text.String(), usageSeen), err
 }
 
-// partial fills the usage from our tokenizer when the upstream did not
-// report it (older servers, or a stream cut short).
-func (o *OpenAI) partial(res Result, req Request, text string, usageSeen bool) Result {
-	if !usageSeen {
+// usage fills the usage from our tokenizer when the upstream did not
+// report it (older servers, or a stream cut short), or when the reply was
+// a continuation: the upstream then counted the sent part as prompt, but
+// the client is billed for one uninterrupted reply.
+func (o *OpenAI) usage(res Result, req Request, thought, text string, usageSeen bool) Result {
+	if !usageSeen || req.Continuation != nil {
 		res.PromptTokens = req.PromptTokens
-		res.CompletionTokens = int64(tokens.Count(text))
+		res.ReasoningTokens = int64(tokens.Count(thought))
+		res.CompletionTokens = res.ReasoningTokens + int64(tokens.Count(text))
 	}
 	return res
 }

@@ -111,10 +111,16 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 		return status.Error(codes.ResourceExhausted, "inference: all generation slots are busy")
 	}
 	promptTokens := tokens.Prompt(req.GetMessages())
+	if req.Suffix != nil {
+		if len(req.GetMessages()) != 1 {
+			return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
+		}
+		promptTokens = tokens.Fill(req.GetMessages()[0].GetContent(), req.GetSuffix())
+	}
 	t0 := time.Now()
 	started := false
-	var buffered []string
-	send := func(piece string) error {
+	var buffered []Piece
+	send := func(piece Piece) error {
 		if !started {
 			started = true
 			s.ttft.Record(ctx, time.Since(t0).Seconds())
@@ -124,17 +130,17 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 			}
 		}
 		return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Delta_{
-			Delta: &inferencev1.GenerateResponse_Delta{Content: piece}}})
+			Delta: &inferencev1.GenerateResponse_Delta{Content: piece.Content, ReasoningContent: piece.Reasoning}}})
 	}
 	emit := send
 	if req.GetBuffered() {
-		emit = func(piece string) error { buffered = append(buffered, piece); return nil }
+		emit = func(piece Piece) error { buffered = append(buffered, piece); return nil }
 	}
 	sampling := req.GetSampling()
 	if sampling == nil {
 		sampling = &inferencev1.Sampling{}
 	}
-	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling, PromptTokens: promptTokens}, emit)
+	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling, PromptTokens: promptTokens, Continuation: req.GetContinuation(), Suffix: req.Suffix}, emit)
 	if err != nil && ctx.Err() != nil {
 		// However it surfaced (a failed send, the engine's own check), the
 		// caller went away.
@@ -166,7 +172,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	}
 	return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Finished_{Finished: &inferencev1.GenerateResponse_Finished{
 		FinishReason: res.Finish,
-		Usage:        &inferencev1.TokenUsage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens},
+		Usage:        &inferencev1.TokenUsage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, ReasoningTokens: res.ReasoningTokens},
 	}}})
 }
 

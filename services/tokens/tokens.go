@@ -85,5 +85,9 @@ func Render(msgs []*inferencev1.Message) string {
 	return b.String()
 }
 
+// Fill is the number of prompt tokens of a fill-in-the-middle request: its
+// prompt and suffix, as they are (no chat template).
+func Fill(prompt, suffix string) int64 { return int64(Count(prompt) + Count(suffix)) }
+
 // Prompt is the number of prompt tokens of a conversation.
 func Prompt(msgs []*inferencev1.Message) int64 { return int64(Count(Render(msgs))) }

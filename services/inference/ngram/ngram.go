@@ -139,6 +139,10 @@ type Sampling struct {
 	TopP float64
 	// Seed makes the output reproducible.
 	Seed uint64
+	// FrequencyPenalty and PresencePenalty (OpenAI's, in [-2, 2]) lower the
+	// log-weight of a word by the penalty times the times it was generated,
+	// and by the penalty once it was generated at all.
+	FrequencyPenalty, PresencePenalty float64
 }
 
 // Generator produces words one at a time.
@@ -151,7 +155,12 @@ type Generator struct {
 	prev   string
 	// pending is a chosen sentence start not yet returned.
 	pending string
-	count   int
+	// spaced: the text continued ends with a space, so the next piece
+	// does not add one.
+	spaced bool
+	// seen counts the words generated, for the penalties.
+	seen  map[int32]int
+	count int
 }
 
 // MinWords is the shortest generation: the model may not end before.
@@ -174,6 +183,50 @@ func (m *Model) Start(prompt string, s Sampling) *Generator {
 		g.pending = m.vocab[g.w2]
 	}
 	return g
+}
+
+// Continue begins a generation that carries on text itself (a prefix the
+// reply must continue): the first piece is spaced and cased as the next
+// word of text, not as the start of a reply.
+func (m *Model) Continue(text string, s Sampling) *Generator {
+	g := m.Start(text, s)
+	if g.pending != "" {
+		// No word of text is known: open a sentence after it.
+		g.prev = "."
+	} else if words := wordRE.FindAllString(text, -1); len(words) > 0 {
+		g.prev = words[len(words)-1]
+	}
+	g.first = strings.TrimSpace(text) == ""
+	g.spaced = text != "" && strings.TrimRight(text, " \t\n") != text
+	return g
+}
+
+// FirstWord is the first word of text the model knows ("" if none).
+func (m *Model) FirstWord(text string) string {
+	for _, w := range wordRE.FindAllString(text, -1) {
+		if _, ok := m.ids[w]; ok {
+			return w
+		}
+		if _, ok := m.ids[strings.ToLower(w)]; ok {
+			return strings.ToLower(w)
+		}
+	}
+	return ""
+}
+
+// Leads says whether the model has seen word follow the last word
+// generated: where a fill-in-the-middle can join the text after it.
+func (g *Generator) Leads(word string) bool {
+	id, ok := g.m.ids[word]
+	if !ok || g.w2 < 0 {
+		return false
+	}
+	for _, n := range g.m.bi[g.w2] {
+		if n.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Next returns the next piece of text (a word with its leading space, or
@@ -214,6 +267,10 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 }
 
 func (g *Generator) piece(w string) string {
+	if g.spaced {
+		g.spaced = false
+		return strings.TrimPrefix(g.piece(w), " ")
+	}
 	defer func() { g.prev = w; g.first = false }()
 	if g.first {
 		return capitalise(w)
@@ -237,16 +294,64 @@ func capitalise(w string) string {
 }
 
 func (g *Generator) pick(c []next) int32 {
+	id := g.choose(c)
+	if g.s.FrequencyPenalty != 0 || g.s.PresencePenalty != 0 {
+		if g.seen == nil {
+			g.seen = map[int32]int{}
+		}
+		g.seen[id]++
+	}
+	return id
+}
+
+// penalised reorders candidates by their penalised log-weight
+// (log count − frequency × times seen − presence × seen at all), and
+// returns their weights at temperature T (exp(logweight / T)).
+func (g *Generator) penalised(c []next, temperature float64) ([]next, []float64) {
+	type cand struct {
+		n next
+		l float64
+	}
+	cs := make([]cand, len(c))
+	for i, n := range c {
+		l := math.Log(float64(n.count))
+		if k := g.seen[n.id]; k > 0 {
+			l -= g.s.FrequencyPenalty*float64(k) + g.s.PresencePenalty
+		}
+		cs[i] = cand{n, l}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].l > cs[j].l })
+	out, w := make([]next, len(c)), make([]float64, len(c))
+	for i, x := range cs {
+		out[i] = x.n
+		if temperature > 0 {
+			w[i] = math.Exp((x.l - cs[0].l) / temperature)
+		}
+	}
+	return out, w
+}
+
+func (g *Generator) choose(c []next) int32 {
+	if g.seen != nil {
+		c, _ = g.penalised(c, 0)
+	}
 	if g.s.Temperature <= 0 || len(c) == 1 {
 		return c[0].id
 	}
-	// Weights count^(1/T), normalised; then nucleus truncation.
+	// Weights count^(1/T) (penalised), normalised; then nucleus truncation.
 	w := make([]float64, len(c))
 	var sum float64
 	inv := 1 / g.s.Temperature
-	for i, n := range c {
-		w[i] = math.Pow(float64(n.count), inv)
-		sum += w[i]
+	if g.seen != nil {
+		c, w = g.penalised(c, g.s.Temperature)
+		for _, x := range w {
+			sum += x
+		}
+	} else {
+		for i, n := range c {
+			w[i] = math.Pow(float64(n.count), inv)
+			sum += w[i]
+		}
 	}
 	k := len(c)
 	if p := g.s.TopP; p > 0 && p < 1 {

@@ -80,3 +80,51 @@ func BenchmarkNextWord(b *testing.B) {
 		}
 	}
 }
+
+// Continue carries on a text: the first piece is the next word, spaced as
+// it follows the text (no second space after one), never a capitalised
+// reply start.
+func TestContinueCarriesOnTheText(t *testing.T) {
+	next := func(text string) string {
+		p, ok := model.Continue(text, ngram.Sampling{Seed: 1}).Next(context.Background())
+		if !ok {
+			t.Fatalf("no continuation of %q", text)
+		}
+		return p
+	}
+	if p := next("the Rays of"); !strings.HasPrefix(p, " ") || len(p) < 2 || p[1] == ' ' {
+		t.Fatalf("after %q: %q; want a spaced word", "the Rays of", p)
+	}
+	if p := next("the Rays of Light, and"); p != strings.ToLower(p) {
+		t.Fatalf("after %q: %q; want a word in lower case, as mid-sentence", "the Rays of Light, and", p)
+	}
+	if p := next("the Rays of "); strings.HasPrefix(p, " ") {
+		t.Fatalf("after a trailing space: %q", p)
+	}
+	if p := next("Light is refracted."); !strings.HasPrefix(p, " ") || p[1] < 'A' || p[1] > 'Z' {
+		t.Fatalf("after a full stop: %q; want a spaced capitalised word", p)
+	}
+}
+
+// The penalties are real: greedy decoding repeats itself; a frequency
+// penalty makes it use more distinct words (as a share of the words it
+// wrote: a penalised generation may also end sooner), a negative one
+// fewer; so does a presence penalty when sampling.
+func TestPenalties(t *testing.T) {
+	variety := func(s ngram.Sampling) float64 {
+		ws := strings.Fields(run("the Rays of Light", s, 200))
+		words := map[string]bool{}
+		for _, w := range ws {
+			words[strings.ToLower(strings.Trim(w, ".,;:!?()"))] = true
+		}
+		return float64(len(words)) / float64(len(ws))
+	}
+	plain, penalised, encouraged := variety(ngram.Sampling{}), variety(ngram.Sampling{FrequencyPenalty: 1.5}), variety(ngram.Sampling{FrequencyPenalty: -1})
+	if penalised <= plain || encouraged > plain {
+		t.Fatalf("share of distinct words: %.2f plain, %.2f with frequency_penalty 1.5, %.2f with -1", plain, penalised, encouraged)
+	}
+	sampled, present := variety(ngram.Sampling{Temperature: 0.7, Seed: 3}), variety(ngram.Sampling{Temperature: 0.7, Seed: 3, PresencePenalty: 2})
+	if present <= sampled {
+		t.Fatalf("share of distinct words: %.2f with presence_penalty 2, %.2f without", present, sampled)
+	}
+}

@@ -47,7 +47,11 @@ type CompleteRequest struct {
 	// may generate the whole reply before sending any of it, which leaves
 	// the call uncommitted, and so retryable by the mesh on another
 	// replica, until it is complete.
-	Stream        bool `protobuf:"varint,8,opt,name=stream,proto3" json:"stream,omitempty"`
+	Stream bool `protobuf:"varint,8,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Set (even empty): a fill-in-the-middle completion (POST
+	// /beta/completions): messages is one user message holding the raw
+	// prompt; thinking is off.
+	Suffix        *string `protobuf:"bytes,9,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +135,13 @@ func (x *CompleteRequest) GetStream() bool {
 	return false
 }
 
+func (x *CompleteRequest) GetSuffix() string {
+	if x != nil && x.Suffix != nil {
+		return *x.Suffix
+	}
+	return ""
+}
+
 // Usage is the DeepSeek usage object.
 type Usage struct {
 	state                 protoimpl.MessageState `protogen:"open.v1"`
@@ -139,8 +150,10 @@ type Usage struct {
 	TotalTokens           int64                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
 	PromptCacheHitTokens  int64                  `protobuf:"varint,4,opt,name=prompt_cache_hit_tokens,json=promptCacheHitTokens,proto3" json:"prompt_cache_hit_tokens,omitempty"`
 	PromptCacheMissTokens int64                  `protobuf:"varint,5,opt,name=prompt_cache_miss_tokens,json=promptCacheMissTokens,proto3" json:"prompt_cache_miss_tokens,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Tokens of the chain of thought, part of completion_tokens.
+	ReasoningTokens int64 `protobuf:"varint,6,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -204,6 +217,13 @@ func (x *Usage) GetPromptCacheHitTokens() int64 {
 func (x *Usage) GetPromptCacheMissTokens() int64 {
 	if x != nil {
 		return x.PromptCacheMissTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
 	}
 	return 0
 }
@@ -415,11 +435,13 @@ func (x *CompleteResponse_Started) GetSystemFingerprint() string {
 
 // Delta is a piece of the assistant's message.
 type CompleteResponse_Delta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Content       string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
-	ToolCalls     []*v1.ToolCall         `protobuf:"bytes,2,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Content   string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	ToolCalls []*v1.ToolCall         `protobuf:"bytes,2,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// A piece of the chain of thought (thinking mode).
+	ReasoningContent string `protobuf:"bytes,3,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CompleteResponse_Delta) Reset() {
@@ -464,6 +486,13 @@ func (x *CompleteResponse_Delta) GetToolCalls() []*v1.ToolCall {
 		return x.ToolCalls
 	}
 	return nil
+}
+
+func (x *CompleteResponse_Delta) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
+	}
+	return ""
 }
 
 // Finished ends the choice.
@@ -552,7 +581,7 @@ var File_bulkhead_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\x93\x02\n" +
+	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\xbb\x02\n" +
 	"\x0fCompleteRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12:\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1e.bulkhead.inference.v1.MessageR\bmessages\x12;\n" +
@@ -562,13 +591,16 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12 \n" +
 	"\fcache_opt_in\x18\a \x01(\bR\n" +
 	"cacheOptIn\x12\x16\n" +
-	"\x06stream\x18\b \x01(\bR\x06streamJ\x04\b\x04\x10\x05\"\xec\x01\n" +
+	"\x06stream\x18\b \x01(\bR\x06stream\x12\x1b\n" +
+	"\x06suffix\x18\t \x01(\tH\x00R\x06suffix\x88\x01\x01B\t\n" +
+	"\a_suffixJ\x04\b\x04\x10\x05\"\x97\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x125\n" +
 	"\x17prompt_cache_hit_tokens\x18\x04 \x01(\x03R\x14promptCacheHitTokens\x127\n" +
-	"\x18prompt_cache_miss_tokens\x18\x05 \x01(\x03R\x15promptCacheMissTokens\"\xb0\x05\n" +
+	"\x18prompt_cache_miss_tokens\x18\x05 \x01(\x03R\x15promptCacheMissTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\"\xde\x05\n" +
 	"\x10CompleteResponse\x12F\n" +
 	"\astarted\x18\x01 \x01(\v2*.bulkhead.chat.v1.CompleteResponse.StartedH\x00R\astarted\x12@\n" +
 	"\x05delta\x18\x02 \x01(\v2(.bulkhead.chat.v1.CompleteResponse.DeltaH\x00R\x05delta\x12I\n" +
@@ -580,11 +612,12 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\x03R\acreated\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12-\n" +
-	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x1aa\n" +
+	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x1a\x8e\x01\n" +
 	"\x05Delta\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12>\n" +
 	"\n" +
-	"tool_calls\x18\x02 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x1aT\n" +
+	"tool_calls\x18\x02 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x12+\n" +
+	"\x11reasoning_content\x18\x03 \x01(\tR\x10reasoningContent\x1aT\n" +
 	"\bFinished\x12H\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2#.bulkhead.inference.v1.FinishReasonR\ffinishReason\x1a\v\n" +
 	"\tKeepAliveB\a\n" +
@@ -642,6 +675,7 @@ func file_bulkhead_chat_v1_chat_proto_init() {
 	if File_bulkhead_chat_v1_chat_proto != nil {
 		return
 	}
+	file_bulkhead_chat_v1_chat_proto_msgTypes[0].OneofWrappers = []any{}
 	file_bulkhead_chat_v1_chat_proto_msgTypes[2].OneofWrappers = []any{
 		(*CompleteResponse_Started_)(nil),
 		(*CompleteResponse_Delta_)(nil),

@@ -133,6 +133,60 @@ func (ResponseFormat) EnumDescriptor() ([]byte, []int) {
 	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{1}
 }
 
+// ReasoningEffort is DeepSeek's effort scale after its mapping (minimal and
+// low are low; medium, high and xhigh are high; max and ultra are max).
+type ReasoningEffort int32
+
+const (
+	ReasoningEffort_REASONING_EFFORT_UNSPECIFIED ReasoningEffort = 0
+	ReasoningEffort_REASONING_EFFORT_LOW         ReasoningEffort = 1
+	ReasoningEffort_REASONING_EFFORT_HIGH        ReasoningEffort = 2
+	ReasoningEffort_REASONING_EFFORT_MAX         ReasoningEffort = 3
+)
+
+// Enum value maps for ReasoningEffort.
+var (
+	ReasoningEffort_name = map[int32]string{
+		0: "REASONING_EFFORT_UNSPECIFIED",
+		1: "REASONING_EFFORT_LOW",
+		2: "REASONING_EFFORT_HIGH",
+		3: "REASONING_EFFORT_MAX",
+	}
+	ReasoningEffort_value = map[string]int32{
+		"REASONING_EFFORT_UNSPECIFIED": 0,
+		"REASONING_EFFORT_LOW":         1,
+		"REASONING_EFFORT_HIGH":        2,
+		"REASONING_EFFORT_MAX":         3,
+	}
+)
+
+func (x ReasoningEffort) Enum() *ReasoningEffort {
+	p := new(ReasoningEffort)
+	*p = x
+	return p
+}
+
+func (x ReasoningEffort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReasoningEffort) Descriptor() protoreflect.EnumDescriptor {
+	return file_bulkhead_inference_v1_inference_proto_enumTypes[2].Descriptor()
+}
+
+func (ReasoningEffort) Type() protoreflect.EnumType {
+	return &file_bulkhead_inference_v1_inference_proto_enumTypes[2]
+}
+
+func (x ReasoningEffort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReasoningEffort.Descriptor instead.
+func (ReasoningEffort) EnumDescriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{2}
+}
+
 // Why generation stopped, as in the OpenAI/DeepSeek API.
 type FinishReason int32
 
@@ -177,11 +231,11 @@ func (x FinishReason) String() string {
 }
 
 func (FinishReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_bulkhead_inference_v1_inference_proto_enumTypes[2].Descriptor()
+	return file_bulkhead_inference_v1_inference_proto_enumTypes[3].Descriptor()
 }
 
 func (FinishReason) Type() protoreflect.EnumType {
-	return &file_bulkhead_inference_v1_inference_proto_enumTypes[2]
+	return &file_bulkhead_inference_v1_inference_proto_enumTypes[3]
 }
 
 func (x FinishReason) Number() protoreflect.EnumNumber {
@@ -190,7 +244,7 @@ func (x FinishReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FinishReason.Descriptor instead.
 func (FinishReason) EnumDescriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{3}
 }
 
 // ToolCall is a function call requested by the assistant.
@@ -274,7 +328,13 @@ type Message struct {
 	// For ROLE_TOOL: the id of the call this message answers.
 	ToolCallId string `protobuf:"bytes,4,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
 	// For ROLE_ASSISTANT: calls the assistant made.
-	ToolCalls     []*ToolCall `protobuf:"bytes,5,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	ToolCalls []*ToolCall `protobuf:"bytes,5,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// For ROLE_ASSISTANT: its chain of thought, passed back on tool turns as
+	// DeepSeek V4 requires (engines that think read it; others ignore it).
+	ReasoningContent string `protobuf:"bytes,6,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	// For the last ROLE_ASSISTANT message: the reply continues this text
+	// (DeepSeek's chat prefix completion); the reply does not repeat it.
+	Prefix        bool `protobuf:"varint,7,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -344,6 +404,20 @@ func (x *Message) GetToolCalls() []*ToolCall {
 	return nil
 }
 
+func (x *Message) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *Message) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
 // Sampling holds the generation parameters; unset fields take the engine's
 // defaults, which is why the scalars are optional.
 type Sampling struct {
@@ -355,8 +429,18 @@ type Sampling struct {
 	// Same seed, same parameters, same prompt: same output.
 	Seed           *int64         `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
 	ResponseFormat ResponseFormat `protobuf:"varint,6,opt,name=response_format,json=responseFormat,proto3,enum=bulkhead.inference.v1.ResponseFormat" json:"response_format,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Thinking mode: the engine writes a chain of thought (reasoning_content)
+	// before the answer; max_tokens bounds both together. Unset: the model's
+	// default (chat always sets it for the engines).
+	Thinking *bool `protobuf:"varint,7,opt,name=thinking,proto3,oneof" json:"thinking,omitempty"`
+	// How long the chain of thought may run (thinking mode only).
+	ReasoningEffort ReasoningEffort `protobuf:"varint,8,opt,name=reasoning_effort,json=reasoningEffort,proto3,enum=bulkhead.inference.v1.ReasoningEffort" json:"reasoning_effort,omitempty"`
+	// OpenAI's penalties in [-2, 2] (ignored while thinking, as DeepSeek
+	// does).
+	FrequencyPenalty *float64 `protobuf:"fixed64,9,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64 `protobuf:"fixed64,10,opt,name=presence_penalty,json=presencePenalty,proto3,oneof" json:"presence_penalty,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Sampling) Reset() {
@@ -431,13 +515,44 @@ func (x *Sampling) GetResponseFormat() ResponseFormat {
 	return ResponseFormat_RESPONSE_FORMAT_UNSPECIFIED
 }
 
+func (x *Sampling) GetThinking() bool {
+	if x != nil && x.Thinking != nil {
+		return *x.Thinking
+	}
+	return false
+}
+
+func (x *Sampling) GetReasoningEffort() ReasoningEffort {
+	if x != nil {
+		return x.ReasoningEffort
+	}
+	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *Sampling) GetFrequencyPenalty() float64 {
+	if x != nil && x.FrequencyPenalty != nil {
+		return *x.FrequencyPenalty
+	}
+	return 0
+}
+
+func (x *Sampling) GetPresencePenalty() float64 {
+	if x != nil && x.PresencePenalty != nil {
+		return *x.PresencePenalty
+	}
+	return 0
+}
+
 // TokenUsage counts the tokens of one generation.
 type TokenUsage struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	PromptTokens     int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
-	CompletionTokens int64                  `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// Reasoning tokens included.
+	CompletionTokens int64 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// Tokens of the chain of thought (part of completion_tokens).
+	ReasoningTokens int64 `protobuf:"varint,3,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TokenUsage) Reset() {
@@ -484,6 +599,69 @@ func (x *TokenUsage) GetCompletionTokens() int64 {
 	return 0
 }
 
+func (x *TokenUsage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+// Continuation is the part of a reply already sent to the client by a
+// generation that died (its replica or upstream went away). The engine
+// continues after it, so that what was sent plus what it emits is one
+// reply; what it emits never repeats the continuation.
+type Continuation struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ReasoningContent string                 `protobuf:"bytes,1,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	Content          string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Continuation) Reset() {
+	*x = Continuation{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Continuation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Continuation) ProtoMessage() {}
+
+func (x *Continuation) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Continuation.ProtoReflect.Descriptor instead.
+func (*Continuation) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Continuation) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *Continuation) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Engine name: "builtin" or "openai".
@@ -498,14 +676,21 @@ type GenerateRequest struct {
 	// Send nothing until the generation is complete: a replica that fails
 	// before then has not committed the call, so the mesh's retry policy
 	// replays it on another replica. For clients that do not stream.
-	Buffered      bool `protobuf:"varint,6,opt,name=buffered,proto3" json:"buffered,omitempty"`
+	Buffered bool `protobuf:"varint,6,opt,name=buffered,proto3" json:"buffered,omitempty"`
+	// Continue a reply instead of starting one. An engine that cannot
+	// continue exactly answers FAILED_PRECONDITION.
+	Continuation *Continuation `protobuf:"bytes,7,opt,name=continuation,proto3" json:"continuation,omitempty"`
+	// Set (even empty): a fill-in-the-middle completion (DeepSeek's FIM).
+	// messages is then one ROLE_USER message holding the raw prompt, and
+	// the reply is the text between it and this suffix.
+	Suffix        *string `protobuf:"bytes,8,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +702,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +715,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{4}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GenerateRequest) GetEngine() string {
@@ -575,6 +760,20 @@ func (x *GenerateRequest) GetBuffered() bool {
 	return false
 }
 
+func (x *GenerateRequest) GetContinuation() *Continuation {
+	if x != nil {
+		return x.Continuation
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetSuffix() string {
+	if x != nil && x.Suffix != nil {
+		return *x.Suffix
+	}
+	return ""
+}
+
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -589,7 +788,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +800,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +813,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -684,7 +883,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +895,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +908,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CountTokensRequest) GetEngine() string {
@@ -742,7 +941,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +953,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +966,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CountTokensResponse) GetPromptTokens() int64 {
@@ -789,7 +988,7 @@ type GenerateResponse_Started struct {
 
 func (x *GenerateResponse_Started) Reset() {
 	*x = GenerateResponse_Started{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1000,7 @@ func (x *GenerateResponse_Started) String() string {
 func (*GenerateResponse_Started) ProtoMessage() {}
 
 func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1013,7 @@ func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Started.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Started) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5, 0}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 0}
 }
 
 func (x *GenerateResponse_Started) GetModel() string {
@@ -833,15 +1032,18 @@ func (x *GenerateResponse_Started) GetPromptTokens() int64 {
 
 // Delta is a piece of the completion (one token or more).
 type GenerateResponse_Delta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Content       string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Content string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	// A piece of the chain of thought (thinking mode); a Delta carries
+	// either content or reasoning_content.
+	ReasoningContent string `protobuf:"bytes,2,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GenerateResponse_Delta) Reset() {
 	*x = GenerateResponse_Delta{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1055,7 @@ func (x *GenerateResponse_Delta) String() string {
 func (*GenerateResponse_Delta) ProtoMessage() {}
 
 func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,12 +1068,19 @@ func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Delta.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Delta) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5, 1}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 1}
 }
 
 func (x *GenerateResponse_Delta) GetContent() string {
 	if x != nil {
 		return x.Content
+	}
+	return ""
+}
+
+func (x *GenerateResponse_Delta) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
 	}
 	return ""
 }
@@ -887,7 +1096,7 @@ type GenerateResponse_Finished struct {
 
 func (x *GenerateResponse_Finished) Reset() {
 	*x = GenerateResponse_Finished{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1108,7 @@ func (x *GenerateResponse_Finished) String() string {
 func (*GenerateResponse_Finished) ProtoMessage() {}
 
 func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1121,7 @@ func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Finished.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Finished) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5, 2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 2}
 }
 
 func (x *GenerateResponse_Finished) GetFinishReason() FinishReason {
@@ -938,7 +1147,7 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12#\n" +
 	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12-\n" +
-	"\x12function_arguments\x18\x04 \x01(\tR\x11functionArguments\"\xca\x01\n" +
+	"\x12function_arguments\x18\x04 \x01(\tR\x11functionArguments\"\x8f\x02\n" +
 	"\aMessage\x12/\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1b.bulkhead.inference.v1.RoleR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
@@ -946,7 +1155,9 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\ftool_call_id\x18\x04 \x01(\tR\n" +
 	"toolCallId\x12>\n" +
 	"\n" +
-	"tool_calls\x18\x05 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\"\x9e\x02\n" +
+	"tool_calls\x18\x05 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x12+\n" +
+	"\x11reasoning_content\x18\x06 \x01(\tR\x10reasoningContent\x12\x16\n" +
+	"\x06prefix\x18\a \x01(\bR\x06prefix\"\xac\x04\n" +
 	"\bSampling\x12\"\n" +
 	"\n" +
 	"max_tokens\x18\x01 \x01(\x05H\x00R\tmaxTokens\x88\x01\x01\x12%\n" +
@@ -954,15 +1165,27 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x05top_p\x18\x03 \x01(\x01H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n" +
 	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01\x12N\n" +
-	"\x0fresponse_format\x18\x06 \x01(\x0e2%.bulkhead.inference.v1.ResponseFormatR\x0eresponseFormatB\r\n" +
+	"\x0fresponse_format\x18\x06 \x01(\x0e2%.bulkhead.inference.v1.ResponseFormatR\x0eresponseFormat\x12\x1f\n" +
+	"\bthinking\x18\a \x01(\bH\x04R\bthinking\x88\x01\x01\x12Q\n" +
+	"\x10reasoning_effort\x18\b \x01(\x0e2&.bulkhead.inference.v1.ReasoningEffortR\x0freasoningEffort\x120\n" +
+	"\x11frequency_penalty\x18\t \x01(\x01H\x05R\x10frequencyPenalty\x88\x01\x01\x12.\n" +
+	"\x10presence_penalty\x18\n" +
+	" \x01(\x01H\x06R\x0fpresencePenalty\x88\x01\x01B\r\n" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"^\n" +
+	"\x05_seedB\v\n" +
+	"\t_thinkingB\x14\n" +
+	"\x12_frequency_penaltyB\x13\n" +
+	"\x11_presence_penalty\"\x89\x01\n" +
 	"\n" +
 	"TokenUsage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
-	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\"\xf3\x01\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\"U\n" +
+	"\fContinuation\x12+\n" +
+	"\x11reasoning_content\x18\x01 \x01(\tR\x10reasoningContent\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\xe4\x02\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12:\n" +
@@ -970,16 +1193,20 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\bsampling\x18\x04 \x01(\v2\x1f.bulkhead.inference.v1.SamplingR\bsampling\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12\x1a\n" +
-	"\bbuffered\x18\x06 \x01(\bR\bbuffered\"\xf8\x03\n" +
+	"\bbuffered\x18\x06 \x01(\bR\bbuffered\x12G\n" +
+	"\fcontinuation\x18\a \x01(\v2#.bulkhead.inference.v1.ContinuationR\fcontinuation\x12\x1b\n" +
+	"\x06suffix\x18\b \x01(\tH\x00R\x06suffix\x88\x01\x01B\t\n" +
+	"\a_suffix\"\xa5\x04\n" +
 	"\x10GenerateResponse\x12K\n" +
 	"\astarted\x18\x01 \x01(\v2/.bulkhead.inference.v1.GenerateResponse.StartedH\x00R\astarted\x12E\n" +
 	"\x05delta\x18\x02 \x01(\v2-.bulkhead.inference.v1.GenerateResponse.DeltaH\x00R\x05delta\x12N\n" +
 	"\bfinished\x18\x03 \x01(\v20.bulkhead.inference.v1.GenerateResponse.FinishedH\x00R\bfinished\x1aD\n" +
 	"\aStarted\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12#\n" +
-	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1a!\n" +
+	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1aN\n" +
 	"\x05Delta\x12\x18\n" +
-	"\acontent\x18\x01 \x01(\tR\acontent\x1a\x8d\x01\n" +
+	"\acontent\x18\x01 \x01(\tR\acontent\x12+\n" +
+	"\x11reasoning_content\x18\x02 \x01(\tR\x10reasoningContent\x1a\x8d\x01\n" +
 	"\bFinished\x12H\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2#.bulkhead.inference.v1.FinishReasonR\ffinishReason\x127\n" +
 	"\x05usage\x18\x02 \x01(\v2!.bulkhead.inference.v1.TokenUsageR\x05usageB\a\n" +
@@ -999,7 +1226,12 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x0eResponseFormat\x12\x1f\n" +
 	"\x1bRESPONSE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RESPONSE_FORMAT_TEXT\x10\x01\x12\x1f\n" +
-	"\x1bRESPONSE_FORMAT_JSON_OBJECT\x10\x02*\xcf\x01\n" +
+	"\x1bRESPONSE_FORMAT_JSON_OBJECT\x10\x02*\x82\x01\n" +
+	"\x0fReasoningEffort\x12 \n" +
+	"\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REASONING_EFFORT_LOW\x10\x01\x12\x19\n" +
+	"\x15REASONING_EFFORT_HIGH\x10\x02\x12\x18\n" +
+	"\x14REASONING_EFFORT_MAX\x10\x03*\xcf\x01\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FINISH_REASON_STOP\x10\x01\x12\x18\n" +
@@ -1023,45 +1255,49 @@ func file_bulkhead_inference_v1_inference_proto_rawDescGZIP() []byte {
 	return file_bulkhead_inference_v1_inference_proto_rawDescData
 }
 
-var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(Role)(0),                         // 0: bulkhead.inference.v1.Role
 	(ResponseFormat)(0),               // 1: bulkhead.inference.v1.ResponseFormat
-	(FinishReason)(0),                 // 2: bulkhead.inference.v1.FinishReason
-	(*ToolCall)(nil),                  // 3: bulkhead.inference.v1.ToolCall
-	(*Message)(nil),                   // 4: bulkhead.inference.v1.Message
-	(*Sampling)(nil),                  // 5: bulkhead.inference.v1.Sampling
-	(*TokenUsage)(nil),                // 6: bulkhead.inference.v1.TokenUsage
-	(*GenerateRequest)(nil),           // 7: bulkhead.inference.v1.GenerateRequest
-	(*GenerateResponse)(nil),          // 8: bulkhead.inference.v1.GenerateResponse
-	(*CountTokensRequest)(nil),        // 9: bulkhead.inference.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),       // 10: bulkhead.inference.v1.CountTokensResponse
-	(*GenerateResponse_Started)(nil),  // 11: bulkhead.inference.v1.GenerateResponse.Started
-	(*GenerateResponse_Delta)(nil),    // 12: bulkhead.inference.v1.GenerateResponse.Delta
-	(*GenerateResponse_Finished)(nil), // 13: bulkhead.inference.v1.GenerateResponse.Finished
+	(ReasoningEffort)(0),              // 2: bulkhead.inference.v1.ReasoningEffort
+	(FinishReason)(0),                 // 3: bulkhead.inference.v1.FinishReason
+	(*ToolCall)(nil),                  // 4: bulkhead.inference.v1.ToolCall
+	(*Message)(nil),                   // 5: bulkhead.inference.v1.Message
+	(*Sampling)(nil),                  // 6: bulkhead.inference.v1.Sampling
+	(*TokenUsage)(nil),                // 7: bulkhead.inference.v1.TokenUsage
+	(*Continuation)(nil),              // 8: bulkhead.inference.v1.Continuation
+	(*GenerateRequest)(nil),           // 9: bulkhead.inference.v1.GenerateRequest
+	(*GenerateResponse)(nil),          // 10: bulkhead.inference.v1.GenerateResponse
+	(*CountTokensRequest)(nil),        // 11: bulkhead.inference.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),       // 12: bulkhead.inference.v1.CountTokensResponse
+	(*GenerateResponse_Started)(nil),  // 13: bulkhead.inference.v1.GenerateResponse.Started
+	(*GenerateResponse_Delta)(nil),    // 14: bulkhead.inference.v1.GenerateResponse.Delta
+	(*GenerateResponse_Finished)(nil), // 15: bulkhead.inference.v1.GenerateResponse.Finished
 }
 var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
 	0,  // 0: bulkhead.inference.v1.Message.role:type_name -> bulkhead.inference.v1.Role
-	3,  // 1: bulkhead.inference.v1.Message.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
+	4,  // 1: bulkhead.inference.v1.Message.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
 	1,  // 2: bulkhead.inference.v1.Sampling.response_format:type_name -> bulkhead.inference.v1.ResponseFormat
-	4,  // 3: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
-	5,  // 4: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
-	11, // 5: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
-	12, // 6: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
-	13, // 7: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
-	4,  // 8: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
-	2,  // 9: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	6,  // 10: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
-	7,  // 11: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
-	9,  // 12: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
-	8,  // 13: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
-	10, // 14: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 3: bulkhead.inference.v1.Sampling.reasoning_effort:type_name -> bulkhead.inference.v1.ReasoningEffort
+	5,  // 4: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
+	6,  // 5: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
+	8,  // 6: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
+	13, // 7: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
+	14, // 8: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
+	15, // 9: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
+	5,  // 10: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
+	3,  // 11: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	7,  // 12: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
+	9,  // 13: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
+	11, // 14: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
+	10, // 15: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
+	12, // 16: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_inference_v1_inference_proto_init() }
@@ -1070,7 +1306,8 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 		return
 	}
 	file_bulkhead_inference_v1_inference_proto_msgTypes[2].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[5].OneofWrappers = []any{
+	file_bulkhead_inference_v1_inference_proto_msgTypes[5].OneofWrappers = []any{}
+	file_bulkhead_inference_v1_inference_proto_msgTypes[6].OneofWrappers = []any{
 		(*GenerateResponse_Started_)(nil),
 		(*GenerateResponse_Delta_)(nil),
 		(*GenerateResponse_Finished_)(nil),
@@ -1080,8 +1317,8 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_inference_v1_inference_proto_rawDesc), len(file_bulkhead_inference_v1_inference_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   11,
+			NumEnums:      4,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -80,6 +80,59 @@ func (ModelState) EnumDescriptor() ([]byte, []int) {
 	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{0}
 }
 
+// Thinking is a model's thinking mode (DeepSeek's "thinking" field).
+type Thinking int32
+
+const (
+	// No thinking mode: a request that enables it is refused (422).
+	Thinking_THINKING_UNSPECIFIED Thinking = 0
+	// Thinks unless the request disables it (DeepSeek V4's default).
+	Thinking_THINKING_ON_BY_DEFAULT Thinking = 1
+	// Answers directly unless the request enables thinking.
+	Thinking_THINKING_OFF_BY_DEFAULT Thinking = 2
+)
+
+// Enum value maps for Thinking.
+var (
+	Thinking_name = map[int32]string{
+		0: "THINKING_UNSPECIFIED",
+		1: "THINKING_ON_BY_DEFAULT",
+		2: "THINKING_OFF_BY_DEFAULT",
+	}
+	Thinking_value = map[string]int32{
+		"THINKING_UNSPECIFIED":    0,
+		"THINKING_ON_BY_DEFAULT":  1,
+		"THINKING_OFF_BY_DEFAULT": 2,
+	}
+)
+
+func (x Thinking) Enum() *Thinking {
+	p := new(Thinking)
+	*p = x
+	return p
+}
+
+func (x Thinking) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Thinking) Descriptor() protoreflect.EnumDescriptor {
+	return file_bulkhead_models_v1_models_proto_enumTypes[1].Descriptor()
+}
+
+func (Thinking) Type() protoreflect.EnumType {
+	return &file_bulkhead_models_v1_models_proto_enumTypes[1]
+}
+
+func (x Thinking) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Thinking.Descriptor instead.
+func (Thinking) EnumDescriptor() ([]byte, []int) {
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{1}
+}
+
 // Model is one version of a named model.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -114,8 +167,13 @@ type Model struct {
 	CreatedAt                    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Price of prompt tokens served from the cache.
 	CacheHitPriceMicrosPerMtok int64 `protobuf:"varint,17,opt,name=cache_hit_price_micros_per_mtok,json=cacheHitPriceMicrosPerMtok,proto3" json:"cache_hit_price_micros_per_mtok,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// Whether the model has a thinking mode, and its default.
+	Thinking Thinking `protobuf:"varint,18,opt,name=thinking,proto3,enum=bulkhead.models.v1.Thinking" json:"thinking,omitempty"`
+	// Set on a deprecated name: the model that replaces it (deepseek-chat is
+	// deprecated for deepseek-v4-flash).
+	DeprecatedFor string `protobuf:"bytes,19,opt,name=deprecated_for,json=deprecatedFor,proto3" json:"deprecated_for,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
@@ -265,6 +323,20 @@ func (x *Model) GetCacheHitPriceMicrosPerMtok() int64 {
 		return x.CacheHitPriceMicrosPerMtok
 	}
 	return 0
+}
+
+func (x *Model) GetThinking() Thinking {
+	if x != nil {
+		return x.Thinking
+	}
+	return Thinking_THINKING_UNSPECIFIED
+}
+
+func (x *Model) GetDeprecatedFor() string {
+	if x != nil {
+		return x.DeprecatedFor
+	}
+	return ""
 }
 
 type ListModelsRequest struct {
@@ -768,7 +840,7 @@ var File_bulkhead_models_v1_models_proto protoreflect.FileDescriptor
 
 const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x05\n" +
+	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x06\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -790,7 +862,9 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	" completion_price_micros_per_mtok\x18\x0f \x01(\x03R\x1ccompletionPriceMicrosPerMtok\x129\n" +
 	"\n" +
 	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12C\n" +
-	"\x1fcache_hit_price_micros_per_mtok\x18\x11 \x01(\x03R\x1acacheHitPriceMicrosPerMtok\"c\n" +
+	"\x1fcache_hit_price_micros_per_mtok\x18\x11 \x01(\x03R\x1acacheHitPriceMicrosPerMtok\x128\n" +
+	"\bthinking\x18\x12 \x01(\x0e2\x1c.bulkhead.models.v1.ThinkingR\bthinking\x12%\n" +
+	"\x0edeprecated_for\x18\x13 \x01(\tR\rdeprecatedFor\"c\n" +
 	"\x11ListModelsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +
@@ -825,7 +899,11 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MODEL_STATE_ENABLED\x10\x01\x12\x18\n" +
 	"\x14MODEL_STATE_DISABLED\x10\x02\x12\x19\n" +
-	"\x15MODEL_STATE_UNHEALTHY\x10\x032\xe3\x03\n" +
+	"\x15MODEL_STATE_UNHEALTHY\x10\x03*]\n" +
+	"\bThinking\x12\x18\n" +
+	"\x14THINKING_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16THINKING_ON_BY_DEFAULT\x10\x01\x12\x1b\n" +
+	"\x17THINKING_OFF_BY_DEFAULT\x10\x022\xe3\x03\n" +
 	"\rModelsService\x12[\n" +
 	"\n" +
 	"ListModels\x12%.bulkhead.models.v1.ListModelsRequest\x1a&.bulkhead.models.v1.ListModelsResponse\x12U\n" +
@@ -846,48 +924,50 @@ func file_bulkhead_models_v1_models_proto_rawDescGZIP() []byte {
 	return file_bulkhead_models_v1_models_proto_rawDescData
 }
 
-var file_bulkhead_models_v1_models_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bulkhead_models_v1_models_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_bulkhead_models_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_bulkhead_models_v1_models_proto_goTypes = []any{
 	(ModelState)(0),               // 0: bulkhead.models.v1.ModelState
-	(*Model)(nil),                 // 1: bulkhead.models.v1.Model
-	(*ListModelsRequest)(nil),     // 2: bulkhead.models.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 3: bulkhead.models.v1.ListModelsResponse
-	(*GetModelRequest)(nil),       // 4: bulkhead.models.v1.GetModelRequest
-	(*GetModelResponse)(nil),      // 5: bulkhead.models.v1.GetModelResponse
-	(*RegisterModelRequest)(nil),  // 6: bulkhead.models.v1.RegisterModelRequest
-	(*RegisterModelResponse)(nil), // 7: bulkhead.models.v1.RegisterModelResponse
-	(*SetModelStateRequest)(nil),  // 8: bulkhead.models.v1.SetModelStateRequest
-	(*SetModelStateResponse)(nil), // 9: bulkhead.models.v1.SetModelStateResponse
-	(*ResolveRequest)(nil),        // 10: bulkhead.models.v1.ResolveRequest
-	(*ResolveResponse)(nil),       // 11: bulkhead.models.v1.ResolveResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(Thinking)(0),                 // 1: bulkhead.models.v1.Thinking
+	(*Model)(nil),                 // 2: bulkhead.models.v1.Model
+	(*ListModelsRequest)(nil),     // 3: bulkhead.models.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),    // 4: bulkhead.models.v1.ListModelsResponse
+	(*GetModelRequest)(nil),       // 5: bulkhead.models.v1.GetModelRequest
+	(*GetModelResponse)(nil),      // 6: bulkhead.models.v1.GetModelResponse
+	(*RegisterModelRequest)(nil),  // 7: bulkhead.models.v1.RegisterModelRequest
+	(*RegisterModelResponse)(nil), // 8: bulkhead.models.v1.RegisterModelResponse
+	(*SetModelStateRequest)(nil),  // 9: bulkhead.models.v1.SetModelStateRequest
+	(*SetModelStateResponse)(nil), // 10: bulkhead.models.v1.SetModelStateResponse
+	(*ResolveRequest)(nil),        // 11: bulkhead.models.v1.ResolveRequest
+	(*ResolveResponse)(nil),       // 12: bulkhead.models.v1.ResolveResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_bulkhead_models_v1_models_proto_depIdxs = []int32{
 	0,  // 0: bulkhead.models.v1.Model.state:type_name -> bulkhead.models.v1.ModelState
-	12, // 1: bulkhead.models.v1.Model.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: bulkhead.models.v1.ListModelsResponse.models:type_name -> bulkhead.models.v1.Model
-	1,  // 3: bulkhead.models.v1.GetModelResponse.model:type_name -> bulkhead.models.v1.Model
-	1,  // 4: bulkhead.models.v1.RegisterModelRequest.model:type_name -> bulkhead.models.v1.Model
-	1,  // 5: bulkhead.models.v1.RegisterModelResponse.model:type_name -> bulkhead.models.v1.Model
-	0,  // 6: bulkhead.models.v1.SetModelStateRequest.state:type_name -> bulkhead.models.v1.ModelState
-	1,  // 7: bulkhead.models.v1.SetModelStateResponse.model:type_name -> bulkhead.models.v1.Model
-	1,  // 8: bulkhead.models.v1.ResolveResponse.model:type_name -> bulkhead.models.v1.Model
-	2,  // 9: bulkhead.models.v1.ModelsService.ListModels:input_type -> bulkhead.models.v1.ListModelsRequest
-	4,  // 10: bulkhead.models.v1.ModelsService.GetModel:input_type -> bulkhead.models.v1.GetModelRequest
-	6,  // 11: bulkhead.models.v1.ModelsService.RegisterModel:input_type -> bulkhead.models.v1.RegisterModelRequest
-	8,  // 12: bulkhead.models.v1.ModelsService.SetModelState:input_type -> bulkhead.models.v1.SetModelStateRequest
-	10, // 13: bulkhead.models.v1.ModelsService.Resolve:input_type -> bulkhead.models.v1.ResolveRequest
-	3,  // 14: bulkhead.models.v1.ModelsService.ListModels:output_type -> bulkhead.models.v1.ListModelsResponse
-	5,  // 15: bulkhead.models.v1.ModelsService.GetModel:output_type -> bulkhead.models.v1.GetModelResponse
-	7,  // 16: bulkhead.models.v1.ModelsService.RegisterModel:output_type -> bulkhead.models.v1.RegisterModelResponse
-	9,  // 17: bulkhead.models.v1.ModelsService.SetModelState:output_type -> bulkhead.models.v1.SetModelStateResponse
-	11, // 18: bulkhead.models.v1.ModelsService.Resolve:output_type -> bulkhead.models.v1.ResolveResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 1: bulkhead.models.v1.Model.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 2: bulkhead.models.v1.Model.thinking:type_name -> bulkhead.models.v1.Thinking
+	2,  // 3: bulkhead.models.v1.ListModelsResponse.models:type_name -> bulkhead.models.v1.Model
+	2,  // 4: bulkhead.models.v1.GetModelResponse.model:type_name -> bulkhead.models.v1.Model
+	2,  // 5: bulkhead.models.v1.RegisterModelRequest.model:type_name -> bulkhead.models.v1.Model
+	2,  // 6: bulkhead.models.v1.RegisterModelResponse.model:type_name -> bulkhead.models.v1.Model
+	0,  // 7: bulkhead.models.v1.SetModelStateRequest.state:type_name -> bulkhead.models.v1.ModelState
+	2,  // 8: bulkhead.models.v1.SetModelStateResponse.model:type_name -> bulkhead.models.v1.Model
+	2,  // 9: bulkhead.models.v1.ResolveResponse.model:type_name -> bulkhead.models.v1.Model
+	3,  // 10: bulkhead.models.v1.ModelsService.ListModels:input_type -> bulkhead.models.v1.ListModelsRequest
+	5,  // 11: bulkhead.models.v1.ModelsService.GetModel:input_type -> bulkhead.models.v1.GetModelRequest
+	7,  // 12: bulkhead.models.v1.ModelsService.RegisterModel:input_type -> bulkhead.models.v1.RegisterModelRequest
+	9,  // 13: bulkhead.models.v1.ModelsService.SetModelState:input_type -> bulkhead.models.v1.SetModelStateRequest
+	11, // 14: bulkhead.models.v1.ModelsService.Resolve:input_type -> bulkhead.models.v1.ResolveRequest
+	4,  // 15: bulkhead.models.v1.ModelsService.ListModels:output_type -> bulkhead.models.v1.ListModelsResponse
+	6,  // 16: bulkhead.models.v1.ModelsService.GetModel:output_type -> bulkhead.models.v1.GetModelResponse
+	8,  // 17: bulkhead.models.v1.ModelsService.RegisterModel:output_type -> bulkhead.models.v1.RegisterModelResponse
+	10, // 18: bulkhead.models.v1.ModelsService.SetModelState:output_type -> bulkhead.models.v1.SetModelStateResponse
+	12, // 19: bulkhead.models.v1.ModelsService.Resolve:output_type -> bulkhead.models.v1.ResolveResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_models_v1_models_proto_init() }
@@ -900,7 +980,7 @@ func file_bulkhead_models_v1_models_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_models_v1_models_proto_rawDesc), len(file_bulkhead_models_v1_models_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,

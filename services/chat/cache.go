@@ -30,13 +30,20 @@ var CacheTTL = map[inferencev1.ResponseFormat]time.Duration{
 type responseCache struct{ rdb *redis.Client }
 
 type cachedResponse struct {
+	// Pieces of the answer, after Reasoning's pieces of the chain of
+	// thought.
 	Pieces           []string `json:"p"`
+	Reasoning        []string `json:"r,omitempty"`
 	Finish           int32    `json:"f"`
 	CompletionTokens int64    `json:"c"`
+	ReasoningTokens  int64    `json:"rt,omitempty"`
 }
 
-func cacheKey(account string, m *modelsv1.Model, msgs []*inferencev1.Message, s *inferencev1.Sampling) string {
+func cacheKey(account string, m *modelsv1.Model, msgs []*inferencev1.Message, suffix *string, s *inferencev1.Sampling) string {
 	h := sha256.New()
+	if suffix != nil {
+		h.Write([]byte("fim:" + strconv.Itoa(len(*suffix)) + ":" + *suffix))
+	}
 	for _, msg := range msgs {
 		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 		h.Write([]byte(strconv.Itoa(len(b))))

@@ -10,18 +10,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -59,8 +55,9 @@ type server struct {
 		ErrorContext(context.Context, string, ...any)
 	}
 
-	requests metric.Int64Counter
-	cacheUse metric.Int64Counter
+	requests  metric.Int64Counter
+	cacheUse  metric.Int64Counter
+	continued metric.Int64Counter
 }
 
 var _ chatv1.ChatServiceServer = (*server)(nil)
@@ -92,6 +89,9 @@ func Setup(*Options) platform.Setup {
 			return err
 		}
 		if s.cacheUse, err = rt.Telemetry.Meter.Int64Counter("bulkhead.chat.cache", metric.WithDescription("response cache lookups by result (hit, miss)")); err != nil {
+			return err
+		}
+		if s.continued, err = rt.Telemetry.Meter.Int64Counter("bulkhead.chat.continuations", metric.WithDescription("replies continued on another replica or backend after their generation broke mid-stream, by model and the error that broke it")); err != nil {
 			return err
 		}
 		chatv1.RegisterChatServiceServer(rt.GRPC, s)
@@ -128,10 +128,23 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	if sampling.MaxTokens == nil {
 		sampling.MaxTokens = proto.Int32(m.GetDefaultMaxTokens())
 	}
+	if req.Suffix != nil {
+		// FIM answers directly, as DeepSeek's does.
+		if sampling.GetThinking() {
+			return platform.InvalidField("thinking", "fill-in-the-middle completions do not think")
+		}
+		sampling.Thinking = proto.Bool(false)
+	}
+	if err := thinkingMode(sampling, m); err != nil {
+		return err
+	}
 	if mt := sampling.GetMaxTokens(); mt < 1 || mt > m.GetMaxOutputTokens() {
 		return platform.InvalidField("max_tokens", "must be in [1, %d] for model %s", m.GetMaxOutputTokens(), m.GetName())
 	}
 	prompt := tokens.Prompt(req.GetMessages())
+	if req.Suffix != nil {
+		prompt = tokens.Fill(req.GetMessages()[0].GetContent(), req.GetSuffix())
+	}
 	if total := prompt + int64(sampling.GetMaxTokens()); total > int64(m.GetContextLength()) {
 		return platform.InvalidField("messages", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
 			m.GetContextLength(), total, prompt, sampling.GetMaxTokens())
@@ -159,7 +172,7 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	deterministic := req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0)
 	var key string
 	if deterministic {
-		key = cacheKey(id.AccountId, m, req.GetMessages(), sampling)
+		key = cacheKey(id.AccountId, m, req.GetMessages(), req.Suffix, sampling)
 		hit, err := s.cache.get(ctx, key)
 		if err != nil {
 			s.log.WarnContext(ctx, "response cache read", "error", err)
@@ -171,151 +184,6 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		s.cacheUse.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "miss")))
 	}
 	return t.generate(sampling, key)
-}
-
-// completion is one admitted request on its way.
-type completion struct {
-	s           *server
-	ctx         context.Context
-	stream      chatv1.ChatService_CompleteServer
-	id          *authv1.Identity
-	model       *modelsv1.Model
-	requestID   string
-	reservation string
-	prompt      int64
-	req         *chatv1.CompleteRequest
-	pieces      []string
-}
-
-func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.Send(ev) }
-
-func (t *completion) delta(piece string) error {
-	t.pieces = append(t.pieces, piece)
-	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{Content: piece}}})
-}
-
-// replay answers from the cache: the same pieces, the prompt counted as
-// cache hit.
-func (t *completion) replay(hit *cachedResponse) error {
-	for _, p := range hit.Pieces {
-		if err := t.delta(p); err != nil {
-			t.settle(&usage{hit: t.prompt, completion: hit.CompletionTokens}, 0)
-			return err
-		}
-	}
-	return t.finish(inferencev1.FinishReason(hit.Finish), &usage{hit: t.prompt, completion: hit.CompletionTokens})
-}
-
-func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) error {
-	conv := conversationID(t.id.AccountId, t.req.GetMessages())
-	ctx := metadata.AppendToOutgoingContext(t.ctx, ConversationHeader, conv)
-	gen, err := t.s.inference.Generate(ctx, &inferencev1.GenerateRequest{
-		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
-		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(),
-	})
-	if err != nil {
-		t.settle(nil, 0)
-		return err
-	}
-	for {
-		r, err := gen.Recv()
-		if errors.Is(err, io.EOF) {
-			// A stream that ends without Finished was cut upstream.
-			t.settle(t.served(), 0)
-			return status.Error(codes.Unavailable, "the generation ended early")
-		}
-		if err != nil {
-			// The client went away (the context is cancelled and so is the
-			// generation), or the engine failed: bill what was served.
-			t.settle(t.served(), 0)
-			if t.ctx.Err() != nil {
-				return status.FromContextError(t.ctx.Err()).Err()
-			}
-			return err
-		}
-		switch e := r.Event.(type) {
-		case *inferencev1.GenerateResponse_Delta_:
-			if err := t.delta(e.Delta.GetContent()); err != nil {
-				t.settle(t.served(), 0)
-				return err
-			}
-		case *inferencev1.GenerateResponse_Finished_:
-			u := &usage{miss: t.prompt, completion: e.Finished.GetUsage().GetCompletionTokens()}
-			if err := t.finish(e.Finished.GetFinishReason(), u); err != nil {
-				return err
-			}
-			if cacheKey != "" {
-				hit := &cachedResponse{Pieces: t.pieces, Finish: int32(e.Finished.GetFinishReason()), CompletionTokens: u.completion}
-				if err := t.s.cache.put(context.WithoutCancel(t.ctx), cacheKey, hit, CacheTTL[sampling.GetResponseFormat()]); err != nil {
-					t.s.log.WarnContext(t.ctx, "response cache write", "error", err)
-				}
-			}
-			return nil
-		}
-	}
-}
-
-// served is the usage of what was streamed so far (for a stream that
-// did not finish).
-func (t *completion) served() *usage {
-	if len(t.pieces) == 0 {
-		return nil
-	}
-	return &usage{miss: t.prompt, completion: int64(tokens.Count(strings.Join(t.pieces, "")))}
-}
-
-func (t *completion) finish(reason inferencev1.FinishReason, u *usage) error {
-	if err := t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Finished_{Finished: &chatv1.CompleteResponse_Finished{FinishReason: reason}}}); err != nil {
-		t.settle(u, reason)
-		return err
-	}
-	t.settle(u, reason)
-	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Usage{Usage: &chatv1.Usage{
-		PromptTokens: u.hit + u.miss, CompletionTokens: u.completion, TotalTokens: u.hit + u.miss + u.completion,
-		PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss,
-	}}})
-}
-
-type usage struct{ hit, miss, completion int64 }
-
-// settle commits the usage (or refunds a reservation that served nothing)
-// whatever happened to the client: billing never depends on the client
-// staying connected. The conversation turn is recorded in the background.
-func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
-	ctx := context.WithoutCancel(t.ctx)
-	outcome := "ok"
-	if u == nil {
-		outcome = "refunded"
-		if _, err := t.s.users.Refund(ctx, &usersv1.RefundRequest{ReservationId: t.reservation}); err != nil {
-			t.s.log.WarnContext(ctx, "refund", "error", err, "reservation", t.reservation)
-		}
-		t.s.count(ctx, t.model, outcome)
-		return
-	}
-	if t.ctx.Err() != nil {
-		outcome = "client_gone"
-	}
-	_, err := t.s.users.Commit(ctx, &usersv1.CommitRequest{
-		ReservationId: t.reservation, RequestId: t.requestID, Model: t.model.GetName(),
-		Usage: &usersv1.Usage{
-			PromptTokens: u.hit + u.miss, CompletionTokens: u.completion, TotalTokens: u.hit + u.miss + u.completion,
-			PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss, CostMicros: cost(t.model, u.hit, u.miss, u.completion),
-			Requests: 1,
-		},
-	})
-	if err != nil {
-		// The reservation expires by itself; the usage is lost to the
-		// ledger. Loud, because it is money.
-		t.s.log.ErrorContext(ctx, "usage commit failed", "error", err, "reservation", t.reservation)
-	}
-	t.s.count(ctx, t.model, outcome)
-	msgs := t.req.GetMessages()
-	last := msgs[len(msgs)-1]
-	t.s.recorder.add(turn{
-		conversation: conversationID(t.id.AccountId, msgs), account: t.id.AccountId, model: t.model.GetName(), requestID: t.requestID,
-		userRole: strings.ToLower(strings.TrimPrefix(last.GetRole().String(), "ROLE_")), userContent: last.GetContent(),
-		reply: strings.Join(t.pieces, ""), finish: reason.String(),
-	})
 }
 
 func (s *server) count(ctx context.Context, m *modelsv1.Model, outcome string) {
@@ -344,6 +212,23 @@ func conversationID(account string, msgs []*inferencev1.Message) string {
 	return "conv_" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// thinkingMode settles the request's thinking mode against the model's:
+// unset takes the model's default; a model without one refuses it.
+func thinkingMode(s *inferencev1.Sampling, m *modelsv1.Model) error {
+	switch {
+	case s.Thinking == nil:
+		s.Thinking = proto.Bool(m.GetThinking() == modelsv1.Thinking_THINKING_ON_BY_DEFAULT)
+	case s.GetThinking() && m.GetThinking() == modelsv1.Thinking_THINKING_UNSPECIFIED:
+		return platform.InvalidField("thinking", "model %s has no thinking mode", m.GetName())
+	}
+	if !s.GetThinking() {
+		s.ReasoningEffort = inferencev1.ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+	} else if s.ReasoningEffort == inferencev1.ReasoningEffort_REASONING_EFFORT_UNSPECIFIED {
+		s.ReasoningEffort = inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH
+	}
+	return nil
+}
+
 func validate(req *chatv1.CompleteRequest) error {
 	if req.GetModel() == "" {
 		return platform.InvalidField("model", "is required")
@@ -356,6 +241,12 @@ func validate(req *chatv1.CompleteRequest) error {
 		if m.GetRole() == inferencev1.Role_ROLE_UNSPECIFIED {
 			return platform.InvalidField(fmt.Sprintf("messages[%d].role", i), "is required")
 		}
+		if m.GetPrefix() && (i != len(msgs)-1 || m.GetRole() != inferencev1.Role_ROLE_ASSISTANT) {
+			return platform.InvalidField(fmt.Sprintf("messages[%d].prefix", i), "only the last message, an assistant's, may be a prefix")
+		}
+	}
+	if req.Suffix != nil && (len(msgs) != 1 || msgs[0].GetRole() != inferencev1.Role_ROLE_USER) {
+		return platform.InvalidField("messages", "a fill-in-the-middle completion has one user message, its prompt")
 	}
 	s := req.GetSampling()
 	switch {
@@ -365,6 +256,10 @@ func validate(req *chatv1.CompleteRequest) error {
 		return platform.InvalidField("top_p", "must be in (0, 1]")
 	case len(s.GetStop()) > 16:
 		return platform.InvalidField("stop", "at most 16 sequences")
+	case s.FrequencyPenalty != nil && (s.GetFrequencyPenalty() < -2 || s.GetFrequencyPenalty() > 2):
+		return platform.InvalidField("frequency_penalty", "must be in [-2, 2]")
+	case s.PresencePenalty != nil && (s.GetPresencePenalty() < -2 || s.GetPresencePenalty() > 2):
+		return platform.InvalidField("presence_penalty", "must be in [-2, 2]")
 	}
 	return nil
 }

@@ -29,8 +29,24 @@ func TestRegistryAndResolve(t *testing.T) {
 	for _, m := range list.Models {
 		names = append(names, m.Name)
 	}
-	if strings.Join(names, ",") != "deepseek-chat,deepseek-reasoner" {
+	if strings.Join(names, ",") != "deepseek-chat,deepseek-reasoner,deepseek-v4-flash,deepseek-v4-pro" {
 		t.Fatalf("seeded models %v", names)
+	}
+	// DeepSeek V4: both new models think by default; the old names are
+	// flash without and with thinking, deprecated for it.
+	for _, m := range list.Models {
+		want := map[string]struct {
+			thinking   modelsv1.Thinking
+			deprecated string
+		}{
+			"deepseek-v4-flash": {modelsv1.Thinking_THINKING_ON_BY_DEFAULT, ""},
+			"deepseek-v4-pro":   {modelsv1.Thinking_THINKING_ON_BY_DEFAULT, ""},
+			"deepseek-chat":     {modelsv1.Thinking_THINKING_OFF_BY_DEFAULT, "deepseek-v4-flash"},
+			"deepseek-reasoner": {modelsv1.Thinking_THINKING_ON_BY_DEFAULT, "deepseek-v4-flash"},
+		}[m.Name]
+		if m.Thinking != want.thinking || m.DeprecatedFor != want.deprecated {
+			t.Errorf("%s: thinking %v deprecated for %q; want %v and %q", m.Name, m.Thinking, m.DeprecatedFor, want.thinking, want.deprecated)
+		}
 	}
 
 	// A fine-tuned model is visible to its account only.

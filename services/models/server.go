@@ -145,6 +145,10 @@ func validate(m *modelsv1.Model) error {
 		return platform.InvalidField("model.default_max_tokens", "must be in 1..max_output_tokens (%d)", m.GetMaxOutputTokens())
 	case m.GetPromptPriceMicrosPerMtok() < 0 || m.GetCompletionPriceMicrosPerMtok() < 0 || m.GetCacheHitPriceMicrosPerMtok() < 0:
 		return platform.InvalidField("model.prices", "must not be negative")
+	case modelsv1.Thinking_name[int32(m.GetThinking())] == "":
+		return platform.InvalidField("model.thinking", "%d is not a thinking mode", m.GetThinking())
+	case m.GetDeprecatedFor() == m.GetName():
+		return platform.InvalidField("model.deprecated_for", "names the model itself")
 	}
 	for i, f := range m.GetFallbacks() {
 		if f == m.GetName() {
@@ -162,6 +166,11 @@ func (s *server) RegisterModel(ctx context.Context, req *modelsv1.RegisterModelR
 	for i, f := range m.GetFallbacks() {
 		if _, ok := s.visible(f, m.GetAccountId()); !ok {
 			return nil, platform.InvalidField("model.fallbacks", "entry %d: model %q does not exist", i, f)
+		}
+	}
+	if d := m.GetDeprecatedFor(); d != "" {
+		if _, ok := s.visible(d, m.GetAccountId()); !ok {
+			return nil, platform.InvalidField("model.deprecated_for", "model %q does not exist", d)
 		}
 	}
 	out, err := s.store.upsert(ctx, m)

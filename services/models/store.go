@@ -24,6 +24,21 @@ var states = map[string]modelsv1.ModelState{
 	"unhealthy": modelsv1.ModelState_MODEL_STATE_UNHEALTHY,
 }
 
+var thinkings = map[string]modelsv1.Thinking{
+	"none": modelsv1.Thinking_THINKING_UNSPECIFIED,
+	"on":   modelsv1.Thinking_THINKING_ON_BY_DEFAULT,
+	"off":  modelsv1.Thinking_THINKING_OFF_BY_DEFAULT,
+}
+
+func thinkingName(t modelsv1.Thinking) string {
+	for k, v := range thinkings {
+		if v == t {
+			return k
+		}
+	}
+	return "none"
+}
+
 func stateName(s modelsv1.ModelState) string {
 	for k, v := range states {
 		if v == s {
@@ -35,19 +50,23 @@ func stateName(s modelsv1.ModelState) string {
 
 const columns = `name, version, engine, engine_model, context_length, max_output_tokens, default_max_tokens,
 	fallbacks, state, owned_by, base_model, fine_tuning_job_id, account_id,
-	prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok, created_at`
+	prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok, created_at,
+	thinking, deprecated_for`
 
 func scan(row pgx.Row) (*modelsv1.Model, error) {
 	var m modelsv1.Model
 	var state string
 	var created time.Time
+	var thinking string
 	err := row.Scan(&m.Name, &m.Version, &m.Engine, &m.EngineModel, &m.ContextLength, &m.MaxOutputTokens, &m.DefaultMaxTokens,
 		&m.Fallbacks, &state, &m.OwnedBy, &m.BaseModel, &m.FineTuningJobId, &m.AccountId,
-		&m.PromptPriceMicrosPerMtok, &m.CacheHitPriceMicrosPerMtok, &m.CompletionPriceMicrosPerMtok, &created)
+		&m.PromptPriceMicrosPerMtok, &m.CacheHitPriceMicrosPerMtok, &m.CompletionPriceMicrosPerMtok, &created,
+		&thinking, &m.DeprecatedFor)
 	if err != nil {
 		return nil, err
 	}
 	m.State = states[state]
+	m.Thinking = thinkings[thinking]
 	m.CreatedAt = timestamppb.New(created)
 	return &m, nil
 }
@@ -67,8 +86,9 @@ func (s *store) upsert(ctx context.Context, m *modelsv1.Model) (*modelsv1.Model,
 	return scan(s.db.QueryRow(ctx, `
 		INSERT INTO models (name, engine, engine_model, context_length, max_output_tokens, default_max_tokens, fallbacks,
 			owned_by, base_model, fine_tuning_job_id, account_id,
-			prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			prompt_price_micros_per_mtok, cache_hit_price_micros_per_mtok, completion_price_micros_per_mtok,
+			thinking, deprecated_for)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT (name) DO UPDATE SET
 			version = models.version + 1, engine = EXCLUDED.engine, engine_model = EXCLUDED.engine_model,
 			context_length = EXCLUDED.context_length, max_output_tokens = EXCLUDED.max_output_tokens,
@@ -76,11 +96,13 @@ func (s *store) upsert(ctx context.Context, m *modelsv1.Model) (*modelsv1.Model,
 			owned_by = EXCLUDED.owned_by, base_model = EXCLUDED.base_model, fine_tuning_job_id = EXCLUDED.fine_tuning_job_id,
 			account_id = EXCLUDED.account_id, prompt_price_micros_per_mtok = EXCLUDED.prompt_price_micros_per_mtok,
 			cache_hit_price_micros_per_mtok = EXCLUDED.cache_hit_price_micros_per_mtok,
-			completion_price_micros_per_mtok = EXCLUDED.completion_price_micros_per_mtok, updated_at = now()
+			completion_price_micros_per_mtok = EXCLUDED.completion_price_micros_per_mtok,
+			thinking = EXCLUDED.thinking, deprecated_for = EXCLUDED.deprecated_for, updated_at = now()
 		RETURNING `+columns,
 		m.GetName(), m.GetEngine(), m.GetEngineModel(), m.GetContextLength(), m.GetMaxOutputTokens(), m.GetDefaultMaxTokens(),
 		nonNil(m.GetFallbacks()), ownedBy(m), m.GetBaseModel(), m.GetFineTuningJobId(), m.GetAccountId(),
-		m.GetPromptPriceMicrosPerMtok(), m.GetCacheHitPriceMicrosPerMtok(), m.GetCompletionPriceMicrosPerMtok()))
+		m.GetPromptPriceMicrosPerMtok(), m.GetCacheHitPriceMicrosPerMtok(), m.GetCompletionPriceMicrosPerMtok(),
+		thinkingName(m.GetThinking()), m.GetDeprecatedFor()))
 }
 
 var errNotFound = errors.New("not found")

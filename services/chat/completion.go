@@ -1,0 +1,248 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
+	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
+)
+
+// MaxContinuations bounds how many times one reply is continued after its
+// generation died mid-stream.
+const MaxContinuations = 3
+
+// completion is one admitted request on its way.
+type completion struct {
+	s           *server
+	ctx         context.Context
+	stream      chatv1.ChatService_CompleteServer
+	id          *authv1.Identity
+	model       *modelsv1.Model
+	requestID   string
+	reservation string
+	prompt      int64
+	req         *chatv1.CompleteRequest
+
+	// What was sent of the reply, piece by piece (for the cache) and whole
+	// (for a continuation).
+	pieces, thoughts   []string
+	content, reasoning strings.Builder
+}
+
+func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.Send(ev) }
+
+func (t *completion) delta(content, reasoning string) error {
+	if reasoning != "" {
+		t.thoughts = append(t.thoughts, reasoning)
+		t.reasoning.WriteString(reasoning)
+	}
+	if content != "" {
+		t.pieces = append(t.pieces, content)
+		t.content.WriteString(content)
+	}
+	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{Content: content, ReasoningContent: reasoning}}})
+}
+
+// sent says whether any of the reply reached the client.
+func (t *completion) sent() bool { return t.content.Len() > 0 || t.reasoning.Len() > 0 }
+
+// replay answers from the cache: the same pieces, the prompt counted as
+// cache hit.
+func (t *completion) replay(hit *cachedResponse) error {
+	u := &usage{hit: t.prompt, completion: hit.CompletionTokens, reasoning: hit.ReasoningTokens}
+	for _, p := range hit.Reasoning {
+		if err := t.delta("", p); err != nil {
+			t.settle(u, 0)
+			return err
+		}
+	}
+	for _, p := range hit.Pieces {
+		if err := t.delta(p, ""); err != nil {
+			t.settle(u, 0)
+			return err
+		}
+	}
+	return t.finish(inferencev1.FinishReason(hit.Finish), u)
+}
+
+// generate streams the reply from inference. When the stream breaks after
+// its first piece (the replica or upstream behind it died), the reply is
+// continued on another replica from exactly what was sent, so the client
+// sees one stream: the builtin engine regenerates deterministically (chat
+// fixes the seed for that) and skips the sent part; OpenAI-compatible
+// upstreams continue an assistant prefix. The reply is billed once, when
+// it finishes.
+func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) error {
+	conv := conversationID(t.id.AccountId, t.req.GetMessages())
+	ctx := metadata.AppendToOutgoingContext(t.ctx, ConversationHeader, conv)
+	if sampling.Seed == nil {
+		sampling = proto.CloneOf(sampling)
+		sampling.Seed = proto.Int64(rand.Int64())
+	}
+	req := &inferencev1.GenerateRequest{
+		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
+		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
+	}
+	for attempt := 0; ; attempt++ {
+		fin, err := t.stream1(ctx, req)
+		if err == nil {
+			u := &usage{miss: t.prompt, completion: fin.GetUsage().GetCompletionTokens(), reasoning: fin.GetUsage().GetReasoningTokens()}
+			if err := t.finish(fin.GetFinishReason(), u); err != nil {
+				return err
+			}
+			if cacheKey != "" {
+				hit := &cachedResponse{Pieces: t.pieces, Reasoning: t.thoughts, Finish: int32(fin.GetFinishReason()),
+					CompletionTokens: u.completion, ReasoningTokens: u.reasoning}
+				if err := t.s.cache.put(context.WithoutCancel(t.ctx), cacheKey, hit, CacheTTL[sampling.GetResponseFormat()]); err != nil {
+					t.s.log.WarnContext(t.ctx, "response cache write", "error", err)
+				}
+			}
+			return nil
+		}
+		if t.ctx.Err() != nil {
+			// The client went away (and the generation with it): bill what
+			// was served.
+			t.settle(t.served(), 0)
+			return status.FromContextError(t.ctx.Err()).Err()
+		}
+		if !t.sent() {
+			t.settle(nil, 0)
+			return err
+		}
+		if attempt < MaxContinuations && continuable(err) {
+			t.s.continued.Add(t.ctx, 1, metric.WithAttributes(attribute.String("model", t.model.GetName()), attribute.String("code", status.Code(err).String())))
+			t.s.log.WarnContext(t.ctx, "generation broke mid-stream; continuing it", "error", err, "attempt", attempt+1, "request_id", t.requestID)
+			req.Continuation = &inferencev1.Continuation{ReasoningContent: t.reasoning.String(), Content: t.content.String()}
+			continue
+		}
+		if capacity(err) {
+			// Nothing left to continue on: DeepSeek's answer for a
+			// generation the system could not finish.
+			return t.finish(inferencev1.FinishReason_FINISH_REASON_INSUFFICIENT_SYSTEM_RESOURCE, t.served())
+		}
+		t.settle(t.served(), 0)
+		return err
+	}
+}
+
+// stream1 runs one Generate call, passing its pieces on, until Finished.
+func (t *completion) stream1(ctx context.Context, req *inferencev1.GenerateRequest) (*inferencev1.GenerateResponse_Finished, error) {
+	gen, err := t.s.inference.Generate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		r, err := gen.Recv()
+		if errors.Is(err, io.EOF) {
+			// A stream that ends without Finished was cut upstream.
+			return nil, status.Error(codes.Unavailable, "the generation ended early")
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch e := r.Event.(type) {
+		case *inferencev1.GenerateResponse_Delta_:
+			if err := t.delta(e.Delta.GetContent(), e.Delta.GetReasoningContent()); err != nil {
+				return nil, err
+			}
+		case *inferencev1.GenerateResponse_Finished_:
+			return e.Finished, nil
+		}
+	}
+}
+
+// continuable says whether a broken generation is worth continuing
+// elsewhere: the replica or upstream failed, not the request.
+func continuable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// capacity says whether an error means the system ran out of capacity.
+func capacity(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unavailable || c == codes.ResourceExhausted
+}
+
+// served is the usage of what was streamed so far (for a stream that
+// did not finish).
+func (t *completion) served() *usage {
+	if !t.sent() {
+		return nil
+	}
+	r := int64(tokens.Count(t.reasoning.String()))
+	return &usage{miss: t.prompt, completion: r + int64(tokens.Count(t.content.String())), reasoning: r}
+}
+
+func (t *completion) finish(reason inferencev1.FinishReason, u *usage) error {
+	if err := t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Finished_{Finished: &chatv1.CompleteResponse_Finished{FinishReason: reason}}}); err != nil {
+		t.settle(u, reason)
+		return err
+	}
+	t.settle(u, reason)
+	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Usage{Usage: &chatv1.Usage{
+		PromptTokens: u.hit + u.miss, CompletionTokens: u.completion, TotalTokens: u.hit + u.miss + u.completion,
+		PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss, ReasoningTokens: u.reasoning,
+	}}})
+}
+
+// usage counts a reply's tokens; completion includes reasoning.
+type usage struct{ hit, miss, completion, reasoning int64 }
+
+// settle commits the usage (or refunds a reservation that served nothing)
+// whatever happened to the client: billing never depends on the client
+// staying connected. The conversation turn is recorded in the background.
+func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
+	ctx := context.WithoutCancel(t.ctx)
+	outcome := "ok"
+	if u == nil {
+		outcome = "refunded"
+		if _, err := t.s.users.Refund(ctx, &usersv1.RefundRequest{ReservationId: t.reservation}); err != nil {
+			t.s.log.WarnContext(ctx, "refund", "error", err, "reservation", t.reservation)
+		}
+		t.s.count(ctx, t.model, outcome)
+		return
+	}
+	if t.ctx.Err() != nil {
+		outcome = "client_gone"
+	}
+	_, err := t.s.users.Commit(ctx, &usersv1.CommitRequest{
+		ReservationId: t.reservation, RequestId: t.requestID, Model: t.model.GetName(),
+		Usage: &usersv1.Usage{
+			PromptTokens: u.hit + u.miss, CompletionTokens: u.completion, TotalTokens: u.hit + u.miss + u.completion,
+			PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss, CostMicros: cost(t.model, u.hit, u.miss, u.completion),
+			Requests: 1,
+		},
+	})
+	if err != nil {
+		// The reservation expires by itself; the usage is lost to the
+		// ledger. Loud, because it is money.
+		t.s.log.ErrorContext(ctx, "usage commit failed", "error", err, "reservation", t.reservation)
+	}
+	t.s.count(ctx, t.model, outcome)
+	msgs := t.req.GetMessages()
+	last := msgs[len(msgs)-1]
+	t.s.recorder.add(turn{
+		conversation: conversationID(t.id.AccountId, msgs), account: t.id.AccountId, model: t.model.GetName(), requestID: t.requestID,
+		userRole: strings.ToLower(strings.TrimPrefix(last.GetRole().String(), "ROLE_")), userContent: last.GetContent(),
+		reply: t.content.String(), finish: reason.String(),
+	})
+}

@@ -24,7 +24,8 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	api := fs.String("api", envOr("BULKHEAD_API", "http://127.0.0.1:8080"), "base URL of the API (default $BULKHEAD_API or http://127.0.0.1:8080)")
 	keyFile := fs.String("key-file", ".bulkhead/dev-api-key", "file holding the API key (the key itself may be in $BULKHEAD_API_KEY)")
-	model := fs.String("model", "deepseek-chat", "model")
+	model := fs.String("model", "deepseek-v4-flash", "model")
+	thinking := fs.String("thinking", "", "thinking mode: enabled or disabled (default: the model's); the chain of thought is printed on stderr")
 	maxTokens := fs.Int("max-tokens", 0, "largest reply in tokens (0: the model's default)")
 	temperature := fs.Float64("temperature", -1, "sampling temperature in [0, 2] (default: the API's)")
 	system := fs.String("system", "", "a system message")
@@ -65,6 +66,14 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 	if *temperature >= 0 {
 		body["temperature"] = *temperature
 	}
+	switch *thinking {
+	case "":
+	case "enabled", "disabled":
+		body["thinking"] = map[string]string{"type": *thinking}
+	default:
+		fmt.Fprintf(stderr, "bulkhead chat: -thinking %q: must be enabled or disabled\n", *thinking)
+		return 2
+	}
 	b, _ := json.Marshal(body)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -87,6 +96,7 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	finish := ""
+	thought := false // the chain of thought is being printed
 	var usageLine string
 	var streamErr error // an error event in the stream
 	done, err := apistream.Read(resp.Body, func(c *apistream.Chunk) error {
@@ -95,13 +105,22 @@ func chatCmd(args []string, stdout, stderr io.Writer) int {
 			return streamErr
 		}
 		for _, ch := range c.Choices {
+			if r := ch.Delta.ReasoningContent; r != "" {
+				thought = true
+				fmt.Fprint(stderr, r)
+			}
+			if ch.Delta.Content != "" && thought {
+				thought = false
+				fmt.Fprintln(stderr)
+			}
 			fmt.Fprint(stdout, ch.Delta.Content)
 			if ch.FinishReason != nil {
 				finish = *ch.FinishReason
 			}
 		}
 		if c.Usage != nil && *usage {
-			usageLine = fmt.Sprintf("(%d prompt tokens, %d from cache; %d completion tokens)\n", c.Usage.PromptTokens, c.Usage.PromptCacheHitTokens, c.Usage.CompletionTokens)
+			usageLine = fmt.Sprintf("(%d prompt tokens, %d from cache; %d completion tokens, %d of them reasoning)\n", c.Usage.PromptTokens, c.Usage.PromptCacheHitTokens,
+				c.Usage.CompletionTokens, c.Usage.CompletionTokensDetails.ReasoningTokens)
 		}
 		return nil
 	})

@@ -16,14 +16,25 @@ func TestChatCommand(t *testing.T) {
 	writeFile(t, keyFile, p.Key+"\n")
 
 	var out, errOut strings.Builder
-	if code := run([]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--max-tokens", "15", "What", "is", "light?"}, &out, &errOut); code != 0 {
+	if code := run([]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--max-tokens", "15", "--thinking", "disabled", "What", "is", "light?"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	// 15 tokens budgeted piece by piece; the reply's own count may be lower
 	// (BPE merges across pieces).
-	m := regexp.MustCompile(`; (\d+) completion tokens\)`).FindStringSubmatch(errOut.String())
+	m := regexp.MustCompile(`; (\d+) completion tokens, 0 of them reasoning\)`).FindStringSubmatch(errOut.String())
 	if len(strings.Fields(out.String())) < 3 || m == nil || m[1] == "0" || len(m[1]) > 2 || (len(m[1]) == 2 && m[1] > "15") {
 		t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+	}
+	// The default model thinks: the chain of thought goes to stderr, the
+	// answer alone to stdout.
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--max-tokens", "400", "What", "is", "light?"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	m = regexp.MustCompile(`(?s)^(.+)\n\(\d+ prompt tokens, 0 from cache; \d+ completion tokens, ([1-9]\d*) of them reasoning\)\n$`).FindStringSubmatch(errOut.String())
+	if m == nil || len(strings.Fields(m[1])) < 10 || len(strings.Fields(out.String())) < 3 || strings.Contains(out.String(), strings.TrimSpace(m[1])) {
+		t.Fatalf("thinking: stdout %q, stderr %q", out.String(), errOut.String())
 	}
 
 	for _, c := range []struct {
@@ -34,6 +45,7 @@ func TestChatCommand(t *testing.T) {
 		{[]string{"chat", "--api", p.APIURL, "--key-file", keyFile}, 2, "say something"},
 		{[]string{"chat", "--api", p.APIURL, "--key-file", filepath.Join(t.TempDir(), "none"), "hi"}, 1, "is `make run` running?"},
 		{[]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--temperature", "5", "hi"}, 1, "422 Unprocessable Entity: temperature: must be in [0, 2]"},
+		{[]string{"chat", "--api", p.APIURL, "--key-file", keyFile, "--thinking", "maybe", "hi"}, 2, `-thinking "maybe": must be enabled or disabled`},
 	} {
 		var out, errOut strings.Builder
 		if code := run(c.args, &out, &errOut); code != c.code || !strings.Contains(errOut.String(), c.want) {

@@ -253,7 +253,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			fmt.Fprintf(out, "\nThe API is at http://%s (OpenAI/DeepSeek-compatible). Development key (admin): %s\n", opts.APIAddress, relLog(keyPath))
 		}
 		fmt.Fprintf(out, "  curl http://%s/v1/chat/completions -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' \\\n", api, relLog(keyPath))
-		fmt.Fprintln(out, `    -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "What is light?"}], "stream": true}'`)
+		fmt.Fprintln(out, `    -d '{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "What is light?"}], "stream": true}'`)
 		fmt.Fprintf(out, "  bin/bulkhead chat \"What is light?\"\n")
 	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")

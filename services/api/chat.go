@@ -41,7 +41,10 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 		if role == inferencev1.Role_ROLE_TOOL && m.ToolCallID == "" {
 			return nil, apierr.InvalidParam(param+".tool_call_id", param+".tool_call_id: is required for a tool message")
 		}
-		msg := &inferencev1.Message{Role: role, Content: text, Name: m.Name, ToolCallId: m.ToolCallID}
+		if m.Prefix && (role != inferencev1.Role_ROLE_ASSISTANT || i != len(body.Messages)-1) {
+			return nil, apierr.InvalidParam(param+".prefix", param+".prefix: only the last message, an assistant's, may be a prefix to continue")
+		}
+		msg := &inferencev1.Message{Role: role, Content: text, Name: m.Name, ToolCallId: m.ToolCallID, ReasoningContent: m.ReasoningContent, Prefix: m.Prefix}
 		for _, tc := range m.ToolCalls {
 			msg.ToolCalls = append(msg.ToolCalls, &inferencev1.ToolCall{Id: tc.ID, Type: tc.Type, FunctionName: tc.Function.Name, FunctionArguments: tc.Function.Arguments})
 		}
@@ -75,6 +78,10 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 			return nil, apierr.InvalidParam(name, name+": must be in [-2, 2]")
 		}
 	}
+	s.FrequencyPenalty, s.PresencePenalty = body.FrequencyPenalty, body.PresencePenalty
+	if aerr := unsupported(body); aerr != nil {
+		return nil, aerr
+	}
 	if body.N != nil && *body.N != 1 {
 		return nil, apierr.InvalidParam("n", "n: only 1 is supported")
 	}
@@ -97,8 +104,64 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 			return nil, apierr.InvalidParam("response_format.type", fmt.Sprintf("response_format.type: %q is not text or json_object", rf.Type))
 		}
 	}
+	if aerr := thinking(body, s); aerr != nil {
+		return nil, aerr
+	}
 	req.CacheOptIn = body.Cache != nil && *body.Cache
 	return req, nil
+}
+
+// unsupported refuses the fields that would change the reply but that no
+// engine here honours yet: a 422 naming the field, never a silent
+// difference. Fields that change nothing (logprobs false, an empty
+// logit_bias, tools with tool_choice "none") are accepted.
+func unsupported(body *chatRequest) *apierr.Error {
+	switch {
+	case body.Logprobs != nil && *body.Logprobs:
+		return apierr.InvalidParam("logprobs", "logprobs: log-probabilities are not supported yet")
+	case body.TopLogprobs != nil && *body.TopLogprobs != 0:
+		return apierr.InvalidParam("top_logprobs", "top_logprobs: log-probabilities are not supported yet")
+	case len(body.LogitBias) > 0:
+		return apierr.InvalidParam("logit_bias", "logit_bias: not supported")
+	}
+	if len(body.Tools) > 0 {
+		var choice string
+		if json.Unmarshal(body.ToolChoice, &choice) != nil || choice != "none" {
+			return apierr.InvalidParam("tools", `tools: tool calls are not supported yet (tools with tool_choice "none" are)`)
+		}
+	}
+	return nil
+}
+
+// efforts maps reasoning_effort as DeepSeek does.
+var efforts = map[string]inferencev1.ReasoningEffort{
+	"minimal": inferencev1.ReasoningEffort_REASONING_EFFORT_LOW, "low": inferencev1.ReasoningEffort_REASONING_EFFORT_LOW,
+	"medium": inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH, "high": inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH,
+	"xhigh": inferencev1.ReasoningEffort_REASONING_EFFORT_HIGH,
+	"max":   inferencev1.ReasoningEffort_REASONING_EFFORT_MAX, "ultra": inferencev1.ReasoningEffort_REASONING_EFFORT_MAX,
+}
+
+// thinking reads DeepSeek's thinking mode: thinking.type enabled or
+// disabled (unset: the model's default), and reasoning_effort.
+func thinking(body *chatRequest, s *inferencev1.Sampling) *apierr.Error {
+	if t := body.Thinking; t != nil {
+		switch t.Type {
+		case "enabled":
+			s.Thinking = proto.Bool(true)
+		case "disabled":
+			s.Thinking = proto.Bool(false)
+		default:
+			return apierr.InvalidParam("thinking.type", fmt.Sprintf("thinking.type: %q is not enabled or disabled", t.Type))
+		}
+	}
+	if e := body.ReasoningEffort; e != nil {
+		v, ok := efforts[*e]
+		if !ok {
+			return apierr.InvalidParam("reasoning_effort", fmt.Sprintf("reasoning_effort: %q is not one of minimal, low, medium, high, xhigh, max, ultra", *e))
+		}
+		s.ReasoningEffort = v
+	}
+	return nil
 }
 
 func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c caller) {
@@ -112,31 +175,16 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 		aerr.Write(w)
 		return
 	}
-	// The request's context ends when the client goes away: the call to
-	// chat is cancelled with it, and so is the generation upstream.
-	ctx := metadata.AppendToOutgoingContext(r.Context(), identity.Header, c.token)
-	stream, err := s.chat.Complete(ctx, req)
-	if err != nil {
-		apierr.FromGRPC(err).Write(w)
-		return
-	}
-	// The first event says whether the request was admitted: errors before
-	// it are HTTP errors, after it they are in the stream.
-	first, err := stream.Recv()
-	if err != nil {
-		apierr.FromGRPC(err).Write(w)
-		return
-	}
-	started := first.GetStarted()
-	if started == nil {
-		apierr.Internal("chat stream did not start").Write(w)
+	stream, started, ok := s.complete(w, r, c, req)
+	if !ok {
 		return
 	}
 	if body.Stream {
-		s.writeStream(w, r, stream, started, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
+		base := chatChunk{ID: started.GetId(), Object: "chat.completion.chunk", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
+		s.writeStream(w, r, stream, chatChunks{base}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
 		return
 	}
-	var text strings.Builder
+	var text, thought strings.Builder
 	out := chatCompletion{ID: started.GetId(), Object: "chat.completion", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
 	finish := ""
 	for {
@@ -151,14 +199,45 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 		switch e := ev.Event.(type) {
 		case *chatv1.CompleteResponse_Delta_:
 			text.WriteString(e.Delta.GetContent())
+			thought.WriteString(e.Delta.GetReasoningContent())
 		case *chatv1.CompleteResponse_Finished_:
 			finish = finishNames[e.Finished.GetFinishReason()]
 		case *chatv1.CompleteResponse_Usage:
 			out.Usage = wireUsage(e.Usage)
 		}
 	}
-	out.Choices = []completionChoice{{Message: completionMessage{Role: "assistant", Content: text.String()}, FinishReason: finish}}
+	msg := completionMessage{Role: "assistant", Content: text.String()}
+	if thought.Len() > 0 {
+		r := thought.String()
+		msg.ReasoningContent = &r
+	}
+	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// complete calls chat and reads the first event, which says whether the
+// request was admitted: errors before it are HTTP errors (written here,
+// ok false), after it they are in the stream.
+func (s *server) complete(w http.ResponseWriter, r *http.Request, c caller, req *chatv1.CompleteRequest) (chatv1.ChatService_CompleteClient, *chatv1.CompleteResponse_Started, bool) {
+	// The request's context ends when the client goes away: the call to
+	// chat is cancelled with it, and so is the generation upstream.
+	ctx := metadata.AppendToOutgoingContext(r.Context(), identity.Header, c.token)
+	stream, err := s.chat.Complete(ctx, req)
+	if err != nil {
+		apierr.FromGRPC(err).Write(w)
+		return nil, nil, false
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		apierr.FromGRPC(err).Write(w)
+		return nil, nil, false
+	}
+	started := first.GetStarted()
+	if started == nil {
+		apierr.Internal("chat stream did not start").Write(w)
+		return nil, nil, false
+	}
+	return stream, started, true
 }
 
 func wireUsage(u *chatv1.Usage) *chatUsage {
@@ -167,14 +246,61 @@ func wireUsage(u *chatv1.Usage) *chatUsage {
 		PromptCacheHitTokens: u.GetPromptCacheHitTokens(), PromptCacheMissTokens: u.GetPromptCacheMissTokens(),
 	}
 	out.PromptTokensDetails.CachedTokens = u.GetPromptCacheHitTokens()
+	out.CompletionTokensDetails.ReasoningTokens = u.GetReasoningTokens()
+	return out
+}
+
+// chunkShape renders the events of a stream as the chunks of one API
+// object (chat.completion.chunk, text_completion); nil skips an event.
+type chunkShape interface {
+	first() any
+	delta(*chatv1.CompleteResponse_Delta) any
+	finish(reason string) any
+	usage(*chatv1.Usage) any
+}
+
+// chatChunks is the chat.completion.chunk shape.
+type chatChunks struct{ base chatChunk }
+
+func (c chatChunks) first() any {
+	empty := ""
+	f := c.base
+	f.Choices = []chunkChoice{{Delta: chunkDelta{Role: "assistant", Content: &empty}}}
+	return f
+}
+
+func (c chatChunks) delta(e *chatv1.CompleteResponse_Delta) any {
+	d := chunkDelta{}
+	if r := e.GetReasoningContent(); r != "" {
+		d.ReasoningContent = &r
+	}
+	if piece := e.GetContent(); piece != "" || d.ReasoningContent == nil {
+		d.Content = &piece
+	}
+	out := c.base
+	out.Choices = []chunkChoice{{Delta: d}}
+	return out
+}
+
+func (c chatChunks) finish(reason string) any {
+	out := c.base
+	out.Choices = []chunkChoice{{Delta: chunkDelta{}, FinishReason: &reason}}
+	return out
+}
+
+func (c chatChunks) usage(u *chatv1.Usage) any {
+	out := c.base
+	out.Choices = []chunkChoice{}
+	out.Usage = wireUsage(u)
 	return out
 }
 
 // writeStream writes the SSE stream exactly as DeepSeek does: a first
-// chunk with the role, content chunks, a chunk with the finish reason,
-// the usage chunk (choices: []) when asked, then data: [DONE]; and a
-// ": keep-alive" comment whenever the stream has been silent too long.
-func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chatv1.ChatService_CompleteClient, started *chatv1.CompleteResponse_Started, includeUsage bool) {
+// chunk (the role, for chat), content chunks, a chunk with the finish
+// reason, the usage chunk (choices: []) when asked, then data: [DONE];
+// and a ": keep-alive" comment whenever the stream has been silent too
+// long.
+func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chatv1.ChatService_CompleteClient, shape chunkShape, includeUsage bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -203,7 +329,6 @@ func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chat
 		}
 	}()
 
-	base := chatChunk{ID: started.GetId(), Object: "chat.completion.chunk", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
 	write := func(payload string) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := io.WriteString(w, payload); err != nil {
@@ -214,14 +339,11 @@ func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chat
 		}
 		return true
 	}
-	chunk := func(c chatChunk) bool {
+	chunk := func(c any) bool {
 		b, _ := json.Marshal(c)
 		return write("data: " + string(b) + "\n\n")
 	}
-	empty := ""
-	first := base
-	first.Choices = []chunkChoice{{Delta: chunkDelta{Role: "assistant", Content: &empty}}}
-	if !chunk(first) {
+	if f := shape.first(); f != nil && !chunk(f) {
 		return
 	}
 	keepAlive := time.NewTimer(s.o.KeepAlive)
@@ -250,21 +372,21 @@ func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chat
 				write("data: " + string(apierr.FromGRPC(err).Body()) + "\n\n")
 				return
 			}
-			c := base
+			var c any
 			switch e := ev.Event.(type) {
 			case *chatv1.CompleteResponse_Delta_:
-				piece := e.Delta.GetContent()
-				c.Choices = []chunkChoice{{Delta: chunkDelta{Content: &piece}}}
+				c = shape.delta(e.Delta)
 			case *chatv1.CompleteResponse_Finished_:
-				reason := finishNames[e.Finished.GetFinishReason()]
-				c.Choices = []chunkChoice{{Delta: chunkDelta{}, FinishReason: &reason}}
+				c = shape.finish(finishNames[e.Finished.GetFinishReason()])
 			case *chatv1.CompleteResponse_Usage:
 				if !includeUsage {
 					continue
 				}
-				c.Choices = []chunkChoice{}
-				c.Usage = wireUsage(e.Usage)
+				c = shape.usage(e.Usage)
 			default:
+				continue
+			}
+			if c == nil {
 				continue
 			}
 			if !chunk(c) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -233,4 +234,35 @@ func (s *server) usage(w http.ResponseWriter, r *http.Request, c caller) {
 		byModel = append(byModel, conv(m.GetModel(), m.GetUsage()))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "usage", "account_id": acct, "total": conv("", resp.GetTotal()), "by_model": byModel})
+}
+
+// balance answers GET /user/balance in DeepSeek's shape. The platform
+// keeps one balance per account, in USD, all of it topped up (nothing is
+// granted); amounts are strings with two decimals, rounded down, as
+// DeepSeek writes them.
+func (s *server) balance(w http.ResponseWriter, r *http.Request, c caller) {
+	resp, err := s.users.GetAccount(r.Context(), &usersv1.GetAccountRequest{AccountId: c.id.AccountId})
+	if err != nil {
+		apierr.FromGRPC(err).Write(w)
+		return
+	}
+	a := resp.GetAccount()
+	total := cents(a.GetBalanceMicros())
+	writeJSON(w, http.StatusOK, map[string]any{
+		"is_available": a.GetBalanceMicros() > 0 && !a.GetDisabled(),
+		"balance_infos": []map[string]string{{
+			"currency": "USD", "total_balance": total, "granted_balance": "0.00", "topped_up_balance": total,
+		}},
+	})
+}
+
+// cents writes micro-units as a decimal string with two places, rounded
+// towards zero.
+func cents(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	c := micros / 10_000
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
 }

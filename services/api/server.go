@@ -116,7 +116,14 @@ func (s *server) routes() http.Handler {
 		r := route{name: name, methods: methods}
 		mux.Handle(pattern, s.instrument(r))
 	}
-	for _, prefix := range []string{"/v1", ""} { // DeepSeek serves both
+	// DeepSeek serves both, and its beta features (chat prefix completion)
+	// under /beta; here they work on every base URL.
+	add("/beta/chat/completions", "chat_completions", map[string]http.HandlerFunc{"POST": s.authenticated(s.chatCompletions)})
+	// FIM (prompt + suffix); without a suffix, a plain text completion.
+	for _, path := range []string{"/beta/completions", "/v1/completions", "/completions"} {
+		add(path, "completions", map[string]http.HandlerFunc{"POST": s.authenticated(s.textCompletions)})
+	}
+	for _, prefix := range []string{"/v1", ""} {
 		add(prefix+"/chat/completions", "chat_completions", map[string]http.HandlerFunc{"POST": s.authenticated(s.chatCompletions)})
 		add(prefix+"/models", "models", map[string]http.HandlerFunc{"GET": s.authenticated(s.listModels)})
 		add(prefix+"/models/{id...}", "model", map[string]http.HandlerFunc{"GET": s.authenticated(s.getModel)})
@@ -124,6 +131,9 @@ func (s *server) routes() http.Handler {
 	add("/v1/keys", "keys", map[string]http.HandlerFunc{"GET": s.authenticated(s.listKeys), "POST": s.authenticated(s.createKey)})
 	add("/v1/keys/{id}", "key", map[string]http.HandlerFunc{"DELETE": s.authenticated(s.revokeKey)})
 	add("/v1/usage", "usage", map[string]http.HandlerFunc{"GET": s.authenticated(s.usage)})
+	for _, prefix := range []string{"/v1", ""} {
+		add(prefix+"/user/balance", "balance", map[string]http.HandlerFunc{"GET": s.authenticated(s.balance)})
+	}
 	add(JWKSPath, "jwks", map[string]http.HandlerFunc{"GET": s.jwks})
 	add("/healthz", "healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }})
 	mux.Handle("/", s.instrument(route{name: "not_found"}))

@@ -32,22 +32,35 @@ type chatRequest struct {
 	ResponseFormat *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
-	User             string   `json:"user"`
-	N                *int     `json:"n"`
-	FrequencyPenalty *float64 `json:"frequency_penalty"`
-	PresencePenalty  *float64 `json:"presence_penalty"`
-	Logprobs         *bool    `json:"logprobs"`
+	User             string             `json:"user"`
+	N                *int               `json:"n"`
+	FrequencyPenalty *float64           `json:"frequency_penalty"`
+	PresencePenalty  *float64           `json:"presence_penalty"`
+	Logprobs         *bool              `json:"logprobs"`
+	TopLogprobs      *int               `json:"top_logprobs"`
+	LogitBias        map[string]float64 `json:"logit_bias"`
+	Tools            []json.RawMessage  `json:"tools"`
+	ToolChoice       json.RawMessage    `json:"tool_choice"`
 	// Cache opts a non-deterministic request into the response cache
 	// (Bulkhead extension).
 	Cache *bool `json:"cache"`
+	// Thinking and ReasoningEffort are DeepSeek's thinking mode.
+	Thinking *struct {
+		Type string `json:"type"`
+	} `json:"thinking"`
+	ReasoningEffort *string `json:"reasoning_effort"`
 }
 
 type wireMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       string          `json:"name"`
-	ToolCallID string          `json:"tool_call_id"`
-	ToolCalls  []struct {
+	Role             string          `json:"role"`
+	Content          json.RawMessage `json:"content"`
+	Name             string          `json:"name"`
+	ToolCallID       string          `json:"tool_call_id"`
+	ReasoningContent string          `json:"reasoning_content"`
+	// Prefix on the last, assistant message: continue it (DeepSeek's chat
+	// prefix completion).
+	Prefix    bool `json:"prefix"`
+	ToolCalls []struct {
 		ID       string `json:"id"`
 		Type     string `json:"type"`
 		Function struct {
@@ -144,11 +157,17 @@ type chatUsage struct {
 	PromptTokensDetails   struct {
 		CachedTokens int64 `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
 }
 
 type completionMessage struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// ReasoningContent is the chain of thought (thinking mode), null
+	// otherwise, as DeepSeek sends it.
+	ReasoningContent *string `json:"reasoning_content"`
 }
 
 type completionChoice struct {
@@ -169,8 +188,9 @@ type chatCompletion struct {
 }
 
 type chunkDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role             string  `json:"role,omitempty"`
+	Content          *string `json:"content,omitempty"`
+	ReasoningContent *string `json:"reasoning_content,omitempty"`
 }
 
 type chunkChoice struct {

@@ -26,9 +26,10 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 	if completion != 5 || cal["choices"].([]any)[0].(map[string]any)["finish_reason"] != "length" {
 		t.Fatalf("calibration: %v", cal)
 	}
-	// deepseek-chat prices (micro-units per million tokens): 270000 input,
-	// 1100000 output; the hold is rounded up like the cost.
-	hold := int64(math.Ceil((float64(prompt)*270000 + 5*1100000) / 1e6))
+	// deepseek-chat prices, deepseek-v4-flash's (micro-units per million
+	// tokens): 140000 input, 280000 output; the hold is rounded up like
+	// the cost.
+	hold := int64(math.Ceil((float64(prompt)*140000 + 5*280000) / 1e6))
 	acct, key := newKey(t, p, &usersv1.CreateAccountRequest{Name: "fifty", Tier: "standard", BalanceMicros: 50 * hold,
 		Limits: &usersv1.Limits{MaxConcurrentRequests: 1000, TokensPerMinute: 1 << 40, RequestsPerMinute: 1 << 40}})
 

@@ -105,7 +105,7 @@ func TestKeysModelsUsage(t *testing.T) {
 	r := do(t, ctx, "GET", p.APIURL+"/v1/models", p.Key, nil)
 	v := r.json(t)
 	data := v["data"].([]any)
-	if r.status != 200 || v["object"] != "list" || len(data) != 2 || data[0].(map[string]any)["id"] != "deepseek-chat" || data[0].(map[string]any)["object"] != "model" {
+	if r.status != 200 || v["object"] != "list" || len(data) != 4 || data[0].(map[string]any)["id"] != "deepseek-chat" || data[0].(map[string]any)["object"] != "model" {
 		t.Fatalf("models %d %s", r.status, r.body)
 	}
 	if r := do(t, ctx, "GET", p.APIURL+"/v1/models/deepseek-reasoner", p.Key, nil); r.status != 200 || r.json(t)["id"] != "deepseek-reasoner" {

@@ -66,9 +66,16 @@ func TestPlatformPoliciesAllowExactlyTheFlow(t *testing.T) {
 	if _, err := users.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: p.Account}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("api reading usage (its call in the flow): %v", err)
 	}
+	if _, err := users.GetAccount(ctx, &usersv1.GetAccountRequest{AccountId: p.Account}); err != nil {
+		t.Fatalf("api reading the balance (GET /user/balance): %v", err)
+	}
 	for name, call := range map[string]func() error{
 		"Reserve (chat's call)": func() error {
 			_, err := users.Reserve(ctx, &usersv1.ReserveRequest{AccountId: p.Account, RequestId: "x", MaxTokens: 1})
+			return err
+		},
+		"UpdateAccount (the operator's)": func() error {
+			_, err := users.UpdateAccount(ctx, &usersv1.UpdateAccountRequest{AccountId: p.Account, BalanceDeltaMicros: 1})
 			return err
 		},
 		"CreateAccount (the operator's)": func() error {

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
+)
+
+// The body of POST /beta/completions: DeepSeek's FIM (fill in the middle),
+// the OpenAI text-completion shape with a suffix.
+type textRequest struct {
+	Model         string          `json:"model"`
+	Prompt        json.RawMessage `json:"prompt"`
+	Suffix        *string         `json:"suffix"`
+	MaxTokens     *int64          `json:"max_tokens"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	Stop          json.RawMessage `json:"stop"`
+	Seed          *int64          `json:"seed"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Echo             bool     `json:"echo"`
+	Logprobs         *int     `json:"logprobs"`
+	N                *int     `json:"n"`
+	BestOf           *int     `json:"best_of"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	User             string   `json:"user"`
+}
+
+// toFill validates a text completion and builds the chat call: one user
+// message holding the raw prompt, and the suffix (empty when none, which
+// makes it a plain text completion).
+func toFill(body *textRequest, requestID string) (*chatv1.CompleteRequest, *apierr.Error) {
+	if body.Model == "" {
+		return nil, apierr.InvalidParam("model", "model: is required")
+	}
+	var prompt string
+	if err := json.Unmarshal(body.Prompt, &prompt); err != nil {
+		var many []string
+		if json.Unmarshal(body.Prompt, &many) != nil || len(many) != 1 {
+			return nil, apierr.InvalidParam("prompt", "prompt: must be a string (or an array of one string)")
+		}
+		prompt = many[0]
+	}
+	if prompt == "" {
+		return nil, apierr.InvalidParam("prompt", "prompt: is required")
+	}
+	switch {
+	case body.Logprobs != nil && *body.Logprobs != 0:
+		return nil, apierr.InvalidParam("logprobs", "logprobs: log-probabilities are not supported yet")
+	case body.N != nil && *body.N != 1:
+		return nil, apierr.InvalidParam("n", "n: only 1 is supported")
+	case body.BestOf != nil && *body.BestOf != 1:
+		return nil, apierr.InvalidParam("best_of", "best_of: only 1 is supported")
+	case body.StreamOptions != nil && !body.Stream:
+		return nil, apierr.InvalidParam("stream_options", "stream_options: only allowed when stream is true")
+	}
+	// The sampling fields read exactly as a chat completion's.
+	chat := &chatRequest{Model: body.Model, MaxTokens: body.MaxTokens, Temperature: body.Temperature, TopP: body.TopP, Stop: body.Stop,
+		Seed: body.Seed, Stream: body.Stream, FrequencyPenalty: body.FrequencyPenalty, PresencePenalty: body.PresencePenalty, User: body.User,
+		Messages: []wireMessage{{Role: "user"}}}
+	chat.Messages[0].Content, _ = json.Marshal(prompt)
+	req, aerr := toComplete(chat, requestID)
+	if aerr != nil {
+		return nil, aerr
+	}
+	req.Suffix = proto.String("")
+	if body.Suffix != nil {
+		req.Suffix = body.Suffix
+	}
+	return req, nil
+}
+
+type textChoice struct {
+	Text         string    `json:"text"`
+	Index        int       `json:"index"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type textCompletion struct {
+	ID                string       `json:"id"`
+	Object            string       `json:"object"`
+	Created           int64        `json:"created"`
+	Model             string       `json:"model"`
+	SystemFingerprint string       `json:"system_fingerprint"`
+	Choices           []textChoice `json:"choices"`
+	Usage             *chatUsage   `json:"usage,omitempty"`
+}
+
+// textChunks is the streamed text_completion shape; with echo the first
+// chunk is the prompt.
+type textChunks struct {
+	base textCompletion
+	echo string
+}
+
+func (c textChunks) first() any {
+	if c.echo == "" {
+		return nil
+	}
+	return c.with(c.echo, nil)
+}
+
+func (c textChunks) with(text string, finish *string) textCompletion {
+	out := c.base
+	out.Choices = []textChoice{{Text: text, FinishReason: finish}}
+	return out
+}
+
+func (c textChunks) delta(d *chatv1.CompleteResponse_Delta) any {
+	if d.GetContent() == "" {
+		return nil
+	}
+	return c.with(d.GetContent(), nil)
+}
+
+func (c textChunks) finish(reason string) any { return c.with("", &reason) }
+
+func (c textChunks) usage(u *chatv1.Usage) any {
+	out := c.base
+	out.Choices = []textChoice{}
+	out.Usage = wireUsage(u)
+	return out
+}
+
+// textCompletions serves POST /beta/completions (and /v1/completions):
+// the text between prompt and suffix, as DeepSeek's FIM answers it.
+func (s *server) textCompletions(w http.ResponseWriter, r *http.Request, c caller) {
+	var body textRequest
+	if aerr := decode(w, r, s.o.MaxBodyBytes, &body); aerr != nil {
+		aerr.Write(w)
+		return
+	}
+	req, aerr := toFill(&body, platform.RequestID(r.Context()))
+	if aerr != nil {
+		aerr.Write(w)
+		return
+	}
+	stream, started, ok := s.complete(w, r, c, req)
+	if !ok {
+		return
+	}
+	echo := ""
+	if body.Echo {
+		echo = req.GetMessages()[0].GetContent()
+	}
+	base := textCompletion{ID: strings.Replace(started.GetId(), "chatcmpl-", "cmpl-", 1), Object: "text_completion", Created: started.GetCreated(),
+		Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
+	if body.Stream {
+		s.writeStream(w, r, stream, textChunks{base: base, echo: echo}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
+		return
+	}
+	text := strings.Builder{}
+	text.WriteString(echo)
+	var finish *string
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			apierr.FromGRPC(err).Write(w)
+			return
+		}
+		switch e := ev.Event.(type) {
+		case *chatv1.CompleteResponse_Delta_:
+			text.WriteString(e.Delta.GetContent())
+		case *chatv1.CompleteResponse_Finished_:
+			f := finishNames[e.Finished.GetFinishReason()]
+			finish = &f
+		case *chatv1.CompleteResponse_Usage:
+			base.Usage = wireUsage(e.Usage)
+		}
+	}
+	base.Choices = []textChoice{{Text: text.String(), FinishReason: finish}}
+	writeJSON(w, http.StatusOK, base)
+}

@@ -195,3 +195,30 @@ func firstError(errs []error) error {
 	}
 	return nil
 }
+
+// Every replica dies mid-stream: nothing is left to continue the reply
+// on, so it ends as DeepSeek ends a generation the system could not
+// finish, finish_reason insufficient_system_resource, and what was served
+// is billed.
+func TestStreamEndsWhenNoReplicaIsLeft(t *testing.T) {
+	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{TokenInterval: 25 * time.Millisecond}})
+	body := chatBody(map[string]any{"max_tokens": 200, "seed": 4, "stream": true, "stream_options": map[string]any{"include_usage": true}})
+	got, err := streamReply(p.APIURL+"/v1/chat/completions", p.Key, body, func() {
+		p.Services["inference-1"].Kill()
+		p.Services["inference-2"].Kill()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.finish != "insufficient_system_resource" || got.content == "" || got.errorEvent != "" || got.usage == nil {
+		t.Fatalf("finish %q, content %q, error %s, usage %v", got.finish, got.content, got.errorEvent, got.usage)
+	}
+	served := int(got.usage["completion_tokens"].(float64))
+	if served == 0 || served >= 200 {
+		t.Fatalf("%d completion tokens for a reply cut after its first pieces", served)
+	}
+	testenv.Eventually(t, 30*time.Second, "the ledger", func() error {
+		u := do(t, t.Context(), "GET", p.APIURL+"/v1/usage", p.Key, nil).json(t)["total"].(map[string]any)
+		return testenv.Until(int(u["requests"].(float64)) == 1 && int(u["completion_tokens"].(float64)) == served, "usage %v; want 1 request of %d tokens", u, served)
+	})
+}

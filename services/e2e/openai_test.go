@@ -1,7 +1,13 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -10,6 +16,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
 
 // The openai engine against a real OpenAI-compatible upstream: this very
@@ -74,5 +81,85 @@ func TestOpenAIEngine(t *testing.T) {
 	body["stream"] = true
 	if got := streamedText(t, stream(t, ctx, url, p.Key, chatBody(body))); got != direct {
 		t.Fatalf("relay streamed %q; want %q", got, direct)
+	}
+}
+
+// An OpenAI-compatible upstream whose stream breaks after its tenth
+// chunk: chat continues the reply through the openai engine, which sends
+// what was already said as an assistant prefix (DeepSeek's prefix: true),
+// and the client reads one uninterrupted reply, billed as one. The
+// upstream is a small independent server in the test binary, so that it
+// can be made to fail; it answers a prefix with the rest of its text.
+func TestUpstreamStreamContinued(t *testing.T) {
+	words := make([]string, 30)
+	for i := range words {
+		words[i] = fmt.Sprintf(" word%d", i)
+	}
+	full := strings.Join(words, "")
+	var calls atomic.Int64
+	var prefixes []string
+	var mu sync.Mutex
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Messages []struct {
+				Role    string `json:"role"`
+				Content string `json:"content"`
+				Prefix  bool   `json:"prefix"`
+			} `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || r.URL.Path != "/v1/chat/completions" {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		n := calls.Add(1)
+		start := 0
+		if last := body.Messages[len(body.Messages)-1]; last.Role == "assistant" && last.Prefix {
+			mu.Lock()
+			prefixes = append(prefixes, last.Content)
+			mu.Unlock()
+			for start < len(words) && strings.HasPrefix(last.Content, strings.Join(words[:start+1], "")) {
+				start++
+			}
+			if strings.Join(words[:start], "") != last.Content {
+				http.Error(w, `{"error": {"message": "not my prefix"}}`, 400)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := start; i < len(words); i++ {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", words[i])
+			w.(http.Flusher).Flush()
+			if n == 1 && i == 9 {
+				panic(http.ErrAbortHandler) // the upstream dies mid-stream
+			}
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":20}}\n\ndata: [DONE]\n\n")
+	}))
+	defer upstream.Close()
+
+	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{OpenAIBaseURL: upstream.URL + "/v1"}})
+	ctx := t.Context()
+	mc := modelsv1.NewModelsServiceClient(p.Dial("models"))
+	if _, err := mc.RegisterModel(ctx, &modelsv1.RegisterModelRequest{Model: &modelsv1.Model{Name: "upstream", Engine: "openai", EngineModel: "up",
+		ContextLength: 8192, MaxOutputTokens: 1024, DefaultMaxTokens: 200}}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := streamReply(p.APIURL+"/v1/chat/completions", p.Key, chatBody(map[string]any{"model": "upstream", "stream": true,
+		"stream_options": map[string]any{"include_usage": true}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.content != full || got.finish != "stop" || got.errorEvent != "" {
+		t.Fatalf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, full)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls.Load() != 2 || len(prefixes) != 1 || prefixes[0] != strings.Join(words[:10], "") {
+		t.Fatalf("%d upstream calls, prefixes %q; want the second to continue the first ten words", calls.Load(), prefixes)
+	}
+	// Billed as one reply: our count of the whole text, not the upstream's
+	// count of its second half.
+	if c := int(got.usage["completion_tokens"].(float64)); c != tokens.Count(full) {
+		t.Fatalf("completion tokens %d; the whole reply has %d", c, tokens.Count(full))
 	}
 }

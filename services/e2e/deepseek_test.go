@@ -241,6 +241,16 @@ func TestDeepSeekV4Surface(t *testing.T) {
 				t.Errorf("%v: %d %s", extra, r.status, r.body)
 			}
 		}
+		// json_object always answers valid JSON, or says why it cannot.
+		r := do(t, ctx, "POST", url, p.Key, chatBody(map[string]any{"response_format": map[string]any{"type": "json_object"}, "max_tokens": 40}))
+		var obj map[string]any
+		if r.status != 200 || jsonUnmarshal(content(t, r.json(t)), &obj) != nil {
+			t.Fatalf("json_object: %d %s", r.status, r.body)
+		}
+		r = do(t, ctx, "POST", url, p.Key, chatBody(map[string]any{"response_format": map[string]any{"type": "json_object"}, "max_tokens": 3}))
+		if msg, _, _, param := r.errorOf(t); r.status != 422 || param != "max_tokens" || !strings.Contains(msg, "JSON object") {
+			t.Fatalf("json_object in 3 tokens: %d %s", r.status, r.body)
+		}
 		// Refused, naming the field, rather than silently not honoured.
 		for field, extra := range map[string]map[string]any{
 			"logprobs":     {"logprobs": true},

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-mesh/bulkhead/services/inference/ngram"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
@@ -116,7 +117,7 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 		// The reply is one JSON object; its closing is always sent, so it is
 		// budgeted up front.
 		if budget.max-budget.used < 4 {
-			return res, status.Errorf(codes.InvalidArgument, "max_tokens: too small for a JSON object (the chain of thought left %d tokens)", budget.max-budget.used)
+			return res, platform.InvalidField("max_tokens", "too small for a JSON object: %d tokens left for the answer, at least 4 needed", budget.max-budget.used)
 		}
 		budget.max -= 2
 		if err := out.raw(`{"content": "`); err != nil {

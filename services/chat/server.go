@@ -169,7 +169,9 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		return err
 	}
 
-	deterministic := req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0)
+	// Temperature 0 makes a reply deterministic, except while thinking,
+	// which ignores it (as DeepSeek's does).
+	deterministic := req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0 && !sampling.GetThinking())
 	var key string
 	if deterministic {
 		key = cacheKey(id.AccountId, m, req.GetMessages(), req.Suffix, sampling)

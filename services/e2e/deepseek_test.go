@@ -62,6 +62,16 @@ func TestDeepSeekV4Surface(t *testing.T) {
 			t.Fatalf("thinking reply: reasoning %q, content %q, %d of %d completion tokens reasoning", reasoning, m["content"], reasoningTokens(t, v), completion)
 		}
 
+		// Thinking ignores temperature, so temperature 0 does not make a
+		// thinking reply deterministic: it is never answered from the
+		// response cache.
+		for range 2 {
+			r := do(t, ctx, "POST", url, p.Key, chatBody(map[string]any{"model": "deepseek-v4-flash", "max_tokens": 300, "temperature": 0}))
+			if _, _, _, hit, _ := usageOf(t, r.json(t)); hit != 0 {
+				t.Fatalf("a thinking reply came from the response cache: %s", r.body)
+			}
+		}
+
 		// Disabled, the answer is the same (same seed) without the thought.
 		r = do(t, ctx, "POST", url, p.Key, chatBody(map[string]any{"model": "deepseek-v4-flash", "max_tokens": 400, "seed": 5, "thinking": map[string]any{"type": "disabled"}}))
 		plain := r.json(t)

@@ -184,35 +184,59 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 		s.writeStream(w, r, stream, chatChunks{base}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
 		return
 	}
-	var text, thought strings.Builder
 	out := chatCompletion{ID: started.GetId(), Object: "chat.completion", Created: started.GetCreated(), Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
+	rep, ok := collect(w, stream)
+	if !ok {
+		return
+	}
+	msg := completionMessage{Role: "assistant", Content: rep.content.String()}
+	if rep.reasoning.Len() > 0 {
+		r := rep.reasoning.String()
+		msg.ReasoningContent = &r
+	}
 	finish := ""
+	if rep.finish != nil {
+		finish = *rep.finish
+	}
+	out.Usage = rep.usage
+	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reply is a whole completion read from chat's stream, for a client that
+// does not stream.
+type reply struct {
+	content, reasoning strings.Builder
+	// finish is nil when the stream carried no Finished.
+	finish *string
+	usage  *chatUsage
+}
+
+// collect reads the rest of chat's stream. An error after the start is
+// still the request's HTTP error (written here, ok false): nothing was
+// sent yet.
+func collect(w http.ResponseWriter, stream chatv1.ChatService_CompleteClient) (*reply, bool) {
+	rep := &reply{}
 	for {
 		ev, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			break
+			return rep, true
 		}
 		if err != nil {
 			apierr.FromGRPC(err).Write(w)
-			return
+			return nil, false
 		}
 		switch e := ev.Event.(type) {
 		case *chatv1.CompleteResponse_Delta_:
-			text.WriteString(e.Delta.GetContent())
-			thought.WriteString(e.Delta.GetReasoningContent())
+			rep.content.WriteString(e.Delta.GetContent())
+			rep.reasoning.WriteString(e.Delta.GetReasoningContent())
 		case *chatv1.CompleteResponse_Finished_:
-			finish = finishNames[e.Finished.GetFinishReason()]
+			f := finishNames[e.Finished.GetFinishReason()]
+			rep.finish = &f
 		case *chatv1.CompleteResponse_Usage:
-			out.Usage = wireUsage(e.Usage)
+			rep.usage = wireUsage(e.Usage)
 		}
 	}
-	msg := completionMessage{Role: "assistant", Content: text.String()}
-	if thought.Len() > 0 {
-		r := thought.String()
-		msg.ReasoningContent = &r
-	}
-	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // complete calls chat and reads the first event, which says whether the

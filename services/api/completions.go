@@ -2,8 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 
@@ -162,28 +160,11 @@ func (s *server) textCompletions(w http.ResponseWriter, r *http.Request, c calle
 		s.writeStream(w, r, stream, textChunks{base: base, echo: echo}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
 		return
 	}
-	text := strings.Builder{}
-	text.WriteString(echo)
-	var finish *string
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			apierr.FromGRPC(err).Write(w)
-			return
-		}
-		switch e := ev.Event.(type) {
-		case *chatv1.CompleteResponse_Delta_:
-			text.WriteString(e.Delta.GetContent())
-		case *chatv1.CompleteResponse_Finished_:
-			f := finishNames[e.Finished.GetFinishReason()]
-			finish = &f
-		case *chatv1.CompleteResponse_Usage:
-			base.Usage = wireUsage(e.Usage)
-		}
+	rep, ok := collect(w, stream)
+	if !ok {
+		return
 	}
-	base.Choices = []textChoice{{Text: text.String(), FinishReason: finish}}
+	base.Usage = rep.usage
+	base.Choices = []textChoice{{Text: echo + rep.content.String(), FinishReason: rep.finish}}
 	writeJSON(w, http.StatusOK, base)
 }

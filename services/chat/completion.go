@@ -38,10 +38,9 @@ type completion struct {
 	prompt      int64
 	req         *chatv1.CompleteRequest
 
-	// What was sent of the reply, piece by piece (for the cache) and whole
-	// (for a continuation).
-	pieces, thoughts   []string
-	content, reasoning strings.Builder
+	// What was sent of the reply, piece by piece: the answer and the
+	// chain of thought.
+	pieces, thoughts []string
 }
 
 func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.Send(ev) }
@@ -49,17 +48,20 @@ func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.S
 func (t *completion) delta(content, reasoning string) error {
 	if reasoning != "" {
 		t.thoughts = append(t.thoughts, reasoning)
-		t.reasoning.WriteString(reasoning)
 	}
 	if content != "" {
 		t.pieces = append(t.pieces, content)
-		t.content.WriteString(content)
 	}
 	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{Content: content, ReasoningContent: reasoning}}})
 }
 
 // sent says whether any of the reply reached the client.
-func (t *completion) sent() bool { return t.content.Len() > 0 || t.reasoning.Len() > 0 }
+func (t *completion) sent() bool { return len(t.pieces) > 0 || len(t.thoughts) > 0 }
+
+// text and thought are what was sent of the answer and of the chain of
+// thought.
+func (t *completion) text() string    { return strings.Join(t.pieces, "") }
+func (t *completion) thought() string { return strings.Join(t.thoughts, "") }
 
 // replay answers from the cache: the same pieces, the prompt counted as
 // cache hit.
@@ -127,7 +129,7 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 		if attempt < MaxContinuations && continuable(err) {
 			t.s.continued.Add(t.ctx, 1, metric.WithAttributes(attribute.String("model", t.model.GetName()), attribute.String("code", status.Code(err).String())))
 			t.s.log.WarnContext(t.ctx, "generation broke mid-stream; continuing it", "error", err, "attempt", attempt+1, "request_id", t.requestID)
-			req.Continuation = &inferencev1.Continuation{ReasoningContent: t.reasoning.String(), Content: t.content.String()}
+			req.Continuation = &inferencev1.Continuation{ReasoningContent: t.thought(), Content: t.text()}
 			continue
 		}
 		if capacity(err) {
@@ -188,8 +190,8 @@ func (t *completion) served() *usage {
 	if !t.sent() {
 		return nil
 	}
-	r := int64(tokens.Count(t.reasoning.String()))
-	return &usage{miss: t.prompt, completion: r + int64(tokens.Count(t.content.String())), reasoning: r}
+	r := int64(tokens.Count(t.thought()))
+	return &usage{miss: t.prompt, completion: r + int64(tokens.Count(t.text())), reasoning: r}
 }
 
 func (t *completion) finish(reason inferencev1.FinishReason, u *usage) error {
@@ -243,6 +245,6 @@ func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
 	t.s.recorder.add(turn{
 		conversation: conversationID(t.id.AccountId, msgs), account: t.id.AccountId, model: t.model.GetName(), requestID: t.requestID,
 		userRole: strings.ToLower(strings.TrimPrefix(last.GetRole().String(), "ROLE_")), userContent: last.GetContent(),
-		reply: t.content.String(), finish: reason.String(),
+		reply: t.text(), finish: reason.String(),
 	})
 }

@@ -141,10 +141,7 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	if mt := sampling.GetMaxTokens(); mt < 1 || mt > m.GetMaxOutputTokens() {
 		return platform.InvalidField("max_tokens", "must be in [1, %d] for model %s", m.GetMaxOutputTokens(), m.GetName())
 	}
-	prompt := tokens.Prompt(req.GetMessages())
-	if req.Suffix != nil {
-		prompt = tokens.Fill(req.GetMessages()[0].GetContent(), req.GetSuffix())
-	}
+	prompt := tokens.Request(req.GetMessages(), req.Suffix)
 	if total := prompt + int64(sampling.GetMaxTokens()); total > int64(m.GetContextLength()) {
 		return platform.InvalidField("messages", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
 			m.GetContextLength(), total, prompt, sampling.GetMaxTokens())

@@ -110,13 +110,10 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	default:
 		return status.Error(codes.ResourceExhausted, "inference: all generation slots are busy")
 	}
-	promptTokens := tokens.Prompt(req.GetMessages())
-	if req.Suffix != nil {
-		if len(req.GetMessages()) != 1 {
-			return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
-		}
-		promptTokens = tokens.Fill(req.GetMessages()[0].GetContent(), req.GetSuffix())
+	if req.Suffix != nil && len(req.GetMessages()) != 1 {
+		return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
 	}
+	promptTokens := tokens.Request(req.GetMessages(), req.Suffix)
 	t0 := time.Now()
 	started := false
 	var buffered []Piece

@@ -85,9 +85,16 @@ func Render(msgs []*inferencev1.Message) string {
 	return b.String()
 }
 
-// Fill is the number of prompt tokens of a fill-in-the-middle request: its
-// prompt and suffix, as they are (no chat template).
-func Fill(prompt, suffix string) int64 { return int64(Count(prompt) + Count(suffix)) }
+// Request is the number of prompt tokens of a request: its conversation
+// rendered with the template, or, for a fill-in-the-middle (suffix set,
+// one message holding the raw prompt), the prompt and the suffix as they
+// are.
+func Request(msgs []*inferencev1.Message, suffix *string) int64 {
+	if suffix != nil && len(msgs) == 1 {
+		return int64(Count(msgs[0].GetContent()) + Count(*suffix))
+	}
+	return Prompt(msgs)
+}
 
 // Prompt is the number of prompt tokens of a conversation.
 func Prompt(msgs []*inferencev1.Message) int64 { return int64(Count(Render(msgs))) }

@@ -103,13 +103,11 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		// FIM: a text completion of the raw prompt (DeepSeek's beta API).
 		path = "/completions"
 		body.Prompt, body.Suffix = req.Messages[0].GetContent(), req.Suffix
-	}
-	for _, m := range req.Messages {
-		if req.Suffix != nil {
-			break
+	} else {
+		for _, m := range req.Messages {
+			body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(),
+				ToolCallID: m.GetToolCallId(), ReasoningContent: m.GetReasoningContent(), Prefix: m.GetPrefix()})
 		}
-		body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(),
-			ToolCallID: m.GetToolCallId(), ReasoningContent: m.GetReasoningContent(), Prefix: m.GetPrefix()})
 	}
 	// A continuation is the assistant's unfinished message, to be continued
 	// by the upstream within what is left of the budget.

@@ -332,26 +332,25 @@ func (g *Generator) penalised(c []next, temperature float64) ([]next, []float64)
 }
 
 func (g *Generator) choose(c []next) int32 {
+	// Weights count^(1/T), or penalised once words were generated under a
+	// penalty; then normalised and truncated to the nucleus.
+	var w []float64
 	if g.seen != nil {
-		c, _ = g.penalised(c, 0)
+		c, w = g.penalised(c, g.s.Temperature)
 	}
 	if g.s.Temperature <= 0 || len(c) == 1 {
 		return c[0].id
 	}
-	// Weights count^(1/T) (penalised), normalised; then nucleus truncation.
-	w := make([]float64, len(c))
-	var sum float64
-	inv := 1 / g.s.Temperature
-	if g.seen != nil {
-		c, w = g.penalised(c, g.s.Temperature)
-		for _, x := range w {
-			sum += x
-		}
-	} else {
+	if w == nil {
+		w = make([]float64, len(c))
+		inv := 1 / g.s.Temperature
 		for i, n := range c {
 			w[i] = math.Pow(float64(n.count), inv)
-			sum += w[i]
 		}
+	}
+	var sum float64
+	for _, x := range w {
+		sum += x
 	}
 	k := len(c)
 	if p := g.s.TopP; p > 0 && p < 1 {

@@ -53,7 +53,7 @@ fi
 # 2. CRDs.
 crd_out=policies/crds
 $check && crd_out="$tmp/crds"
-controller-gen crd paths=./control-plane/api/... output:crd:artifacts:config="$crd_out"
+controller-gen crd paths=./control-plane/api/... paths=./services/models/api/... output:crd:artifacts:config="$crd_out"
 if $check; then
 	compare_tree "$tmp/crds" "$root/policies/crds" '*.yaml'
 else
@@ -64,20 +64,20 @@ fi
 # check keeps the committed files and puts them back afterwards.
 if $check; then
 	mkdir -p "$tmp/deepcopy"
-	find control-plane/api -name zz_generated.deepcopy.go -exec cp --parents {} "$tmp/deepcopy/" \;
-	controller-gen object:headerFile=/dev/null paths=./control-plane/api/...
+	find control-plane/api services/models/api -name zz_generated.deepcopy.go -exec cp --parents {} "$tmp/deepcopy/" \;
+	controller-gen object:headerFile=/dev/null paths=./control-plane/api/... paths=./services/models/api/...
 	while IFS= read -r f; do
 		if [ ! -f "$tmp/deepcopy/$f" ] || ! cmp -s "$f" "$tmp/deepcopy/$f"; then
 			echo "generate: $f is stale or missing"
 			stale=1
 		fi
-	done < <(find control-plane/api -name zz_generated.deepcopy.go | sort)
+	done < <(find control-plane/api services/models/api -name zz_generated.deepcopy.go | sort)
 	# Put back exactly what was committed.
-	find control-plane/api -name zz_generated.deepcopy.go -delete
+	find control-plane/api services/models/api -name zz_generated.deepcopy.go -delete
 	(cd "$tmp/deepcopy" && find . -name zz_generated.deepcopy.go -exec cp --parents {} "$root/" \;)
 else
 	echo "generate: controller-gen object (control-plane/api)"
-	controller-gen object:headerFile=/dev/null paths=./control-plane/api/...
+	controller-gen object:headerFile=/dev/null paths=./control-plane/api/... paths=./services/models/api/...
 fi
 
 # 4. The Gateway API CRDs the control plane watches, copied from the pinned

@@ -1,7 +1,6 @@
 package resource
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/admission"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/api/v1alpha1"
+	"github.com/bulkhead-mesh/bulkhead/internal/yamldoc"
 )
 
 // DefaultNamespace is given to objects that name none, as kubectl does.
@@ -82,9 +82,9 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // reported (joined) and skipped; the good ones are added.
 func Decode(r *Resources, file string, data []byte) error {
 	var errs []error
-	for _, doc := range splitDocuments(data) {
-		origin := Origin{File: file, Line: doc.line}
-		if err := decodeOne(r, origin, doc.body); err != nil {
+	for _, doc := range yamldoc.Split(data) {
+		origin := Origin{File: file, Line: doc.Line}
+		if err := decodeOne(r, origin, doc.Body); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -113,7 +113,7 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 		return &DecodeError{Origin: origin, Err: fmt.Errorf("not a Kubernetes object: %w", err)}
 	}
 	if head.APIVersion == "" && head.Kind == "" {
-		if len(bytes.TrimSpace(stripComments(body))) == 0 {
+		if yamldoc.Blank(body) {
 			return nil // an empty document (comments only)
 		}
 		return &DecodeError{Origin: origin, Err: errors.New("apiVersion and kind are required")}
@@ -158,7 +158,7 @@ func decodeOne(r *Resources, origin Origin, body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(obj); err != nil {
-		err := &DecodeError{Origin: origin, Object: object, Err: explainStrictError(body, spec.newObj(), err)}
+		err := &DecodeError{Origin: origin, Object: object, Err: yamldoc.ExplainStrict(body, spec.newObj(), err)}
 		refuse(err)
 		return err
 	}
@@ -201,78 +201,6 @@ func targetRefsOf(obj client.Object) []v1alpha1.PolicyTargetReference {
 	return nil
 }
 
-// explainStrictError turns the decoder's error into one that names the
-// field by its full path ("unknown field spec.retri", not "retri"): the
-// document is decoded leniently, encoded again, and the keys the typed
-// object dropped are the unknown ones.
-func explainStrictError(body []byte, obj client.Object, strictErr error) error {
-	msg := strictErr.Error()
-	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
-		msg = strings.ReplaceAll(msg, p, "")
-	}
-	field, ok := strings.CutPrefix(msg, "unknown field ")
-	if !ok {
-		return errors.New(msg)
-	}
-	field = strings.Trim(field, `"`)
-	var original map[string]any
-	if err := yaml.Unmarshal(body, &original); err != nil {
-		return errors.New(msg)
-	}
-	if err := yaml.Unmarshal(body, obj); err != nil {
-		return errors.New(msg)
-	}
-	rt, err := json.Marshal(obj)
-	if err != nil {
-		return errors.New(msg)
-	}
-	var roundTrip map[string]any
-	if err := json.Unmarshal(rt, &roundTrip); err != nil {
-		return errors.New(msg)
-	}
-	if paths := droppedKeys(original, roundTrip, "", field); len(paths) > 0 {
-		return fmt.Errorf("unknown field %q", paths[0])
-	}
-	return errors.New(msg)
-}
-
-// droppedKeys lists the paths of keys named field that are in orig and not
-// in kept.
-func droppedKeys(orig, kept any, prefix, field string) []string {
-	var out []string
-	switch o := orig.(type) {
-	case map[string]any:
-		k, _ := kept.(map[string]any)
-		keys := make([]string, 0, len(o))
-		for key := range o {
-			keys = append(keys, key)
-		}
-		sort.Strings(keys)
-		for _, key := range keys {
-			path := key
-			if prefix != "" {
-				path = prefix + "." + key
-			}
-			kv, present := k[key]
-			if !present {
-				if key == field {
-					out = append(out, path)
-				}
-				continue
-			}
-			out = append(out, droppedKeys(o[key], kv, path, field)...)
-		}
-	case []any:
-		k, _ := kept.([]any)
-		for i, v := range o {
-			if i < len(k) {
-				out = append(out, droppedKeys(v, k[i], fmt.Sprintf("%s[%d]", prefix, i), field)...)
-			}
-		}
-	}
-	return out
-}
-
 func supportedKinds() string {
 	names := make([]string, 0, len(kinds))
 	for k := range kinds {
@@ -280,65 +208,4 @@ func supportedKinds() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
-}
-
-type document struct {
-	line int
-	body []byte
-}
-
-// splitDocuments splits a multi-document YAML stream on "---" lines,
-// remembering the first line of each document.
-func splitDocuments(data []byte) []document {
-	var docs []document
-	var cur bytes.Buffer
-	start := 1
-	line := 0
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if isSeparator(text) {
-			if cur.Len() > 0 {
-				docs = append(docs, document{line: start, body: append([]byte(nil), cur.Bytes()...)})
-			}
-			cur.Reset()
-			start = line + 1
-			continue
-		}
-		if cur.Len() == 0 {
-			// The document starts at its first line of content: blank and
-			// comment lines before it are not part of what errors point at.
-			if t := strings.TrimSpace(text); t == "" || strings.HasPrefix(t, "#") {
-				start = line + 1
-				continue
-			}
-		}
-		cur.WriteString(text)
-		cur.WriteByte('\n')
-	}
-	if cur.Len() > 0 {
-		docs = append(docs, document{line: start, body: cur.Bytes()})
-	}
-	return docs
-}
-
-func isSeparator(line string) bool {
-	if !strings.HasPrefix(line, "---") {
-		return false
-	}
-	rest := strings.TrimSpace(line[3:])
-	return rest == "" || strings.HasPrefix(rest, "#")
-}
-
-func stripComments(body []byte) []byte {
-	var out bytes.Buffer
-	for _, l := range bytes.Split(body, []byte("\n")) {
-		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
-			out.Write(l)
-			out.WriteByte('\n')
-		}
-	}
-	return out.Bytes()
 }

@@ -31,6 +31,7 @@ type Platform struct {
 // PlatformOptions tunes the services.
 type PlatformOptions struct {
 	Inference inference.Options
+	Models    models.Options
 	API       api.Options
 }
 
@@ -47,7 +48,7 @@ func StartPlatform(t testing.TB, o PlatformOptions) *Platform {
 		p.Services[so.Instance] = s.StartService(name, setup, so)
 	}
 	start("users", users.Setup(), Options{Instance: "users-1"})
-	start("models", models.Setup(), Options{Instance: "models-1"})
+	start("models", models.Setup(&o.Models), Options{Instance: "models-1"})
 	start("inference", inference.Setup(&o.Inference), Options{Instance: "inference-1"})
 	start("inference", inference.Setup(&o.Inference), Options{Instance: "inference-2"})
 	start("auth", auth.Setup(&auth.Options{}), Options{Instance: "auth-1"})

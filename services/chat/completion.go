@@ -99,6 +99,7 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 	req := &inferencev1.GenerateRequest{
 		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
 		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
+		Upstreams: t.model.GetUpstreams(), PassiveHealth: t.model.GetPassiveHealth(),
 	}
 	for attempt := 0; ; attempt++ {
 		fin, err := t.stream1(ctx, req)

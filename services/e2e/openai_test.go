@@ -1,13 +1,8 @@
 package e2e_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -89,55 +84,14 @@ func TestOpenAIEngine(t *testing.T) {
 // what was already said as an assistant prefix (DeepSeek's prefix: true),
 // and the client reads one uninterrupted reply, billed as one. The
 // upstream is a small independent server in the test binary, so that it
-// can be made to fail; it answers a prefix with the rest of its text.
+// can be made to fail (fakeUpstream); it answers a prefix with the rest
+// of its text.
 func TestUpstreamStreamContinued(t *testing.T) {
-	words := make([]string, 30)
-	for i := range words {
-		words[i] = fmt.Sprintf(" word%d", i)
-	}
-	full := strings.Join(words, "")
-	var calls atomic.Int64
-	var prefixes []string
-	var mu sync.Mutex
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Messages []struct {
-				Role    string `json:"role"`
-				Content string `json:"content"`
-				Prefix  bool   `json:"prefix"`
-			} `json:"messages"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || r.URL.Path != "/v1/chat/completions" {
-			http.Error(w, "bad request", 400)
-			return
-		}
-		n := calls.Add(1)
-		start := 0
-		if last := body.Messages[len(body.Messages)-1]; last.Role == "assistant" && last.Prefix {
-			mu.Lock()
-			prefixes = append(prefixes, last.Content)
-			mu.Unlock()
-			for start < len(words) && strings.HasPrefix(last.Content, strings.Join(words[:start+1], "")) {
-				start++
-			}
-			if strings.Join(words[:start], "") != last.Content {
-				http.Error(w, `{"error": {"message": "not my prefix"}}`, 400)
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := start; i < len(words); i++ {
-			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", words[i])
-			w.(http.Flusher).Flush()
-			if n == 1 && i == 9 {
-				panic(http.ErrAbortHandler) // the upstream dies mid-stream
-			}
-		}
-		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":20}}\n\ndata: [DONE]\n\n")
-	}))
-	defer upstream.Close()
-
-	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{OpenAIBaseURL: upstream.URL + "/v1"}})
+	upstream := newFakeUpstream(t, "up", 30)
+	upstream.cutAfter.Store(10)
+	upstream.set("cut")
+	full := upstream.full()
+	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{OpenAIBaseURL: upstream.url()}})
 	ctx := t.Context()
 	mc := modelsv1.NewModelsServiceClient(p.Dial("models"))
 	if _, err := mc.RegisterModel(ctx, &modelsv1.RegisterModelRequest{Model: &modelsv1.Model{Name: "upstream", Engine: "openai", EngineModel: "up",
@@ -152,10 +106,10 @@ func TestUpstreamStreamContinued(t *testing.T) {
 	if got.content != full || got.finish != "stop" || got.errorEvent != "" {
 		t.Fatalf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, full)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if calls.Load() != 2 || len(prefixes) != 1 || prefixes[0] != strings.Join(words[:10], "") {
-		t.Fatalf("%d upstream calls, prefixes %q; want the second to continue the first ten words", calls.Load(), prefixes)
+	upstream.mu.Lock()
+	defer upstream.mu.Unlock()
+	if upstream.count() != 2 || len(upstream.prefixes) != 1 || upstream.prefixes[0] != strings.Join(upstream.words[:10], "") {
+		t.Fatalf("%d upstream calls, prefixes %q; want the second to continue the first ten words", upstream.count(), upstream.prefixes)
 	}
 	// Billed as one reply: our count of the whole text, not the upstream's
 	// count of its second half.

@@ -221,7 +221,7 @@ func TestBuiltinEngineThroughTheMesh(t *testing.T) {
 	})
 	t.Run("bad input", func(t *testing.T) {
 		_, err := c.CountTokens(t.Context(), &inferencev1.CountTokensRequest{Engine: "nope"})
-		if err == nil || !strings.Contains(err.Error(), `engine "nope" is not enabled`) {
+		if err == nil || !strings.Contains(err.Error(), `engine "nope" is not an engine`) {
 			t.Fatalf("unknown engine: %v", err)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,10 +26,53 @@ import (
 type OpenAI struct {
 	// BaseURL ends before /chat/completions, e.g. http://127.0.0.1:11434/v1.
 	BaseURL string
-	// APIKey is sent as a bearer token when set (from Vault).
-	APIKey string
-	Client *http.Client
+	// APIKey is sent as a bearer token when set (from Vault); KeySource
+	// says where it came from, for the error of a refused key.
+	APIKey    string
+	KeySource string
+	Client    *http.Client
+	// FirstByte bounds the wait for the reply's headers, Idle the wait
+	// between two reads of its stream (0: no bound but the caller's
+	// deadline). Either one expiring is UNAVAILABLE.
+	FirstByte, Idle time.Duration
 }
+
+// errStalled is the cause of an upstream call cut by FirstByte or Idle.
+type errStalled struct {
+	what string
+	d    time.Duration
+}
+
+func (e *errStalled) Error() string { return fmt.Sprintf("upstream sent nothing for %s (%s)", e.d, e.what) }
+
+// watchdog cancels the call when the upstream stalls: first FirstByte
+// until the headers, then Idle between reads of the body.
+type watchdog struct {
+	timer *time.Timer
+	idle  time.Duration
+}
+
+// body wraps the reply's body so that each read restarts the Idle clock.
+func (w *watchdog) body(ctx context.Context, cancel func(error), r io.Reader) io.Reader {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.idle <= 0 {
+		w.timer = nil
+		return r
+	}
+	d := w.idle
+	w.timer = time.AfterFunc(d, func() { cancel(&errStalled{"timeouts.idle", d}) })
+	return readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		w.timer.Reset(d)
+		return n, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 var roleNames = map[inferencev1.Role]string{
 	inferencev1.Role_ROLE_SYSTEM: "system", inferencev1.Role_ROLE_USER: "user",
@@ -129,6 +173,27 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		}
 	}
 	b, _ := json.Marshal(body)
+	parent := ctx
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	wd := &watchdog{idle: o.Idle}
+	if o.FirstByte > 0 {
+		d := o.FirstByte
+		wd.timer = time.AfterFunc(d, func() { cancelCause(&errStalled{"timeouts.firstToken", d}) })
+	}
+	defer func() {
+		if wd.timer != nil {
+			wd.timer.Stop()
+		}
+	}()
+	// stalled is the error of a call the watchdog cut, nil otherwise.
+	stalled := func() error {
+		var st *errStalled
+		if parent.Err() == nil && errors.As(context.Cause(ctx), &st) {
+			return status.Errorf(codes.Unavailable, "openai engine: %v", st)
+		}
+		return nil
+	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+path, bytes.NewReader(b))
 	if err != nil {
 		return Result{}, status.Errorf(codes.FailedPrecondition, "openai engine: base url: %v", err)
@@ -144,15 +209,19 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	}
 	resp, err := client.Do(hreq)
 	if err != nil {
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
+		if err := stalled(); err != nil {
+			return Result{}, err
+		}
+		if parent.Err() != nil {
+			return Result{}, parent.Err()
 		}
 		return Result{}, status.Errorf(codes.Unavailable, "openai engine: upstream: %v", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Result{}, upstreamError(resp)
+		return Result{}, o.upstreamError(resp)
 	}
+	reply := wd.body(ctx, cancelCause, resp.Body)
 
 	var text, thought strings.Builder
 	text.WriteString(sentContent)
@@ -162,7 +231,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	// stop is an error event from upstream or the caller's own failure to
 	// take a piece: returned as it is.
 	var stop error
-	_, err = apistream.Read(resp.Body, func(c *apistream.Chunk) error {
+	_, err = apistream.Read(reply, func(c *apistream.Chunk) error {
 		if c.Error != nil {
 			stop = status.Errorf(codes.Unavailable, "openai engine: upstream error: %s", c.Error.Message)
 			return stop
@@ -199,8 +268,10 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		err = stop
 	case errors.As(err, &malformed):
 		err = status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: %v", malformed.Err)
-	case err != nil && ctx.Err() != nil:
-		err = ctx.Err()
+	case err != nil && stalled() != nil:
+		err = stalled()
+	case err != nil && parent.Err() != nil:
+		err = parent.Err()
 	case err != nil:
 		err = status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
 	}
@@ -222,7 +293,7 @@ func (o *OpenAI) usage(res Result, req Request, thought, text string, usageSeen 
 
 // upstreamError maps an upstream HTTP error to the gRPC code that carries
 // the same meaning to the client.
-func upstreamError(resp *http.Response) error {
+func (o *OpenAI) upstreamError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	msg := apierr.MessageOf(b)
 	text := fmt.Sprintf("openai engine: upstream answered %d: %s", resp.StatusCode, msg)
@@ -231,7 +302,11 @@ func upstreamError(resp *http.Response) error {
 		return status.Error(codes.ResourceExhausted, text)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		// Our configuration, not the caller's request, is wrong.
-		return status.Error(codes.Internal, text+" (check openai_api_key in the inference secret in Vault)")
+		src := o.KeySource
+		if src == "" {
+			src = "openai_api_key in the inference secret in Vault"
+		}
+		return status.Error(codes.Internal, text+" (check "+src+")")
 	case resp.StatusCode >= 500:
 		return status.Error(codes.Unavailable, text)
 	default:

@@ -20,7 +20,9 @@ import (
 type server struct {
 	inferencev1.UnimplementedInferenceServiceServer
 	engines map[string]Engine
-	slots   chan struct{}
+	// upstreams runs engine openai on the upstreams a request names.
+	upstreams *pool
+	slots     chan struct{}
 
 	requests metric.Int64Counter
 	tokens   metric.Int64Counter
@@ -66,6 +68,9 @@ func Setup(opts *Options) platform.Setup {
 		}
 		m := rt.Telemetry.Meter
 		var err error
+		if s.upstreams, err = newPool(rt.ReadSecret, m); err != nil {
+			return err
+		}
 		if s.requests, err = m.Int64Counter("bulkhead.inference.requests", metric.WithDescription("generations by engine and finish reason")); err != nil {
 			return err
 		}
@@ -80,12 +85,18 @@ func Setup(opts *Options) platform.Setup {
 	}
 }
 
-func (s *server) engine(name string) (Engine, error) {
+func (s *server) engine(name string, ups []*inferencev1.Upstream, health *inferencev1.PassiveHealth) (Engine, error) {
 	if name == "" {
 		name = "builtin"
 	}
+	if name == "openai" && len(ups) > 0 {
+		return upstreamEngine{p: s.upstreams, ups: ups, health: health}, nil
+	}
 	e, ok := s.engines[name]
 	if !ok {
+		if name == "openai" {
+			return nil, status.Error(codes.FailedPrecondition, "engine openai: the model names no upstream (spec.backends of its Model) and this replica has no --openai-base-url")
+		}
 		return nil, status.Errorf(codes.InvalidArgument, "engine %q is not enabled on this server", name)
 	}
 	return e, nil
@@ -97,7 +108,7 @@ func (s *server) engine(name string) (Engine, error) {
 // another replica.
 func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.InferenceService_GenerateServer) error {
 	ctx := stream.Context()
-	eng, err := s.engine(req.GetEngine())
+	eng, err := s.engine(req.GetEngine(), req.GetUpstreams(), req.GetPassiveHealth())
 	if err != nil {
 		return err
 	}
@@ -175,8 +186,8 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 
 // CountTokens counts the prompt tokens of a conversation.
 func (s *server) CountTokens(_ context.Context, req *inferencev1.CountTokensRequest) (*inferencev1.CountTokensResponse, error) {
-	if _, err := s.engine(req.GetEngine()); err != nil {
-		return nil, err
+	if name := req.GetEngine(); name != "" && name != "builtin" && name != "openai" {
+		return nil, status.Errorf(codes.InvalidArgument, "engine %q is not an engine", name)
 	}
 	return &inferencev1.CountTokensResponse{PromptTokens: tokens.Prompt(req.GetMessages())}, nil
 }

@@ -16,7 +16,7 @@ import (
 
 func TestRegistryAndResolve(t *testing.T) {
 	s := stack.New(t)
-	s.StartService("models", models.Setup(), stack.Options{})
+	s.StartService("models", models.Setup(&models.Options{}), stack.Options{})
 	c := modelsv1.NewModelsServiceClient(s.Dial("models"))
 	ctx := t.Context()
 	wait := grpc.WaitForReady(true)

@@ -6,6 +6,7 @@ package models
 import (
 	"context"
 	"errors"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -33,13 +34,20 @@ type server struct {
 
 	mu     sync.RWMutex
 	byName map[string]*modelsv1.Model
+
+	config *config
 }
 
 var _ modelsv1.ModelsServiceServer = (*server)(nil)
 
-// Setup wires the service.
-func Setup() platform.Setup {
+// Setup wires the service. o is read when the service starts (after the
+// flags are parsed).
+func Setup(opts *Options) platform.Setup {
 	return func(ctx context.Context, rt *platform.Runtime) error {
+		o := *opts
+		if o.ProbeInterval <= 0 {
+			o.ProbeInterval = 15 * time.Second
+		}
 		db, err := rt.Postgres(ctx, migrations)
 		if err != nil {
 			return err
@@ -51,6 +59,12 @@ func Setup() platform.Setup {
 		refreshCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		rt.OnStop(func() error { cancel(); return nil })
 		go s.refresh(refreshCtx)
+		if len(o.ConfigDirs) > 0 {
+			s.config = &config{s: s, dirs: o.ConfigDirs, secret: rt.ReadSecret, client: &http.Client{}, applied: make(chan struct{})}
+			if err := s.config.run(refreshCtx, o.ProbeInterval); err != nil {
+				return err
+			}
+		}
 		modelsv1.RegisterModelsServiceServer(rt.GRPC, s)
 		return nil
 	}
@@ -87,15 +101,42 @@ func (s *server) refresh(ctx context.Context) {
 }
 
 // visible returns a copy of the model if account may see it: public
-// models, and an account's own fine-tuned ones.
+// models, an account's own fine-tuned ones, and those whose visibility
+// lists it.
 func (s *server) visible(name, account string) (*modelsv1.Model, bool) {
 	s.mu.RLock()
 	m, ok := s.byName[name]
 	s.mu.RUnlock()
-	if !ok || (m.AccountId != "" && m.AccountId != account) {
+	if !ok || !visibleTo(m, account) {
 		return nil, false
 	}
 	return proto.CloneOf(m), true
+}
+
+func visibleTo(m *modelsv1.Model, account string) bool {
+	if m.AccountId == "" && len(m.VisibleTo) == 0 {
+		return true
+	}
+	return account != "" && (m.AccountId == account || slices.Contains(m.VisibleTo, account))
+}
+
+// current is the registry's model of that name, whoever may see it.
+func (s *server) current(name string) (*modelsv1.Model, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, ok := s.byName[name]
+	return m, ok
+}
+
+// all is every model of the registry.
+func (s *server) all() []*modelsv1.Model {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*modelsv1.Model, 0, len(s.byName))
+	for _, m := range s.byName {
+		out = append(out, m)
+	}
+	return out
 }
 
 func (s *server) ListModels(_ context.Context, req *modelsv1.ListModelsRequest) (*modelsv1.ListModelsResponse, error) {
@@ -103,7 +144,7 @@ func (s *server) ListModels(_ context.Context, req *modelsv1.ListModelsRequest) 
 	defer s.mu.RUnlock()
 	out := &modelsv1.ListModelsResponse{}
 	for _, m := range s.byName {
-		if m.AccountId != "" && m.AccountId != req.GetAccountId() {
+		if !visibleTo(m, req.GetAccountId()) {
 			continue
 		}
 		if m.State != modelsv1.ModelState_MODEL_STATE_ENABLED && !req.GetIncludeUnavailable() {
@@ -233,6 +274,14 @@ func (s *server) Resolve(_ context.Context, req *modelsv1.ResolveRequest) (*mode
 		return &modelsv1.ResolveResponse{Model: m, Skipped: skipped}, nil
 	}
 	return nil, platform.Reason(codes.Unavailable, "MODEL_UNAVAILABLE", 5*time.Second, "model "+req.GetName()+" and its fallbacks are unavailable")
+}
+
+// ListModelConfigs reports the Model objects of the configuration.
+func (s *server) ListModelConfigs(context.Context, *modelsv1.ListModelConfigsRequest) (*modelsv1.ListModelConfigsResponse, error) {
+	if s.config == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this models service reads no configuration directory (--config-dir)")
+	}
+	return s.config.status(), nil
 }
 
 func sortModels(ms []*modelsv1.Model) {

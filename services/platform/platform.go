@@ -7,7 +7,7 @@
 //
 // A service's main.go is wiring only:
 //
-//	func main() { platform.Main("models", nil, models.Setup) }
+//	func main() { platform.Main("users", nil, users.Setup()) }
 //
 // and its tests start the same Setup in process with Start.
 //

@@ -8,3 +8,9 @@ path "secret/data/bulkhead/inference" {
 path "pki_int/issue/inference" {
   capabilities = ["update"]
 }
+
+# The API keys of the models' OpenAI-compatible upstreams (Model objects'
+# spec.backends[].apiKey), and nothing else of the KV store.
+path "secret/data/bulkhead/upstreams/*" {
+  capabilities = ["read"]
+}

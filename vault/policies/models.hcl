@@ -13,3 +13,9 @@ path "pki_int/issue/models" {
 path "database/creds/models" {
   capabilities = ["read"]
 }
+
+# The same upstream API keys, read by the readiness probe of Model objects
+# (GET {baseURL}/models with the key, as inference will call it).
+path "secret/data/bulkhead/upstreams/*" {
+  capabilities = ["read"]
+}

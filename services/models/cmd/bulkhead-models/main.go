@@ -6,4 +6,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 )
 
-func main() { platform.Main("models", nil, models.Setup()) }
+func main() {
+	var o models.Options
+	platform.Main("models", o.Flags, models.Setup(&o))
+}

@@ -14,6 +14,7 @@ package inferencev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -683,7 +684,14 @@ type GenerateRequest struct {
 	// Set (even empty): a fill-in-the-middle completion (DeepSeek's FIM).
 	// messages is then one ROLE_USER message holding the raw prompt, and
 	// the reply is the text between it and this suffix.
-	Suffix        *string `protobuf:"bytes,8,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
+	Suffix *string `protobuf:"bytes,8,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
+	// The OpenAI-compatible backends of the model (engine "openai", from its
+	// Model object): inference balances across them, ejects the failing ones
+	// for a while and continues a cut stream on another. Empty: the
+	// replica's own --openai-base-url upstream.
+	Upstreams []*Upstream `protobuf:"bytes,9,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	// How failures eject an upstream (defaults when unset).
+	PassiveHealth *PassiveHealth `protobuf:"bytes,10,opt,name=passive_health,json=passiveHealth,proto3" json:"passive_health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -774,6 +782,210 @@ func (x *GenerateRequest) GetSuffix() string {
 	return ""
 }
 
+func (x *GenerateRequest) GetUpstreams() []*Upstream {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetPassiveHealth() *PassiveHealth {
+	if x != nil {
+		return x.PassiveHealth
+	}
+	return nil
+}
+
+// Upstream is one OpenAI-compatible backend of a model.
+type Upstream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within its model; names it in logs, metrics and errors.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Ends before /chat/completions, e.g. http://127.0.0.1:11434/v1.
+	BaseUrl string `protobuf:"bytes,2,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	// The model as the upstream knows it.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Vault KV v2 path (under the KV mount) and key of its API key, read by
+	// inference; empty path: no key is sent.
+	ApiKeyVaultPath string `protobuf:"bytes,4,opt,name=api_key_vault_path,json=apiKeyVaultPath,proto3" json:"api_key_vault_path,omitempty"`
+	ApiKeyVaultKey  string `protobuf:"bytes,5,opt,name=api_key_vault_key,json=apiKeyVaultKey,proto3" json:"api_key_vault_key,omitempty"`
+	// Share of the traffic among the upstreams of the same priority.
+	Weight int32 `protobuf:"varint,6,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Lower first: an upstream is used only when every one of a lower
+	// priority is ejected or full.
+	Priority int32 `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Generations at once on this upstream, per inference replica (0: no
+	// limit).
+	MaxConcurrency int32 `protobuf:"varint,8,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Time to connect; to the first byte of the reply; between two chunks
+	// of a stream (unset: the defaults).
+	ConnectTimeout    *durationpb.Duration `protobuf:"bytes,9,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
+	FirstTokenTimeout *durationpb.Duration `protobuf:"bytes,10,opt,name=first_token_timeout,json=firstTokenTimeout,proto3" json:"first_token_timeout,omitempty"`
+	IdleTimeout       *durationpb.Duration `protobuf:"bytes,11,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Upstream) Reset() {
+	*x = Upstream{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Upstream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Upstream) ProtoMessage() {}
+
+func (x *Upstream) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
+func (*Upstream) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Upstream) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Upstream) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *Upstream) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Upstream) GetApiKeyVaultPath() string {
+	if x != nil {
+		return x.ApiKeyVaultPath
+	}
+	return ""
+}
+
+func (x *Upstream) GetApiKeyVaultKey() string {
+	if x != nil {
+		return x.ApiKeyVaultKey
+	}
+	return ""
+}
+
+func (x *Upstream) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *Upstream) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Upstream) GetMaxConcurrency() int32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *Upstream) GetConnectTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ConnectTimeout
+	}
+	return nil
+}
+
+func (x *Upstream) GetFirstTokenTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.FirstTokenTimeout
+	}
+	return nil
+}
+
+func (x *Upstream) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
+// PassiveHealth ejects an upstream after consecutive failures.
+type PassiveHealth struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	ConsecutiveFailures int32                  `protobuf:"varint,1,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	EjectionTime        *durationpb.Duration   `protobuf:"bytes,2,opt,name=ejection_time,json=ejectionTime,proto3" json:"ejection_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *PassiveHealth) Reset() {
+	*x = PassiveHealth{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PassiveHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PassiveHealth) ProtoMessage() {}
+
+func (x *PassiveHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PassiveHealth.ProtoReflect.Descriptor instead.
+func (*PassiveHealth) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PassiveHealth) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *PassiveHealth) GetEjectionTime() *durationpb.Duration {
+	if x != nil {
+		return x.EjectionTime
+	}
+	return nil
+}
+
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -788,7 +1000,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1012,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1025,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -883,7 +1095,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1107,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1120,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CountTokensRequest) GetEngine() string {
@@ -941,7 +1153,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1165,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1178,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CountTokensResponse) GetPromptTokens() int64 {
@@ -988,7 +1200,7 @@ type GenerateResponse_Started struct {
 
 func (x *GenerateResponse_Started) Reset() {
 	*x = GenerateResponse_Started{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1212,7 @@ func (x *GenerateResponse_Started) String() string {
 func (*GenerateResponse_Started) ProtoMessage() {}
 
 func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1225,7 @@ func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Started.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Started) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 0}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 0}
 }
 
 func (x *GenerateResponse_Started) GetModel() string {
@@ -1043,7 +1255,7 @@ type GenerateResponse_Delta struct {
 
 func (x *GenerateResponse_Delta) Reset() {
 	*x = GenerateResponse_Delta{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1267,7 @@ func (x *GenerateResponse_Delta) String() string {
 func (*GenerateResponse_Delta) ProtoMessage() {}
 
 func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1280,7 @@ func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Delta.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Delta) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 1}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 1}
 }
 
 func (x *GenerateResponse_Delta) GetContent() string {
@@ -1096,7 +1308,7 @@ type GenerateResponse_Finished struct {
 
 func (x *GenerateResponse_Finished) Reset() {
 	*x = GenerateResponse_Finished{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1320,7 @@ func (x *GenerateResponse_Finished) String() string {
 func (*GenerateResponse_Finished) ProtoMessage() {}
 
 func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1333,7 @@ func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Finished.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Finished) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6, 2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 2}
 }
 
 func (x *GenerateResponse_Finished) GetFinishReason() FinishReason {
@@ -1142,7 +1354,7 @@ var File_bulkhead_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"%bulkhead/inference/v1/inference.proto\x12\x15bulkhead.inference.v1\"\x82\x01\n" +
+	"%bulkhead/inference/v1/inference.proto\x12\x15bulkhead.inference.v1\x1a\x1egoogle/protobuf/duration.proto\"\x82\x01\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12#\n" +
@@ -1185,7 +1397,7 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\"U\n" +
 	"\fContinuation\x12+\n" +
 	"\x11reasoning_content\x18\x01 \x01(\tR\x10reasoningContent\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\xe4\x02\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\xf0\x03\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12:\n" +
@@ -1195,8 +1407,27 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12\x1a\n" +
 	"\bbuffered\x18\x06 \x01(\bR\bbuffered\x12G\n" +
 	"\fcontinuation\x18\a \x01(\v2#.bulkhead.inference.v1.ContinuationR\fcontinuation\x12\x1b\n" +
-	"\x06suffix\x18\b \x01(\tH\x00R\x06suffix\x88\x01\x01B\t\n" +
-	"\a_suffix\"\xa5\x04\n" +
+	"\x06suffix\x18\b \x01(\tH\x00R\x06suffix\x88\x01\x01\x12=\n" +
+	"\tupstreams\x18\t \x03(\v2\x1f.bulkhead.inference.v1.UpstreamR\tupstreams\x12K\n" +
+	"\x0epassive_health\x18\n" +
+	" \x01(\v2$.bulkhead.inference.v1.PassiveHealthR\rpassiveHealthB\t\n" +
+	"\a_suffix\"\xd1\x03\n" +
+	"\bUpstream\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bbase_url\x18\x02 \x01(\tR\abaseUrl\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12+\n" +
+	"\x12api_key_vault_path\x18\x04 \x01(\tR\x0fapiKeyVaultPath\x12)\n" +
+	"\x11api_key_vault_key\x18\x05 \x01(\tR\x0eapiKeyVaultKey\x12\x16\n" +
+	"\x06weight\x18\x06 \x01(\x05R\x06weight\x12\x1a\n" +
+	"\bpriority\x18\a \x01(\x05R\bpriority\x12'\n" +
+	"\x0fmax_concurrency\x18\b \x01(\x05R\x0emaxConcurrency\x12B\n" +
+	"\x0fconnect_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12I\n" +
+	"\x13first_token_timeout\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x11firstTokenTimeout\x12<\n" +
+	"\fidle_timeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\"\x82\x01\n" +
+	"\rPassiveHealth\x121\n" +
+	"\x14consecutive_failures\x18\x01 \x01(\x05R\x13consecutiveFailures\x12>\n" +
+	"\rejection_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fejectionTime\"\xa5\x04\n" +
 	"\x10GenerateResponse\x12K\n" +
 	"\astarted\x18\x01 \x01(\v2/.bulkhead.inference.v1.GenerateResponse.StartedH\x00R\astarted\x12E\n" +
 	"\x05delta\x18\x02 \x01(\v2-.bulkhead.inference.v1.GenerateResponse.DeltaH\x00R\x05delta\x12N\n" +
@@ -1256,7 +1487,7 @@ func file_bulkhead_inference_v1_inference_proto_rawDescGZIP() []byte {
 }
 
 var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(Role)(0),                         // 0: bulkhead.inference.v1.Role
 	(ResponseFormat)(0),               // 1: bulkhead.inference.v1.ResponseFormat
@@ -1268,12 +1499,15 @@ var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(*TokenUsage)(nil),                // 7: bulkhead.inference.v1.TokenUsage
 	(*Continuation)(nil),              // 8: bulkhead.inference.v1.Continuation
 	(*GenerateRequest)(nil),           // 9: bulkhead.inference.v1.GenerateRequest
-	(*GenerateResponse)(nil),          // 10: bulkhead.inference.v1.GenerateResponse
-	(*CountTokensRequest)(nil),        // 11: bulkhead.inference.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),       // 12: bulkhead.inference.v1.CountTokensResponse
-	(*GenerateResponse_Started)(nil),  // 13: bulkhead.inference.v1.GenerateResponse.Started
-	(*GenerateResponse_Delta)(nil),    // 14: bulkhead.inference.v1.GenerateResponse.Delta
-	(*GenerateResponse_Finished)(nil), // 15: bulkhead.inference.v1.GenerateResponse.Finished
+	(*Upstream)(nil),                  // 10: bulkhead.inference.v1.Upstream
+	(*PassiveHealth)(nil),             // 11: bulkhead.inference.v1.PassiveHealth
+	(*GenerateResponse)(nil),          // 12: bulkhead.inference.v1.GenerateResponse
+	(*CountTokensRequest)(nil),        // 13: bulkhead.inference.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),       // 14: bulkhead.inference.v1.CountTokensResponse
+	(*GenerateResponse_Started)(nil),  // 15: bulkhead.inference.v1.GenerateResponse.Started
+	(*GenerateResponse_Delta)(nil),    // 16: bulkhead.inference.v1.GenerateResponse.Delta
+	(*GenerateResponse_Finished)(nil), // 17: bulkhead.inference.v1.GenerateResponse.Finished
+	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
 }
 var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
 	0,  // 0: bulkhead.inference.v1.Message.role:type_name -> bulkhead.inference.v1.Role
@@ -1283,21 +1517,27 @@ var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
 	5,  // 4: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
 	6,  // 5: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
 	8,  // 6: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
-	13, // 7: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
-	14, // 8: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
-	15, // 9: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
-	5,  // 10: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
-	3,  // 11: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	7,  // 12: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
-	9,  // 13: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
-	11, // 14: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
-	10, // 15: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
-	12, // 16: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
-	15, // [15:17] is the sub-list for method output_type
-	13, // [13:15] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 7: bulkhead.inference.v1.GenerateRequest.upstreams:type_name -> bulkhead.inference.v1.Upstream
+	11, // 8: bulkhead.inference.v1.GenerateRequest.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
+	18, // 9: bulkhead.inference.v1.Upstream.connect_timeout:type_name -> google.protobuf.Duration
+	18, // 10: bulkhead.inference.v1.Upstream.first_token_timeout:type_name -> google.protobuf.Duration
+	18, // 11: bulkhead.inference.v1.Upstream.idle_timeout:type_name -> google.protobuf.Duration
+	18, // 12: bulkhead.inference.v1.PassiveHealth.ejection_time:type_name -> google.protobuf.Duration
+	15, // 13: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
+	16, // 14: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
+	17, // 15: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
+	5,  // 16: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
+	3,  // 17: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	7,  // 18: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
+	9,  // 19: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
+	13, // 20: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
+	12, // 21: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
+	14, // 22: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_inference_v1_inference_proto_init() }
@@ -1307,7 +1547,7 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 	}
 	file_bulkhead_inference_v1_inference_proto_msgTypes[2].OneofWrappers = []any{}
 	file_bulkhead_inference_v1_inference_proto_msgTypes[5].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[6].OneofWrappers = []any{
+	file_bulkhead_inference_v1_inference_proto_msgTypes[8].OneofWrappers = []any{
 		(*GenerateResponse_Started_)(nil),
 		(*GenerateResponse_Delta_)(nil),
 		(*GenerateResponse_Finished_)(nil),
@@ -1318,7 +1558,7 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_inference_v1_inference_proto_rawDesc), len(file_bulkhead_inference_v1_inference_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

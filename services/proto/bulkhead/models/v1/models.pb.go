@@ -10,6 +10,7 @@
 package modelsv1
 
 import (
+	v1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -133,6 +134,212 @@ func (Thinking) EnumDescriptor() ([]byte, []int) {
 	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{1}
 }
 
+type ListModelConfigsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelConfigsRequest) Reset() {
+	*x = ListModelConfigsRequest{}
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelConfigsRequest) ProtoMessage() {}
+
+func (x *ListModelConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ListModelConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{0}
+}
+
+type ListModelConfigsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Configs []*ModelConfig         `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	// Problems reading the configuration that belong to no object (a file
+	// that is not YAML, a document without a name).
+	Errors        []string `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModelConfigsResponse) Reset() {
+	*x = ListModelConfigsResponse{}
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModelConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModelConfigsResponse) ProtoMessage() {}
+
+func (x *ListModelConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModelConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ListModelConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListModelConfigsResponse) GetConfigs() []*ModelConfig {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *ListModelConfigsResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+// ModelConfig is one Model object and its status.
+type ModelConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where it was read: file:line (universal mode) or "kubernetes".
+	Origin     string `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
+	Generation int64  `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Accepted: the object is valid and in force. When false, message names
+	// the field at fault, and a version accepted before stays in force.
+	Accepted        bool   `protobuf:"varint,4,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	AcceptedMessage string `protobuf:"bytes,5,opt,name=accepted_message,json=acceptedMessage,proto3" json:"accepted_message,omitempty"`
+	// Ready: an upstream of the model answered (the builtin engine always
+	// is); message says which did not and why.
+	Ready        bool   `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	ReadyMessage string `protobuf:"bytes,7,opt,name=ready_message,json=readyMessage,proto3" json:"ready_message,omitempty"`
+	// The registry version that serves it (0: none yet).
+	Version int64 `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
+	// The object as read, YAML.
+	Yaml          string `protobuf:"bytes,9,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelConfig) Reset() {
+	*x = ModelConfig{}
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelConfig) ProtoMessage() {}
+
+func (x *ModelConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelConfig.ProtoReflect.Descriptor instead.
+func (*ModelConfig) Descriptor() ([]byte, []int) {
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ModelConfig) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelConfig) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ModelConfig) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ModelConfig) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *ModelConfig) GetAcceptedMessage() string {
+	if x != nil {
+		return x.AcceptedMessage
+	}
+	return ""
+}
+
+func (x *ModelConfig) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *ModelConfig) GetReadyMessage() string {
+	if x != nil {
+		return x.ReadyMessage
+	}
+	return ""
+}
+
+func (x *ModelConfig) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ModelConfig) GetYaml() string {
+	if x != nil {
+		return x.Yaml
+	}
+	return ""
+}
+
 // Model is one version of a named model.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -172,13 +379,25 @@ type Model struct {
 	// Set on a deprecated name: the model that replaces it (deepseek-chat is
 	// deprecated for deepseek-v4-flash).
 	DeprecatedFor string `protobuf:"bytes,19,opt,name=deprecated_for,json=deprecatedFor,proto3" json:"deprecated_for,omitempty"`
+	// Engine "openai": the backends, balanced by inference.
+	Upstreams     []*v1.Upstream    `protobuf:"bytes,20,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	PassiveHealth *v1.PassiveHealth `protobuf:"bytes,21,opt,name=passive_health,json=passiveHealth,proto3" json:"passive_health,omitempty"`
+	// Accounts that may see and use the model besides its owner; empty and
+	// no owner: everyone.
+	VisibleTo []string `protobuf:"bytes,22,rep,name=visible_to,json=visibleTo,proto3" json:"visible_to,omitempty"`
+	// Where the model is declared: "config" (a Model object), "registry"
+	// (RegisterModel, fine-tuning) or "seed" (the registry's migrations).
+	Source string `protobuf:"bytes,23,opt,name=source,proto3" json:"source,omitempty"`
+	// Why the model is in its state (SetModelState's reason, or the
+	// readiness probe's).
+	StateReason   string `protobuf:"bytes,24,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[0]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +409,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[0]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +422,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{0}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Model) GetName() string {
@@ -339,6 +558,41 @@ func (x *Model) GetDeprecatedFor() string {
 	return ""
 }
 
+func (x *Model) GetUpstreams() []*v1.Upstream {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *Model) GetPassiveHealth() *v1.PassiveHealth {
+	if x != nil {
+		return x.PassiveHealth
+	}
+	return nil
+}
+
+func (x *Model) GetVisibleTo() []string {
+	if x != nil {
+		return x.VisibleTo
+	}
+	return nil
+}
+
+func (x *Model) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Model) GetStateReason() string {
+	if x != nil {
+		return x.StateReason
+	}
+	return ""
+}
+
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Include the fine-tuned models of this account.
@@ -351,7 +605,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[1]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +617,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[1]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +630,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{1}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListModelsRequest) GetAccountId() string {
@@ -402,7 +656,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[2]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +668,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[2]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +681,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{2}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -448,7 +702,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[3]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +714,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[3]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +727,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{3}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetModelRequest) GetName() string {
@@ -499,7 +753,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[4]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +765,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[4]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +778,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{4}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetModelResponse) GetModel() *Model {
@@ -545,7 +799,7 @@ type RegisterModelRequest struct {
 
 func (x *RegisterModelRequest) Reset() {
 	*x = RegisterModelRequest{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[5]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +811,7 @@ func (x *RegisterModelRequest) String() string {
 func (*RegisterModelRequest) ProtoMessage() {}
 
 func (x *RegisterModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[5]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +824,7 @@ func (x *RegisterModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterModelRequest.ProtoReflect.Descriptor instead.
 func (*RegisterModelRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{5}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegisterModelRequest) GetModel() *Model {
@@ -589,7 +843,7 @@ type RegisterModelResponse struct {
 
 func (x *RegisterModelResponse) Reset() {
 	*x = RegisterModelResponse{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[6]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +855,7 @@ func (x *RegisterModelResponse) String() string {
 func (*RegisterModelResponse) ProtoMessage() {}
 
 func (x *RegisterModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[6]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +868,7 @@ func (x *RegisterModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterModelResponse.ProtoReflect.Descriptor instead.
 func (*RegisterModelResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{6}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegisterModelResponse) GetModel() *Model {
@@ -636,7 +890,7 @@ type SetModelStateRequest struct {
 
 func (x *SetModelStateRequest) Reset() {
 	*x = SetModelStateRequest{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[7]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +902,7 @@ func (x *SetModelStateRequest) String() string {
 func (*SetModelStateRequest) ProtoMessage() {}
 
 func (x *SetModelStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[7]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +915,7 @@ func (x *SetModelStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetModelStateRequest.ProtoReflect.Descriptor instead.
 func (*SetModelStateRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{7}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetModelStateRequest) GetName() string {
@@ -694,7 +948,7 @@ type SetModelStateResponse struct {
 
 func (x *SetModelStateResponse) Reset() {
 	*x = SetModelStateResponse{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[8]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +960,7 @@ func (x *SetModelStateResponse) String() string {
 func (*SetModelStateResponse) ProtoMessage() {}
 
 func (x *SetModelStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[8]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +973,7 @@ func (x *SetModelStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetModelStateResponse.ProtoReflect.Descriptor instead.
 func (*SetModelStateResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{8}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetModelStateResponse) GetModel() *Model {
@@ -740,7 +994,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[9]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +1006,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[9]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +1019,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{9}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ResolveRequest) GetName() string {
@@ -794,7 +1048,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[10]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1060,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_models_v1_models_proto_msgTypes[10]
+	mi := &file_bulkhead_models_v1_models_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1073,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{10}
+	return file_bulkhead_models_v1_models_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResolveResponse) GetModel() *Model {
@@ -840,7 +1094,23 @@ var File_bulkhead_models_v1_models_proto protoreflect.FileDescriptor
 
 const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x06\n" +
+	"\x1fbulkhead/models/v1/models.proto\x12\x12bulkhead.models.v1\x1a%bulkhead/inference/v1/inference.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n" +
+	"\x17ListModelConfigsRequest\"m\n" +
+	"\x18ListModelConfigsResponse\x129\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x1f.bulkhead.models.v1.ModelConfigR\aconfigs\x12\x16\n" +
+	"\x06errors\x18\x02 \x03(\tR\x06errors\"\x89\x02\n" +
+	"\vModelConfig\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x03R\n" +
+	"generation\x12\x1a\n" +
+	"\baccepted\x18\x04 \x01(\bR\baccepted\x12)\n" +
+	"\x10accepted_message\x18\x05 \x01(\tR\x0facceptedMessage\x12\x14\n" +
+	"\x05ready\x18\x06 \x01(\bR\x05ready\x12#\n" +
+	"\rready_message\x18\a \x01(\tR\freadyMessage\x12\x18\n" +
+	"\aversion\x18\b \x01(\x03R\aversion\x12\x12\n" +
+	"\x04yaml\x18\t \x01(\tR\x04yaml\"\x9a\b\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -864,7 +1134,13 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12C\n" +
 	"\x1fcache_hit_price_micros_per_mtok\x18\x11 \x01(\x03R\x1acacheHitPriceMicrosPerMtok\x128\n" +
 	"\bthinking\x18\x12 \x01(\x0e2\x1c.bulkhead.models.v1.ThinkingR\bthinking\x12%\n" +
-	"\x0edeprecated_for\x18\x13 \x01(\tR\rdeprecatedFor\"c\n" +
+	"\x0edeprecated_for\x18\x13 \x01(\tR\rdeprecatedFor\x12=\n" +
+	"\tupstreams\x18\x14 \x03(\v2\x1f.bulkhead.inference.v1.UpstreamR\tupstreams\x12K\n" +
+	"\x0epassive_health\x18\x15 \x01(\v2$.bulkhead.inference.v1.PassiveHealthR\rpassiveHealth\x12\x1d\n" +
+	"\n" +
+	"visible_to\x18\x16 \x03(\tR\tvisibleTo\x12\x16\n" +
+	"\x06source\x18\x17 \x01(\tR\x06source\x12!\n" +
+	"\fstate_reason\x18\x18 \x01(\tR\vstateReason\"c\n" +
 	"\x11ListModelsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +
@@ -903,14 +1179,15 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\bThinking\x12\x18\n" +
 	"\x14THINKING_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16THINKING_ON_BY_DEFAULT\x10\x01\x12\x1b\n" +
-	"\x17THINKING_OFF_BY_DEFAULT\x10\x022\xe3\x03\n" +
+	"\x17THINKING_OFF_BY_DEFAULT\x10\x022\xd2\x04\n" +
 	"\rModelsService\x12[\n" +
 	"\n" +
 	"ListModels\x12%.bulkhead.models.v1.ListModelsRequest\x1a&.bulkhead.models.v1.ListModelsResponse\x12U\n" +
 	"\bGetModel\x12#.bulkhead.models.v1.GetModelRequest\x1a$.bulkhead.models.v1.GetModelResponse\x12d\n" +
 	"\rRegisterModel\x12(.bulkhead.models.v1.RegisterModelRequest\x1a).bulkhead.models.v1.RegisterModelResponse\x12d\n" +
 	"\rSetModelState\x12(.bulkhead.models.v1.SetModelStateRequest\x1a).bulkhead.models.v1.SetModelStateResponse\x12R\n" +
-	"\aResolve\x12\".bulkhead.models.v1.ResolveRequest\x1a#.bulkhead.models.v1.ResolveResponseBNZLgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1;modelsv1b\x06proto3"
+	"\aResolve\x12\".bulkhead.models.v1.ResolveRequest\x1a#.bulkhead.models.v1.ResolveResponse\x12m\n" +
+	"\x10ListModelConfigs\x12+.bulkhead.models.v1.ListModelConfigsRequest\x1a,.bulkhead.models.v1.ListModelConfigsResponseBNZLgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1;modelsv1b\x06proto3"
 
 var (
 	file_bulkhead_models_v1_models_proto_rawDescOnce sync.Once
@@ -925,49 +1202,59 @@ func file_bulkhead_models_v1_models_proto_rawDescGZIP() []byte {
 }
 
 var file_bulkhead_models_v1_models_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bulkhead_models_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bulkhead_models_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_bulkhead_models_v1_models_proto_goTypes = []any{
-	(ModelState)(0),               // 0: bulkhead.models.v1.ModelState
-	(Thinking)(0),                 // 1: bulkhead.models.v1.Thinking
-	(*Model)(nil),                 // 2: bulkhead.models.v1.Model
-	(*ListModelsRequest)(nil),     // 3: bulkhead.models.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 4: bulkhead.models.v1.ListModelsResponse
-	(*GetModelRequest)(nil),       // 5: bulkhead.models.v1.GetModelRequest
-	(*GetModelResponse)(nil),      // 6: bulkhead.models.v1.GetModelResponse
-	(*RegisterModelRequest)(nil),  // 7: bulkhead.models.v1.RegisterModelRequest
-	(*RegisterModelResponse)(nil), // 8: bulkhead.models.v1.RegisterModelResponse
-	(*SetModelStateRequest)(nil),  // 9: bulkhead.models.v1.SetModelStateRequest
-	(*SetModelStateResponse)(nil), // 10: bulkhead.models.v1.SetModelStateResponse
-	(*ResolveRequest)(nil),        // 11: bulkhead.models.v1.ResolveRequest
-	(*ResolveResponse)(nil),       // 12: bulkhead.models.v1.ResolveResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(ModelState)(0),                  // 0: bulkhead.models.v1.ModelState
+	(Thinking)(0),                    // 1: bulkhead.models.v1.Thinking
+	(*ListModelConfigsRequest)(nil),  // 2: bulkhead.models.v1.ListModelConfigsRequest
+	(*ListModelConfigsResponse)(nil), // 3: bulkhead.models.v1.ListModelConfigsResponse
+	(*ModelConfig)(nil),              // 4: bulkhead.models.v1.ModelConfig
+	(*Model)(nil),                    // 5: bulkhead.models.v1.Model
+	(*ListModelsRequest)(nil),        // 6: bulkhead.models.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),       // 7: bulkhead.models.v1.ListModelsResponse
+	(*GetModelRequest)(nil),          // 8: bulkhead.models.v1.GetModelRequest
+	(*GetModelResponse)(nil),         // 9: bulkhead.models.v1.GetModelResponse
+	(*RegisterModelRequest)(nil),     // 10: bulkhead.models.v1.RegisterModelRequest
+	(*RegisterModelResponse)(nil),    // 11: bulkhead.models.v1.RegisterModelResponse
+	(*SetModelStateRequest)(nil),     // 12: bulkhead.models.v1.SetModelStateRequest
+	(*SetModelStateResponse)(nil),    // 13: bulkhead.models.v1.SetModelStateResponse
+	(*ResolveRequest)(nil),           // 14: bulkhead.models.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 15: bulkhead.models.v1.ResolveResponse
+	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(*v1.Upstream)(nil),              // 17: bulkhead.inference.v1.Upstream
+	(*v1.PassiveHealth)(nil),         // 18: bulkhead.inference.v1.PassiveHealth
 }
 var file_bulkhead_models_v1_models_proto_depIdxs = []int32{
-	0,  // 0: bulkhead.models.v1.Model.state:type_name -> bulkhead.models.v1.ModelState
-	13, // 1: bulkhead.models.v1.Model.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: bulkhead.models.v1.Model.thinking:type_name -> bulkhead.models.v1.Thinking
-	2,  // 3: bulkhead.models.v1.ListModelsResponse.models:type_name -> bulkhead.models.v1.Model
-	2,  // 4: bulkhead.models.v1.GetModelResponse.model:type_name -> bulkhead.models.v1.Model
-	2,  // 5: bulkhead.models.v1.RegisterModelRequest.model:type_name -> bulkhead.models.v1.Model
-	2,  // 6: bulkhead.models.v1.RegisterModelResponse.model:type_name -> bulkhead.models.v1.Model
-	0,  // 7: bulkhead.models.v1.SetModelStateRequest.state:type_name -> bulkhead.models.v1.ModelState
-	2,  // 8: bulkhead.models.v1.SetModelStateResponse.model:type_name -> bulkhead.models.v1.Model
-	2,  // 9: bulkhead.models.v1.ResolveResponse.model:type_name -> bulkhead.models.v1.Model
-	3,  // 10: bulkhead.models.v1.ModelsService.ListModels:input_type -> bulkhead.models.v1.ListModelsRequest
-	5,  // 11: bulkhead.models.v1.ModelsService.GetModel:input_type -> bulkhead.models.v1.GetModelRequest
-	7,  // 12: bulkhead.models.v1.ModelsService.RegisterModel:input_type -> bulkhead.models.v1.RegisterModelRequest
-	9,  // 13: bulkhead.models.v1.ModelsService.SetModelState:input_type -> bulkhead.models.v1.SetModelStateRequest
-	11, // 14: bulkhead.models.v1.ModelsService.Resolve:input_type -> bulkhead.models.v1.ResolveRequest
-	4,  // 15: bulkhead.models.v1.ModelsService.ListModels:output_type -> bulkhead.models.v1.ListModelsResponse
-	6,  // 16: bulkhead.models.v1.ModelsService.GetModel:output_type -> bulkhead.models.v1.GetModelResponse
-	8,  // 17: bulkhead.models.v1.ModelsService.RegisterModel:output_type -> bulkhead.models.v1.RegisterModelResponse
-	10, // 18: bulkhead.models.v1.ModelsService.SetModelState:output_type -> bulkhead.models.v1.SetModelStateResponse
-	12, // 19: bulkhead.models.v1.ModelsService.Resolve:output_type -> bulkhead.models.v1.ResolveResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 0: bulkhead.models.v1.ListModelConfigsResponse.configs:type_name -> bulkhead.models.v1.ModelConfig
+	0,  // 1: bulkhead.models.v1.Model.state:type_name -> bulkhead.models.v1.ModelState
+	16, // 2: bulkhead.models.v1.Model.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: bulkhead.models.v1.Model.thinking:type_name -> bulkhead.models.v1.Thinking
+	17, // 4: bulkhead.models.v1.Model.upstreams:type_name -> bulkhead.inference.v1.Upstream
+	18, // 5: bulkhead.models.v1.Model.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
+	5,  // 6: bulkhead.models.v1.ListModelsResponse.models:type_name -> bulkhead.models.v1.Model
+	5,  // 7: bulkhead.models.v1.GetModelResponse.model:type_name -> bulkhead.models.v1.Model
+	5,  // 8: bulkhead.models.v1.RegisterModelRequest.model:type_name -> bulkhead.models.v1.Model
+	5,  // 9: bulkhead.models.v1.RegisterModelResponse.model:type_name -> bulkhead.models.v1.Model
+	0,  // 10: bulkhead.models.v1.SetModelStateRequest.state:type_name -> bulkhead.models.v1.ModelState
+	5,  // 11: bulkhead.models.v1.SetModelStateResponse.model:type_name -> bulkhead.models.v1.Model
+	5,  // 12: bulkhead.models.v1.ResolveResponse.model:type_name -> bulkhead.models.v1.Model
+	6,  // 13: bulkhead.models.v1.ModelsService.ListModels:input_type -> bulkhead.models.v1.ListModelsRequest
+	8,  // 14: bulkhead.models.v1.ModelsService.GetModel:input_type -> bulkhead.models.v1.GetModelRequest
+	10, // 15: bulkhead.models.v1.ModelsService.RegisterModel:input_type -> bulkhead.models.v1.RegisterModelRequest
+	12, // 16: bulkhead.models.v1.ModelsService.SetModelState:input_type -> bulkhead.models.v1.SetModelStateRequest
+	14, // 17: bulkhead.models.v1.ModelsService.Resolve:input_type -> bulkhead.models.v1.ResolveRequest
+	2,  // 18: bulkhead.models.v1.ModelsService.ListModelConfigs:input_type -> bulkhead.models.v1.ListModelConfigsRequest
+	7,  // 19: bulkhead.models.v1.ModelsService.ListModels:output_type -> bulkhead.models.v1.ListModelsResponse
+	9,  // 20: bulkhead.models.v1.ModelsService.GetModel:output_type -> bulkhead.models.v1.GetModelResponse
+	11, // 21: bulkhead.models.v1.ModelsService.RegisterModel:output_type -> bulkhead.models.v1.RegisterModelResponse
+	13, // 22: bulkhead.models.v1.ModelsService.SetModelState:output_type -> bulkhead.models.v1.SetModelStateResponse
+	15, // 23: bulkhead.models.v1.ModelsService.Resolve:output_type -> bulkhead.models.v1.ResolveResponse
+	3,  // 24: bulkhead.models.v1.ModelsService.ListModelConfigs:output_type -> bulkhead.models.v1.ListModelConfigsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_models_v1_models_proto_init() }
@@ -981,7 +1268,7 @@ func file_bulkhead_models_v1_models_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_models_v1_models_proto_rawDesc), len(file_bulkhead_models_v1_models_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

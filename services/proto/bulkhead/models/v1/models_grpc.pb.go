@@ -22,11 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ModelsService_ListModels_FullMethodName    = "/bulkhead.models.v1.ModelsService/ListModels"
-	ModelsService_GetModel_FullMethodName      = "/bulkhead.models.v1.ModelsService/GetModel"
-	ModelsService_RegisterModel_FullMethodName = "/bulkhead.models.v1.ModelsService/RegisterModel"
-	ModelsService_SetModelState_FullMethodName = "/bulkhead.models.v1.ModelsService/SetModelState"
-	ModelsService_Resolve_FullMethodName       = "/bulkhead.models.v1.ModelsService/Resolve"
+	ModelsService_ListModels_FullMethodName       = "/bulkhead.models.v1.ModelsService/ListModels"
+	ModelsService_GetModel_FullMethodName         = "/bulkhead.models.v1.ModelsService/GetModel"
+	ModelsService_RegisterModel_FullMethodName    = "/bulkhead.models.v1.ModelsService/RegisterModel"
+	ModelsService_SetModelState_FullMethodName    = "/bulkhead.models.v1.ModelsService/SetModelState"
+	ModelsService_Resolve_FullMethodName          = "/bulkhead.models.v1.ModelsService/Resolve"
+	ModelsService_ListModelConfigs_FullMethodName = "/bulkhead.models.v1.ModelsService/ListModelConfigs"
 )
 
 // ModelsServiceClient is the client API for ModelsService service.
@@ -48,6 +49,10 @@ type ModelsServiceClient interface {
 	// fallback chain past disabled or unhealthy models. NOT_FOUND when the name
 	// is unknown, UNAVAILABLE when nothing in the chain can serve.
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
+	// ListModelConfigs reports the Model objects of the configuration as
+	// last read, each with its status: Accepted (or the field at fault) and
+	// Ready (an upstream answered).
+	ListModelConfigs(ctx context.Context, in *ListModelConfigsRequest, opts ...grpc.CallOption) (*ListModelConfigsResponse, error)
 }
 
 type modelsServiceClient struct {
@@ -108,6 +113,16 @@ func (c *modelsServiceClient) Resolve(ctx context.Context, in *ResolveRequest, o
 	return out, nil
 }
 
+func (c *modelsServiceClient) ListModelConfigs(ctx context.Context, in *ListModelConfigsRequest, opts ...grpc.CallOption) (*ListModelConfigsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListModelConfigsResponse)
+	err := c.cc.Invoke(ctx, ModelsService_ListModelConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelsServiceServer is the server API for ModelsService service.
 // All implementations must embed UnimplementedModelsServiceServer
 // for forward compatibility.
@@ -127,6 +142,10 @@ type ModelsServiceServer interface {
 	// fallback chain past disabled or unhealthy models. NOT_FOUND when the name
 	// is unknown, UNAVAILABLE when nothing in the chain can serve.
 	Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error)
+	// ListModelConfigs reports the Model objects of the configuration as
+	// last read, each with its status: Accepted (or the field at fault) and
+	// Ready (an upstream answered).
+	ListModelConfigs(context.Context, *ListModelConfigsRequest) (*ListModelConfigsResponse, error)
 	mustEmbedUnimplementedModelsServiceServer()
 }
 
@@ -151,6 +170,9 @@ func (UnimplementedModelsServiceServer) SetModelState(context.Context, *SetModel
 }
 func (UnimplementedModelsServiceServer) Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Resolve not implemented")
+}
+func (UnimplementedModelsServiceServer) ListModelConfigs(context.Context, *ListModelConfigsRequest) (*ListModelConfigsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListModelConfigs not implemented")
 }
 func (UnimplementedModelsServiceServer) mustEmbedUnimplementedModelsServiceServer() {}
 func (UnimplementedModelsServiceServer) testEmbeddedByValue()                       {}
@@ -263,6 +285,24 @@ func _ModelsService_Resolve_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelsService_ListModelConfigs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModelConfigsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelsServiceServer).ListModelConfigs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelsService_ListModelConfigs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelsServiceServer).ListModelConfigs(ctx, req.(*ListModelConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModelsService_ServiceDesc is the grpc.ServiceDesc for ModelsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,6 +329,10 @@ var ModelsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Resolve",
 			Handler:    _ModelsService_Resolve_Handler,
+		},
+		{
+			MethodName: "ListModelConfigs",
+			Handler:    _ModelsService_ListModelConfigs_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

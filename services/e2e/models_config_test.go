@@ -1,0 +1,385 @@
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/services/models"
+	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/tokens"
+)
+
+// localModel is a Model object with three upstreams: a (weight 3, its
+// API key in Vault) and b (weight 1) at priority 0, c at priority 1.
+func localModel(a, b, c *fakeUpstream, baseA string) string {
+	return fmt.Sprintf(`apiVersion: models.bulkhead.dev/v1alpha1
+kind: Model
+metadata: {name: local}
+spec:
+  engine: openai
+  limits: {contextLength: 8192, maxOutputTokens: 1024, defaultMaxTokens: 64}
+  prices: {cacheMiss: "0.1", output: "0.2"}
+  fallbacks: [deepseek-v4-flash]
+  passiveHealth: {consecutiveFailures: 2, ejectionTime: 5s}
+  backends:
+  - name: a
+    baseURL: %s
+    model: up
+    weight: 3
+    apiKey: {vaultPath: bulkhead/upstreams/a}
+  - {name: b, baseURL: %s, model: up, weight: 1}
+  - {name: c, baseURL: %s, model: up, priority: 1}
+`, baseA, b.url(), c.url())
+}
+
+// Models declared as configuration: a directory of Model objects the
+// models service watches, applied without a restart, with status; the
+// upstreams of one model balanced by inference (weighted split within a
+// priority, passive ejection and return, failover to the next priority,
+// a stream continued on another upstream), and the fallback chain across
+// models when no upstream answers.
+func TestModelsAsConfiguration(t *testing.T) {
+	a, b, c := newFakeUpstream(t, "a", 12), newFakeUpstream(t, "b", 12), newFakeUpstream(t, "c", 12)
+	a.key = "key-of-a"
+	dir := t.TempDir()
+	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}, ProbeInterval: 200 * time.Millisecond}})
+	ctx := t.Context()
+	v, err := p.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/upstreams/a", map[string]any{"api_key": a.key}); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mc := modelsv1.NewModelsServiceClient(p.Dial("models"))
+	config := func(name string) (*modelsv1.ModelConfig, error) {
+		res, err := mc.ListModelConfigs(ctx, &modelsv1.ListModelConfigsRequest{}, grpc.WaitForReady(true))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range res.Configs {
+			if c.Name == name {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("no Model %s in the status (errors %v)", name, res.Errors)
+	}
+	url := p.APIURL + "/v1/chat/completions"
+	var seq sync.Mutex
+	n := 0
+	// ask sends one request to model, each with a new conversation (so
+	// that they spread over both inference replicas).
+	ask := func(model string, extra map[string]any) response {
+		seq.Lock()
+		n++
+		i := n
+		seq.Unlock()
+		body := map[string]any{"model": model, "messages": []map[string]any{{"role": "user", "content": fmt.Sprintf("question %d", i)}}}
+		for k, v := range extra {
+			body[k] = v
+		}
+		return do(t, ctx, "POST", url, p.Key, body)
+	}
+	served := func(r response) (model, text string) {
+		t.Helper()
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		v := r.json(t)
+		return v["model"].(string), content(t, v)
+	}
+	// load sends count requests, 8 at a time; each must be served by
+	// local with the upstreams' whole text.
+	load := func(count int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan string, count)
+		sem := make(chan struct{}, 8)
+		for range count {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				r := ask("local", nil)
+				if r.status != 200 {
+					errs <- fmt.Sprintf("%d %s", r.status, r.body)
+					return
+				}
+				v := r.json(t)
+				if got := content(t, v); got != a.full() || v["model"] != "local" {
+					errs <- fmt.Sprintf("model %v said %q", v["model"], got)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Fatal(e)
+		}
+	}
+	counts := func() (int64, int64, int64) { return a.count(), b.count(), c.count() }
+
+	write("local.yaml", localModel(a, b, c, a.url()))
+	testenv.Eventually(t, 20*time.Second, "Model local accepted and ready", func() error {
+		mc, err := config("local")
+		if err != nil {
+			return err
+		}
+		return testenv.Until(mc.Accepted && mc.Ready && mc.Version > 0, "accepted=%v (%s) ready=%v (%s)", mc.Accepted, mc.AcceptedMessage, mc.Ready, mc.ReadyMessage)
+	})
+
+	t.Run("weighted split within a priority", func(t *testing.T) {
+		a0, b0, c0 := counts()
+		load(160)
+		a1, b1, c1 := counts()
+		da, db := a1-a0, b1-b0
+		if c1 != c0 || da+db != 160 {
+			t.Fatalf("calls a %d, b %d, c %d; want 160 on a and b only", da, db, c1-c0)
+		}
+		// Weights 3:1: a's share is 0.75 (binomial sd 0.034 over 160).
+		if share := float64(da) / 160; share < 0.62 || share > 0.88 {
+			t.Fatalf("a served %.2f of the calls (a %d, b %d); weights say 0.75", share, da, db)
+		}
+	})
+
+	t.Run("a failing upstream is ejected, its calls go elsewhere, and it returns", func(t *testing.T) {
+		a.set("fail")
+		a0, _, _ := counts()
+		// Every call a fails is served by another upstream within the same
+		// call; each replica ejects a after two consecutive failures (a few
+		// more may be in flight by then).
+		load(40)
+		a1, _, _ := counts()
+		if a1 == a0 {
+			t.Fatal("a got no call")
+		}
+		ejections := 0
+		for _, inst := range []string{"inference-1", "inference-2"} {
+			e := metric(t, p, inst, "bulkhead_inference_upstream_ejections", `upstream="a"`)
+			if e > 1 {
+				t.Fatalf("%s ejected a %d times within its ejection time", inst, e)
+			}
+			ejections += e
+		}
+		if ejections == 0 {
+			t.Fatal("no replica ejected a")
+		}
+		// Ejected (for 5s, far longer than these calls take), a gets none.
+		if ejections == 2 {
+			load(40)
+			if a2, _, _ := counts(); a2 != a1 {
+				t.Fatalf("a, ejected by both replicas, got %d calls", a2-a1)
+			}
+		}
+		a.set("ok")
+		testenv.Eventually(t, 15*time.Second, "a serves again after its ejection time", func() error {
+			before := a.count()
+			load(8)
+			return testenv.Until(a.count() > before, "a got no call")
+		})
+	})
+
+	t.Run("failover to the next priority", func(t *testing.T) {
+		a.set("fail")
+		b.set("fail")
+		defer a.set("ok")
+		defer b.set("ok")
+		_, _, c0 := counts()
+		load(20)
+		if _, _, c1 := counts(); c1-c0 != 20 {
+			t.Fatalf("c served %d of 20 calls while a and b failed", c1-c0)
+		}
+	})
+
+	t.Run("a stream cut by its upstream is continued on another", func(t *testing.T) {
+		// Ejections from before expire: a and b take calls again.
+		testenv.Eventually(t, 20*time.Second, "a and b serve", func() error {
+			a0, b0, _ := counts()
+			load(8)
+			a1, b1, _ := counts()
+			return testenv.Until(a1 > a0 && b1 > b0, "a got %d calls, b %d", a1-a0, b1-b0)
+		})
+		for _, u := range []*fakeUpstream{a, b} {
+			u.cutAfter.Store(4)
+			u.set("cut")
+		}
+		defer a.set("ok")
+		defer b.set("ok")
+		var wg sync.WaitGroup
+		errs := make(chan error, 10)
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := streamReply(url, p.Key, map[string]any{"model": "local", "stream": true, "stream_options": map[string]any{"include_usage": true},
+					"messages": []map[string]any{{"role": "user", "content": fmt.Sprintf("stream %d", i)}}}, nil)
+				switch {
+				case err != nil:
+					errs <- err
+				case got.content != a.full() || got.finish != "stop" || got.errorEvent != "":
+					errs <- fmt.Errorf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, a.full())
+				case int(got.usage["completion_tokens"].(float64)) != tokens.Count(a.full()):
+					errs <- fmt.Errorf("billed %v completion tokens for a reply of %d", got.usage["completion_tokens"], tokens.Count(a.full()))
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		var prefixes []string
+		for _, u := range []*fakeUpstream{a, b, c} {
+			u.mu.Lock()
+			prefixes = append(prefixes, u.prefixes...)
+			u.mu.Unlock()
+		}
+		if len(prefixes) == 0 {
+			t.Fatal("no stream was continued from a prefix")
+		}
+		for _, pre := range prefixes {
+			if pre != strings.Join(a.words[:4], "") {
+				t.Fatalf("continued from %q; the cut streams had sent %q", pre, strings.Join(a.words[:4], ""))
+			}
+		}
+	})
+
+	t.Run("no upstream answers: the fallback model serves", func(t *testing.T) {
+		for _, u := range []*fakeUpstream{a, b, c} {
+			u.set("down")
+		}
+		// Until the probe sees it, the calls fail (503); then Resolve
+		// serves the fallback.
+		testenv.Eventually(t, 15*time.Second, "local falls back to deepseek-v4-flash", func() error {
+			r := ask("local", nil)
+			if r.status != 200 {
+				return fmt.Errorf("%d %s", r.status, r.body)
+			}
+			return testenv.Until(r.json(t)["model"] == "deepseek-v4-flash", "served by %s", r.json(t)["model"])
+		})
+		st, err := config("local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Ready || !strings.Contains(st.ReadyMessage, "no backend answered") {
+			t.Fatalf("ready=%v: %s", st.Ready, st.ReadyMessage)
+		}
+		for _, u := range []*fakeUpstream{a, b, c} {
+			u.set("ok")
+		}
+		testenv.Eventually(t, 15*time.Second, "local serves again", func() error {
+			model, _ := served(ask("local", nil))
+			return testenv.Until(model == "local", "served by %s", model)
+		})
+	})
+
+	t.Run("a refused edit leaves the last accepted version in force", func(t *testing.T) {
+		before, err := config("local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("local.yaml", localModel(a, b, c, "ftp://127.0.0.1/v1"))
+		write("broken.yaml", "apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: broken}\nspec: {engine: builtin, limits: {contextLength: 100}, backend: []}\n")
+		testenv.Eventually(t, 10*time.Second, "the edit refused", func() error {
+			st, err := config("local")
+			if err != nil {
+				return err
+			}
+			return testenv.Until(!st.Accepted && strings.Contains(st.AcceptedMessage, `spec.backends[0].baseURL: "ftp://127.0.0.1/v1" must be an http:// or https:// URL`) &&
+				strings.Contains(st.AcceptedMessage, fmt.Sprintf("version %d, accepted before, stays in force", before.Version)), "%v: %s", st.Accepted, st.AcceptedMessage)
+		})
+		if model, text := served(ask("local", nil)); model != "local" || text != a.full() {
+			t.Fatalf("after a refused edit, %s said %q", model, text)
+		}
+		st, err := config("broken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Accepted || !strings.Contains(st.AcceptedMessage, `unknown field "spec.backend"`) || st.Version != 0 {
+			t.Fatalf("broken: accepted=%v version %d: %s", st.Accepted, st.Version, st.AcceptedMessage)
+		}
+		if r := ask("broken", nil); r.status != 422 {
+			t.Fatalf("a refused new model answered %d %s", r.status, r.body)
+		}
+		write("local.yaml", localModel(a, b, c, a.url()))
+		os.Remove(filepath.Join(dir, "broken.yaml"))
+		testenv.Eventually(t, 10*time.Second, "the fix accepted", func() error {
+			st, err := config("local")
+			if err != nil {
+				return err
+			}
+			return testenv.Until(st.Accepted && st.Version == before.Version, "accepted=%v version %d (before %d): %s", st.Accepted, st.Version, before.Version, st.AcceptedMessage)
+		})
+	})
+
+	t.Run("visibility per account", func(t *testing.T) {
+		write("private.yaml", "apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: private}\nspec:\n  engine: builtin\n  limits: {contextLength: 8192, maxOutputTokens: 64}\n  visibility: {accounts: [someone-else]}\n")
+		testenv.Eventually(t, 10*time.Second, "private registered", func() error {
+			st, err := config("private")
+			if err != nil {
+				return err
+			}
+			return testenv.Until(st.Accepted && st.Version > 0, "%v: %s", st.Accepted, st.AcceptedMessage)
+		})
+		if r := ask("private", nil); r.status != 422 {
+			t.Fatalf("a model of another account answered %d %s", r.status, r.body)
+		}
+		if r := do(t, ctx, "GET", p.APIURL+"/v1/models", p.Key, nil); r.status != 200 || jsonContains(r.body, `"private"`) {
+			t.Fatalf("models list %d: %s", r.status, r.body)
+		}
+		write("private.yaml", strings.Replace(readFile(t, filepath.Join(dir, "private.yaml")), "someone-else", p.Account, 1))
+		testenv.Eventually(t, 10*time.Second, "private visible to its account", func() error {
+			r := ask("private", map[string]any{"max_tokens": 5})
+			return testenv.Until(r.status == 200, "%d %s", r.status, r.body)
+		})
+	})
+
+	t.Run("a removed object disables its model, and it comes back", func(t *testing.T) {
+		os.Remove(filepath.Join(dir, "local.yaml"))
+		testenv.Eventually(t, 10*time.Second, "local disabled", func() error {
+			res, err := mc.ListModels(ctx, &modelsv1.ListModelsRequest{IncludeUnavailable: true})
+			if err != nil {
+				return err
+			}
+			for _, m := range res.Models {
+				if m.Name == "local" {
+					return testenv.Until(m.State == modelsv1.ModelState_MODEL_STATE_DISABLED && m.StateReason == "removed from the configuration", "%v %q", m.State, m.StateReason)
+				}
+			}
+			return fmt.Errorf("local is gone from the registry")
+		})
+		if model, _ := served(ask("local", nil)); model != "deepseek-v4-flash" {
+			t.Fatalf("a removed model with fallbacks served as %s", model)
+		}
+		write("local.yaml", localModel(a, b, c, a.url()))
+		testenv.Eventually(t, 10*time.Second, "local back", func() error {
+			model, _ := served(ask("local", nil))
+			return testenv.Until(model == "local", "served by %s", model)
+		})
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

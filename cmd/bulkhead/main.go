@@ -6,6 +6,7 @@
 //	bulkhead status [--admin-address HOST:PORT]              Accepted/Programmed of every object
 //	bulkhead bootstrap --role ROLE --name NAME               a proxy's bootstrap (grpc-go JSON or Envoy YAML)
 //	bulkhead chat [--model M] TEXT                           stream a reply from the running platform
+//	bulkhead models list|get NAME|apply -f FILE|delete NAME  the Model objects of the running platform
 package main
 
 import (
@@ -23,6 +24,7 @@ commands:
   status     show Accepted and Programmed for every object of a running control plane
   bootstrap  print the bootstrap of a proxy: grpc-go JSON (role grpc) or Envoy YAML
   chat       send TEXT to the running platform's API and stream the reply
+  models     list, show, apply or delete the Model objects of the running platform
 
 run 'bulkhead <command> -h' for the flags of a command
 `
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bootstrapCmd(args[1:], stdout, stderr)
 	case "chat":
 		return chatCmd(args[1:], stdout, stderr)
+	case "models":
+		return modelsCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -24,6 +24,13 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"up", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"up", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
 		{[]string{"help"}, 0, "translate  print the xDS configuration"},
+		{[]string{"up", "--upstream", "llama"}, 2, "want NAME=URL"},
+		{[]string{"up", "--upstream", "llama=ftp://host/v1"}, 2, `"ftp://host/v1" is not an http:// or https:// URL`},
+		{[]string{"models"}, 2, "usage: bulkhead models"},
+		{[]string{"models", "get"}, 2, "want a model name"},
+		{[]string{"models", "frob"}, 2, `unknown command "frob"`},
+		{[]string{"models", "apply"}, 1, "no file to apply (-f FILE)"},
+		{[]string{"models", "list", "--state-dir", "/nonexistent"}, 1, "no operator certificate in /nonexistent/secrets/operator"},
 	} {
 		var out, errOut strings.Builder
 		code := run(tc.args, &out, &errOut)
@@ -209,5 +216,39 @@ func TestBootstrap(t *testing.T) {
 		if code := run(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Errorf("bulkhead %v: exit %d, %q; want 2 and a reason", args, code, errOut.String())
 		}
+	}
+}
+
+// apply validates before it writes: one bad object and nothing is written,
+// with every problem named by file, line and field; good objects land in
+// STATE/models, one file each.
+func TestModelsApplyValidatesFirst(t *testing.T) {
+	state := t.TempDir()
+	good := "apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: llama}\nspec:\n  engine: openai\n  limits: {contextLength: 8192}\n  backends: [{name: local, baseURL: http://127.0.0.1:11434/v1}]\n"
+	bad := strings.Replace(good, "http://127.0.0.1:11434/v1", "127.0.0.1:11434", 1)
+	dir := writeDir(t, map[string]string{"good.yaml": good, "bad.yaml": strings.Replace(bad, "name: llama", "name: other", 1)})
+	var out, errOut strings.Builder
+	code := run([]string{"models", "apply", "--state-dir", state, "-f", filepath.Join(dir, "good.yaml"), "-f", filepath.Join(dir, "bad.yaml")}, &out, &errOut)
+	if want := `bad.yaml:1: Model other: spec.backends[0].baseURL: "127.0.0.1:11434" must be an http:// or https:// URL`; code != 1 || !strings.Contains(errOut.String(), want) || !strings.Contains(errOut.String(), "nothing applied") {
+		t.Fatalf("exit %d: %s\nwant %s", code, errOut.String(), want)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "models")); len(entries) != 0 {
+		t.Fatalf("%d files written for a refused apply", len(entries))
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"models", "apply", "--state-dir", state, "--wait", "0", "-f", filepath.Join(dir, "good.yaml")}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	written, err := os.ReadFile(filepath.Join(state, "models", "llama.yaml"))
+	if err != nil || !strings.Contains(string(written), good) {
+		t.Fatalf("written %q (%v)", written, err)
+	}
+	out.Reset()
+	if code := run([]string{"models", "delete", "llama", "--state-dir", state}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "the model is disabled") {
+		t.Fatalf("delete: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(state, "models", "llama.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("still there after delete: %v", err)
 	}
 }

@@ -21,6 +21,16 @@ func up(args []string, stdout, stderr io.Writer) int {
 	adminAddr := fs.String("admin-address", "127.0.0.1:18001", "address of the control plane's admin endpoint")
 	apiAddr := fs.String("api-address", "127.0.0.1:8080", "address of the public API")
 	binDir := fs.String("bin-dir", "", "directory of the service binaries bulkhead-NAME (default: this executable's directory)")
+	modelsDir := fs.String("models-dir", "policies/models", "the platform's Model objects, watched (beside STATE/models)")
+	var upstreams []localrun.Upstream
+	fs.Func("upstream", "serve model NAME from an OpenAI-compatible server: NAME=URL, e.g. llama3.2=http://127.0.0.1:11434/v1 (repeatable)", func(v string) error {
+		u, err := localrun.ParseUpstream(v)
+		if err != nil {
+			return err
+		}
+		upstreams = append(upstreams, u)
+		return nil
+	})
 	tokenInterval := fs.Duration("token-interval", 15*time.Millisecond, "builtin engine: time per generated piece, so that streaming is visible (0: as fast as the CPU goes)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
@@ -29,7 +39,7 @@ func up(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := localrun.Run(ctx, localrun.Options{
 		StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr,
-		APIAddress: *apiAddr, BinDir: *binDir, TokenInterval: *tokenInterval,
+		APIAddress: *apiAddr, BinDir: *binDir, TokenInterval: *tokenInterval, ModelsDir: *modelsDir, Upstreams: upstreams,
 	}); err != nil {
 		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
 		return 1

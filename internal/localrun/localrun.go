@@ -36,6 +36,13 @@ type Options struct {
 	// MeshDir is the control plane's input (default policies/mesh); empty
 	// or missing: no control plane.
 	MeshDir string
+	// ModelsDir holds the platform's Model objects (default
+	// policies/models), watched by the models service beside
+	// STATE/models; missing: only STATE/models.
+	ModelsDir string
+	// Upstreams are the models served by OpenAI-compatible servers
+	// (--upstream NAME=URL), written as Model objects to STATE/models.
+	Upstreams []Upstream
 	// XDSAddress and AdminAddress of the control plane.
 	XDSAddress, AdminAddress string
 	// BinDir holds the service binaries bulkhead-NAME (default: the
@@ -217,7 +224,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 			if err := os.MkdirAll(logDir, 0o700); err != nil {
 				return err
 			}
-			for _, p := range processes(opts) {
+			if err := writeUpstreams(ModelsStateDir(state), opts.Upstreams); err != nil {
+				return fmt.Errorf("models: %w", err)
+			}
+			for _, p := range processes(opts, state) {
 				if err := start(p.instance, func() (component, error) {
 					return startProcess(ctx, p, opts.BinDir, endpointsDir, logDir, cp.XDSAddr(), vlt.Addr, prov.Credentials[p.name], prov.Operator, stopping.Load, out)
 				}); err != nil {

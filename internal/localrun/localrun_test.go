@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
+	"github.com/bulkhead-mesh/bulkhead/internal/modelsctl"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 )
 
@@ -104,8 +106,21 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := fmt.Sprintf("127.0.0.1:%d", port)
+	// A local OpenAI-compatible server, served as model "tiny" by
+	// --upstream tiny=URL.
+	tiny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"tiny","object":"model"}]}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hello from tiny\"}}]}\n\n")
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer tiny.Close()
 	go func() {
 		done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out, MeshDir: filepath.Join("..", "..", "policies", "mesh"),
+			ModelsDir: filepath.Join("..", "..", "policies", "models"), Upstreams: []localrun.Upstream{{Name: "tiny", URL: tiny.URL + "/v1"}},
 			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", APIAddress: api, BinDir: bin})
 	}()
 
@@ -230,6 +245,38 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	if cresp.StatusCode != 200 || !strings.Contains(string(body), `"object":"chat.completion"`) {
 		t.Fatalf("chat completion: %d %s", cresp.StatusCode, body)
 	}
+	// The upstream of --upstream serves its model, and `bulkhead models`
+	// shows it and the platform's models as configuration.
+	req, _ = http.NewRequestWithContext(ctx, "POST", "http://"+api+"/v1/chat/completions",
+		strings.NewReader(`{"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	if cresp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	if cresp.StatusCode != 200 || !strings.Contains(string(body), `"content":"hello from tiny"`) {
+		t.Fatalf("model tiny: %d %s", cresp.StatusCode, body)
+	}
+	mctl := modelsctl.Client{StateDir: state}
+	testenv.Eventually(t, 20*time.Second, "bulkhead models list", func() error {
+		var list strings.Builder
+		if err := mctl.List(ctx, &list); err != nil {
+			return err
+		}
+		for _, want := range []string{"tiny  ", "deepseek-v4-flash  "} {
+			line := ""
+			for _, l := range strings.Split(list.String(), "\n") {
+				if strings.HasPrefix(l, want) {
+					line = l
+				}
+			}
+			if !strings.Contains(line, "config") || strings.Count(line, "True") != 2 {
+				return fmt.Errorf("%s is not accepted and ready as configuration:\n%s", strings.TrimSpace(want), list.String())
+			}
+		}
+		return nil
+	})
 	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 10 {
 		t.Errorf("%d endpoint files; want one per process (9 services and the rate-limit service)", len(eps))
 	}

@@ -35,10 +35,10 @@ type process struct {
 
 // processes are the platform's service processes in start order: each
 // after what it calls at start.
-func processes(o Options) []process {
+func processes(o Options, state string) []process {
 	return []process{
 		{name: "users", service: "users", instance: "users-1"},
-		{name: "models", service: "models", instance: "models-1"},
+		{name: "models", service: "models", instance: "models-1", args: modelsArgs(o, state)},
 		{name: "inference", service: "inference", instance: "inference-1", args: []string{"--token-interval", o.TokenInterval.String()}},
 		{name: "inference", service: "inference", instance: "inference-2", args: []string{"--token-interval", o.TokenInterval.String()}},
 		{name: "inference", service: "inference-fallback", instance: "inference-fallback-1", args: []string{"--token-interval", o.TokenInterval.String()}},

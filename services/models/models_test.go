@@ -1,12 +1,14 @@
 package models_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/services/models"
@@ -103,6 +105,51 @@ func TestRegistryAndResolve(t *testing.T) {
 		_, err := c.RegisterModel(ctx, &modelsv1.RegisterModelRequest{Model: m})
 		if _, f, _ := platform.Details(err); status.Code(err) != codes.InvalidArgument || f != field {
 			t.Errorf("want INVALID_ARGUMENT on %s; got %v (field %q)", field, err, f)
+		}
+	}
+}
+
+// The platform's Model objects (policies/models) declare exactly what the
+// migrations seeded: applying them takes the models over as configuration
+// and changes nothing a client sees.
+func TestPlatformModelsAreTheSeeds(t *testing.T) {
+	s := stack.New(t)
+	seeded := s.StartService("models", models.Setup(&models.Options{}), stack.Options{Instance: "models-seed"})
+	c := modelsv1.NewModelsServiceClient(s.Dial("models"))
+	ctx := t.Context()
+	before, err := c.ListModels(ctx, &modelsv1.ListModelsRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded.Stop()
+	s.RemoveEndpoint("models-seed")
+	s.StartService("models", models.Setup(&models.Options{ConfigDirs: []string{filepath.Join("..", "..", "policies", "models")}}), stack.Options{Instance: "models-config"})
+	cfg, err := c.ListModelConfigs(ctx, &modelsv1.ListModelConfigsRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Errors) != 0 || len(cfg.Configs) != len(before.Models) {
+		t.Fatalf("%d objects for %d seeded models; errors %v", len(cfg.Configs), len(before.Models), cfg.Errors)
+	}
+	for _, mc := range cfg.Configs {
+		if !mc.Accepted || !mc.Ready {
+			t.Errorf("%s (%s): accepted=%v %s; ready=%v %s", mc.Name, mc.Origin, mc.Accepted, mc.AcceptedMessage, mc.Ready, mc.ReadyMessage)
+		}
+	}
+	after, err := c.ListModels(ctx, &modelsv1.ListModelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range after.Models {
+		b := before.Models[i]
+		if m.Source != "config" || b.Source != "seed" {
+			t.Errorf("%s: source %q (seeded as %q)", m.Name, m.Source, b.Source)
+		}
+		for _, x := range []*modelsv1.Model{m, b} {
+			x.Version, x.Source, x.CreatedAt = 0, "", nil
+		}
+		if !proto.Equal(m, b) {
+			t.Errorf("%s as configured differs from the seed:\n%v\n%v", m.Name, m, b)
 		}
 	}
 }

@@ -186,6 +186,9 @@ func checkBaseURL(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("is required, e.g. http://127.0.0.1:11434/v1")
 	}
+	if !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") {
+		return fmt.Errorf("%q must be an http:// or https:// URL", raw)
+	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:

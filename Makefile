@@ -112,10 +112,10 @@ kind-down: ## delete the kind cluster
 	@./deploy/kind/kind.sh down
 
 .PHONY: run
-run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it)
+run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it; ARGS='--upstream NAME=URL' and other flags of up)
 	@./tools/build.sh vault
 	@$(MAKE) --no-print-directory build
-	@exec bin/bulkhead up
+	@exec bin/bulkhead up $(ARGS)
 
 .PHONY: clean
 clean: ## remove local state (.bulkhead/); bin/ is kept (make distclean removes it)

@@ -43,7 +43,9 @@ type errStalled struct {
 	d    time.Duration
 }
 
-func (e *errStalled) Error() string { return fmt.Sprintf("upstream sent nothing for %s (%s)", e.d, e.what) }
+func (e *errStalled) Error() string {
+	return fmt.Sprintf("upstream sent nothing for %s (%s)", e.d, e.what)
+}
 
 // watchdog cancels the call when the upstream stalls: first FirstByte
 // until the headers, then Idle between reads of the body.

@@ -46,9 +46,9 @@ type pool struct {
 	keys  map[string]cachedKey
 	rand  *rand.Rand
 
-	calls      metric.Int64Counter
-	ejections  metric.Int64Counter
-	continued  metric.Int64Counter
+	calls     metric.Int64Counter
+	ejections metric.Int64Counter
+	continued metric.Int64Counter
 }
 
 // upstreamEngine is the pool as the Engine of one request.

@@ -157,7 +157,7 @@ func decodeOne(origin string, body []byte) (*Object, error) {
 		return nil, fmt.Errorf("apiVersion/kind %q/%q: a models directory holds %s %s objects only", head.APIVersion, head.Kind, APIVersion, Kind)
 	}
 	if head.Metadata.Name == "" {
-		return nil, errors.New("Model: metadata.name is required")
+		return nil, errors.New("metadata.name is required (a Model without a name)")
 	}
 	o := &Object{Origin: origin, Name: head.Metadata.Name, YAML: string(body)}
 	m := &v1alpha1.Model{}

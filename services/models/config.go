@@ -12,6 +12,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/client-go/rest"
 
 	"github.com/bulkhead-mesh/bulkhead/services/models/modelconfig"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
@@ -22,6 +23,13 @@ type Options struct {
 	// ConfigDirs hold Model objects as YAML (universal mode), watched:
 	// every change is applied without a restart.
 	ConfigDirs []string
+	// KubernetesModels watches the Model objects of one namespace on the
+	// API server instead (Kubernetes mode), and writes their status.
+	KubernetesModels bool
+	// KubernetesNamespace is that namespace (default: the pod's).
+	KubernetesNamespace string
+	// KubeConfig reaches the API server (default: in-cluster; tests).
+	KubeConfig *rest.Config
 	// ProbeInterval is how often the backends of Model objects are asked
 	// GET /models for their Ready condition (default 15s).
 	ProbeInterval time.Duration
@@ -36,14 +44,28 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 		o.ConfigDirs = append(o.ConfigDirs, v)
 		return nil
 	})
+	fs.BoolVar(&o.KubernetesModels, "kubernetes-models", false, "watch the Model objects (models.bulkhead.dev) of a namespace on the API server and write their status (in a cluster)")
+	fs.StringVar(&o.KubernetesNamespace, "kubernetes-namespace", "", "the namespace of the Model objects (default: $POD_NAMESPACE, else the pod's service account's)")
 	fs.DurationVar(&o.ProbeInterval, "probe-interval", 15*time.Second, "how often the backends of Model objects are probed for readiness")
 }
 
-// config applies the Model objects of the configuration to the registry
-// and keeps their status.
+// source is where Model objects come from: directories (universal
+// mode) or the API server (Kubernetes mode).
+type source interface {
+	// watch calls changed after every change, until ctx ends.
+	watch(ctx context.Context, changed func()) error
+	// load reads every object now.
+	load(ctx context.Context) *modelconfig.Set
+	// report publishes the status (Kubernetes mode: each object's
+	// conditions); nil for a source that keeps none of its own.
+	report(ctx context.Context, st *modelsv1.ListModelConfigsResponse)
+}
+
+// config applies the Model objects of its source to the registry and
+// keeps their status.
 type config struct {
 	s       *server
-	dirs    []string
+	src     source
 	secret  func(ctx context.Context, path, key string) (string, error)
 	client  *http.Client
 	applied chan struct{} // closed and replaced after each apply (tests, probes)
@@ -60,26 +82,62 @@ type readiness struct {
 	msg string
 }
 
-// run applies the directories now and after every change, and probes
-// the backends, until ctx ends.
+// run applies the source now and after every change, and probes the
+// backends, until ctx ends.
 func (c *config) run(ctx context.Context, interval time.Duration) error {
+	changes := make(chan struct{}, 1)
+	if err := c.src.watch(ctx, func() {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		return err
+	}
+	c.apply(ctx)
+	go func() {
+		probe := time.NewTicker(interval)
+		defer probe.Stop()
+		// Editors write a file in several steps, kubectl applies several
+		// objects: apply once they are done.
+		var settle <-chan time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changes:
+				settle = time.After(100 * time.Millisecond)
+			case <-settle:
+				settle = nil
+				c.apply(ctx)
+			case <-probe.C:
+				c.probe(ctx)
+				c.src.report(ctx, c.status())
+			}
+		}
+	}()
+	return nil
+}
+
+// dirSource reads directories of YAML, watched with fsnotify.
+type dirSource struct {
+	dirs []string
+	log  interface{ Warn(string, ...any) }
+}
+
+func (d *dirSource) watch(ctx context.Context, changed func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("models: watch: %w", err)
 	}
-	for _, d := range c.dirs {
-		if err := w.Add(d); err != nil {
+	for _, dir := range d.dirs {
+		if err := w.Add(dir); err != nil {
 			w.Close()
-			return fmt.Errorf("models: watch %s: %w", d, err)
+			return fmt.Errorf("models: watch %s: %w", dir, err)
 		}
 	}
-	c.apply(ctx)
 	go func() {
 		defer w.Close()
-		probe := time.NewTicker(interval)
-		defer probe.Stop()
-		// Editors write a file in several steps: apply once they are done.
-		var settle <-chan time.Time
 		for {
 			select {
 			case <-ctx.Done():
@@ -88,30 +146,29 @@ func (c *config) run(ctx context.Context, interval time.Duration) error {
 				if !ok {
 					return
 				}
-				settle = time.After(100 * time.Millisecond)
+				changed()
 			case err, ok := <-w.Errors:
 				if !ok {
 					return
 				}
-				c.s.log.Warn("watching the model configuration", "dirs", c.dirs, "error", err)
-			case <-settle:
-				settle = nil
-				c.apply(ctx)
-			case <-probe.C:
-				c.probe(ctx)
+				d.log.Warn("watching the model configuration", "dirs", d.dirs, "error", err)
 			}
 		}
 	}()
 	return nil
 }
 
-// apply reads the directories and brings the registry in line: accepted
+func (d *dirSource) load(context.Context) *modelconfig.Set { return modelconfig.LoadDirs(d.dirs...) }
+
+func (d *dirSource) report(context.Context, *modelsv1.ListModelConfigsResponse) {}
+
+// apply reads the source and brings the registry in line: accepted
 // objects are registered (a new version when they changed); a refused
 // one leaves the version accepted before in force; the model of an
 // object that is gone is disabled, never deleted (unless some file could
 // not be read at all: its objects may be only mis-edited).
 func (c *config) apply(ctx context.Context) {
-	set := modelconfig.LoadDirs(c.dirs...)
+	set := c.src.load(ctx)
 	names := map[string]bool{}
 	for _, o := range set.Objects {
 		names[o.Name] = true
@@ -160,6 +217,7 @@ func (c *config) apply(ctx context.Context) {
 	c.applied = make(chan struct{})
 	c.mu.Unlock()
 	c.probe(ctx)
+	c.src.report(ctx, c.status())
 	close(done)
 }
 

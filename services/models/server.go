@@ -59,8 +59,19 @@ func Setup(opts *Options) platform.Setup {
 		refreshCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		rt.OnStop(func() error { cancel(); return nil })
 		go s.refresh(refreshCtx)
-		if len(o.ConfigDirs) > 0 {
-			s.config = &config{s: s, dirs: o.ConfigDirs, secret: rt.ReadSecret, client: &http.Client{}, applied: make(chan struct{})}
+		var src source
+		switch {
+		case len(o.ConfigDirs) > 0 && o.KubernetesModels:
+			return errors.New("models: --config-dir and --kubernetes-models are two modes; choose one")
+		case len(o.ConfigDirs) > 0:
+			src = &dirSource{dirs: o.ConfigDirs, log: rt.Log}
+		case o.KubernetesModels:
+			if src, err = newKubeSource(ctx, o.KubeConfig, o.KubernetesNamespace, rt.Log); err != nil {
+				return err
+			}
+		}
+		if src != nil {
+			s.config = &config{s: s, src: src, secret: rt.ReadSecret, client: &http.Client{}, applied: make(chan struct{})}
 			if err := s.config.run(refreshCtx, o.ProbeInterval); err != nil {
 				return err
 			}

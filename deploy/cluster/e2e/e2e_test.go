@@ -122,6 +122,7 @@ func TestCluster(t *testing.T) {
 	c := connect(t)
 	t.Run("ServerSideDryRun", c.serverSideDryRun)
 	t.Run("PodsReady", c.podsReady)
+	t.Run("ModelObjects", c.modelObjects)
 	t.Run("OpenAISDK", c.openAISDK)
 	t.Run("WorkloadCertificatesAndStrictMTLS", c.strictMTLS)
 	t.Run("BackendPolicyChange", c.backendPolicyChange)
@@ -167,6 +168,53 @@ func dryRunnable(t *testing.T, manifests string) string {
 		out = append(out, doc)
 	}
 	return strings.Join(out, "\n---\n")
+}
+
+// The platform's Model objects (policies/models, applied as CRs) are
+// Accepted and Ready in the status the models service writes, at their
+// current generation (Kubernetes mode, --kubernetes-models).
+func (c *cluster) modelObjects(t *testing.T) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var list struct {
+			Items []struct {
+				Metadata struct {
+					Name       string `json:"name"`
+					Generation int64  `json:"generation"`
+				} `json:"metadata"`
+				Status struct {
+					Conditions []struct {
+						Type, Status, Message string
+						ObservedGeneration    int64 `json:"observedGeneration"`
+					} `json:"conditions"`
+				} `json:"status"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(c.kubectl(t, "", "-n", ns, "get", "models.models.bulkhead.dev", "-o", "json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		var problems []string
+		for _, m := range list.Items {
+			ok := 0
+			for _, cond := range m.Status.Conditions {
+				if (cond.Type == "Accepted" || cond.Type == "Ready") && cond.Status == "True" && cond.ObservedGeneration == m.Metadata.Generation {
+					ok++
+				} else {
+					problems = append(problems, fmt.Sprintf("%s: %s=%s@%d: %s", m.Metadata.Name, cond.Type, cond.Status, cond.ObservedGeneration, cond.Message))
+				}
+			}
+			if ok != 2 {
+				problems = append(problems, m.Metadata.Name+": Accepted and Ready are not both True")
+			}
+		}
+		if len(list.Items) == 4 && len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Model objects: %v", len(list.Items), problems)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // Every pod of the platform is Ready (Jobs: Succeeded).

@@ -114,8 +114,23 @@ func LoadDirs(dirs ...string) *Set {
 			set.Errs = append(set.Errs, err)
 		}
 	}
-	sort.Slice(set.Objects, func(i, j int) bool { return set.Objects[i].Name < set.Objects[j].Name })
+	set.Sort()
 	return set
+}
+
+// Sort orders the objects by name.
+func (s *Set) Sort() {
+	sort.Slice(s.Objects, func(i, j int) bool { return s.Objects[i].Name < s.Objects[j].Name })
+}
+
+// FromObject is an object read from the API server (Kubernetes mode):
+// its schema already applied there, validated here like a file's.
+func FromObject(origin string, m *v1alpha1.Model) *Object {
+	shown := m.DeepCopy()
+	shown.ManagedFields = nil
+	shown.Status = v1alpha1.ModelStatus{}
+	text, _ := yaml.Marshal(shown)
+	return &Object{Origin: origin, Name: m.Name, Model: m, YAML: string(text), Errs: Validate(m)}
 }
 
 // Decode reads the Model documents of one file, validating each. A

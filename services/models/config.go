@@ -278,7 +278,9 @@ func (c *config) probe(ctx context.Context) {
 		}
 		m := modelconfig.ToRegistry(o.Model)
 		if m.Engine == "builtin" {
+			mu.Lock()
 			ready[o.Name] = readiness{true, "served by the builtin engine"}
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)

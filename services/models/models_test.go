@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/models"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
@@ -124,10 +126,13 @@ func TestPlatformModelsAreTheSeeds(t *testing.T) {
 	seeded.Stop()
 	s.RemoveEndpoint("models-seed")
 	s.StartService("models", models.Setup(&models.Options{ConfigDirs: []string{filepath.Join("..", "..", "policies", "models")}}), stack.Options{Instance: "models-config"})
-	cfg, err := c.ListModelConfigs(ctx, &modelsv1.ListModelConfigsRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The client's connection moves to the new replica.
+	var cfg *modelsv1.ListModelConfigsResponse
+	testenv.Eventually(t, 30*time.Second, "the configured replica answers", func() error {
+		var err error
+		cfg, err = c.ListModelConfigs(ctx, &modelsv1.ListModelConfigsRequest{}, grpc.WaitForReady(true))
+		return err
+	})
 	if len(cfg.Errors) != 0 || len(cfg.Configs) != len(before.Models) {
 		t.Fatalf("%d objects for %d seeded models; errors %v", len(cfg.Configs), len(before.Models), cfg.Errors)
 	}

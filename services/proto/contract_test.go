@@ -41,7 +41,7 @@ var wantServices = map[protoreflect.FileDescriptor]map[string][]string{
 		"ChatService": {"stream Complete"},
 	},
 	modelsv1.File_bulkhead_models_v1_models_proto: {
-		"ModelsService": {"GetModel", "ListModels", "RegisterModel", "Resolve", "SetModelState"},
+		"ModelsService": {"GetModel", "ListModelConfigs", "ListModels", "RegisterModel", "Resolve", "SetModelState"},
 	},
 	inferencev1.File_bulkhead_inference_v1_inference_proto: {
 		"InferenceService": {"CountTokens", "stream Generate"},

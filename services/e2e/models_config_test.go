@@ -383,3 +383,50 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// response_format json_object through an upstream: a reply that is a JSON
+// object passes; one that is not, or that max_tokens cut, is an error
+// naming the field (422 before anything was sent; the stream's error
+// event after), never text that claims to be JSON and is not.
+func TestUpstreamJSONObjectIsChecked(t *testing.T) {
+	good := newFakeUpstream(t, "good", 0)
+	good.words = []string{`{"light":`, ` "refracted",`, ` "rays": 7}`}
+	prose := newFakeUpstream(t, "prose", 6)
+	dir := t.TempDir()
+	for name, u := range map[string]*fakeUpstream{"jsonok": good, "prose": prose} {
+		m := fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n  backends: [{name: up, baseURL: %q, model: up}]\n", name, u.url())
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
+	ctx := t.Context()
+	url := p.APIURL + "/v1/chat/completions"
+	body := func(model string, extra map[string]any) map[string]any {
+		b := map[string]any{"model": model, "response_format": map[string]any{"type": "json_object"},
+			"messages": []map[string]any{{"role": "user", "content": "Answer in JSON: what becomes of light?"}}}
+		for k, v := range extra {
+			b[k] = v
+		}
+		return b
+	}
+	var r response
+	testenv.Eventually(t, 20*time.Second, "jsonok served", func() error {
+		r = do(t, ctx, "POST", url, p.Key, body("jsonok", nil))
+		return testenv.Until(r.status == 200, "%d %s", r.status, r.body)
+	})
+	var obj map[string]any
+	if err := jsonUnmarshal(content(t, r.json(t)), &obj); err != nil || obj["rays"] != float64(7) {
+		t.Fatalf("json_object reply %q: %v", content(t, r.json(t)), err)
+	}
+	r = do(t, ctx, "POST", url, p.Key, body("prose", nil))
+	if msg, _, _, param := r.errorOf(t); r.status != 422 || param != "response_format" || !strings.Contains(msg, "not a JSON object") {
+		t.Fatalf("prose as json_object: %d %s", r.status, r.body)
+	}
+	// Streamed: the text went out as it came; the stream ends with the
+	// error event instead of a finish_reason and [DONE].
+	got, err := streamReply(url, p.Key, body("prose", map[string]any{"stream": true}), nil)
+	if err == nil || got.content != prose.full() || !strings.Contains(got.errorEvent, `"param":"response_format"`) || got.finish != "" {
+		t.Fatalf("streamed prose as json_object: %q, finish %q, error event %s (%v)", got.content, got.finish, got.errorEvent, err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/services/apierr"
 	"github.com/bulkhead-mesh/bulkhead/services/apistream"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
@@ -277,7 +278,26 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	case err != nil:
 		err = status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
 	}
-	return o.usage(res, req, thought.String(), text.String(), usageSeen), err
+	res = o.usage(res, req, thought.String(), text.String(), usageSeen)
+	if err == nil && s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT && req.Suffix == nil {
+		err = checkJSONObject(text.String(), res.Finish, s.GetMaxTokens())
+	}
+	return res, err
+}
+
+// checkJSONObject holds an upstream to response_format json_object: its
+// whole reply must be one JSON object, or the client gets an error that
+// says why (the text streamed so far cannot be taken back), never a
+// silent "JSON mode" that is not JSON.
+func checkJSONObject(reply string, finish inferencev1.FinishReason, maxTokens int32) error {
+	if finish == inferencev1.FinishReason_FINISH_REASON_LENGTH {
+		return platform.InvalidField("max_tokens", "the upstream's JSON object was cut at max_tokens (%d) before it ended; raise max_tokens", maxTokens)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(reply)), &obj); err != nil {
+		return platform.InvalidField("response_format", "json_object: the upstream model's reply is not a JSON object (%v); as DeepSeek advises, ask for JSON in the prompt and give an example of the object", err)
+	}
+	return nil
 }
 
 // usage fills the usage from our tokenizer when the upstream did not

@@ -57,18 +57,17 @@ type source interface {
 	// load reads every object now.
 	load(ctx context.Context) *modelconfig.Set
 	// report publishes the status (Kubernetes mode: each object's
-	// conditions); nil for a source that keeps none of its own.
+	// conditions); a no-op for a source that keeps none of its own.
 	report(ctx context.Context, st *modelsv1.ListModelConfigsResponse)
 }
 
 // config applies the Model objects of its source to the registry and
 // keeps their status.
 type config struct {
-	s       *server
-	src     source
-	secret  func(ctx context.Context, path, key string) (string, error)
-	client  *http.Client
-	applied chan struct{} // closed and replaced after each apply (tests, probes)
+	s      *server
+	src    source
+	secret func(ctx context.Context, path, key string) (string, error)
+	client *http.Client
 
 	mu      sync.Mutex
 	set     *modelconfig.Set
@@ -213,12 +212,9 @@ func (c *config) apply(ctx context.Context) {
 	}
 	c.mu.Lock()
 	c.set, c.refused, c.version = set, refused, version
-	done := c.applied
-	c.applied = make(chan struct{})
 	c.mu.Unlock()
 	c.probe(ctx)
 	c.src.report(ctx, c.status())
-	close(done)
 }
 
 // sameModel says whether registering m would change nothing of cur.

@@ -48,29 +48,42 @@ func (e *errStalled) Error() string {
 	return fmt.Sprintf("upstream sent nothing for %s (%s)", e.d, e.what)
 }
 
-// watchdog cancels the call when the upstream stalls: first FirstByte
-// until the headers, then Idle between reads of the body.
+// watchdog cancels the call when the upstream stalls: FirstByte until
+// the headers, then Idle between reads of the body.
 type watchdog struct {
-	timer *time.Timer
-	idle  time.Duration
+	cancel func(error)
+	idle   time.Duration
+	timer  *time.Timer
+}
+
+func newWatchdog(cancel func(error), firstByte, idle time.Duration) *watchdog {
+	w := &watchdog{cancel: cancel, idle: idle}
+	if firstByte > 0 {
+		w.timer = time.AfterFunc(firstByte, func() { cancel(&errStalled{"timeouts.firstToken", firstByte}) })
+	}
+	return w
 }
 
 // body wraps the reply's body so that each read restarts the Idle clock.
-func (w *watchdog) body(ctx context.Context, cancel func(error), r io.Reader) io.Reader {
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+func (w *watchdog) body(r io.Reader) io.Reader {
+	w.stop()
 	if w.idle <= 0 {
 		w.timer = nil
 		return r
 	}
 	d := w.idle
-	w.timer = time.AfterFunc(d, func() { cancel(&errStalled{"timeouts.idle", d}) })
+	w.timer = time.AfterFunc(d, func() { w.cancel(&errStalled{"timeouts.idle", d}) })
 	return readerFunc(func(p []byte) (int, error) {
 		n, err := r.Read(p)
 		w.timer.Reset(d)
 		return n, err
 	})
+}
+
+func (w *watchdog) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 type readerFunc func([]byte) (int, error)
@@ -179,16 +192,8 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	parent := ctx
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	defer cancelCause(nil)
-	wd := &watchdog{idle: o.Idle}
-	if o.FirstByte > 0 {
-		d := o.FirstByte
-		wd.timer = time.AfterFunc(d, func() { cancelCause(&errStalled{"timeouts.firstToken", d}) })
-	}
-	defer func() {
-		if wd.timer != nil {
-			wd.timer.Stop()
-		}
-	}()
+	wd := newWatchdog(cancelCause, o.FirstByte, o.Idle)
+	defer wd.stop()
 	// stalled is the error of a call the watchdog cut, nil otherwise.
 	stalled := func() error {
 		var st *errStalled
@@ -224,7 +229,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	if resp.StatusCode != http.StatusOK {
 		return Result{}, o.upstreamError(resp)
 	}
-	reply := wd.body(ctx, cancelCause, resp.Body)
+	reply := wd.body(resp.Body)
 
 	var text, thought strings.Builder
 	text.WriteString(sentContent)
@@ -265,14 +270,15 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		}
 		return nil
 	})
+	cut := stalled()
 	var malformed *apistream.MalformedError
 	switch {
 	case stop != nil:
 		err = stop
 	case errors.As(err, &malformed):
 		err = status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: %v", malformed.Err)
-	case err != nil && stalled() != nil:
-		err = stalled()
+	case err != nil && cut != nil:
+		err = cut
 	case err != nil && parent.Err() != nil:
 		err = parent.Err()
 	case err != nil:
@@ -313,6 +319,10 @@ func (o *OpenAI) usage(res Result, req Request, thought, text string, usageSeen 
 	return res
 }
 
+// reasonKeyRefused marks the error of an upstream that refused its API
+// key (401, 403): the key read from Vault is stale or wrong.
+const reasonKeyRefused = "UPSTREAM_KEY_REFUSED"
+
 // upstreamError maps an upstream HTTP error to the gRPC code that carries
 // the same meaning to the client.
 func (o *OpenAI) upstreamError(resp *http.Response) error {
@@ -328,7 +338,7 @@ func (o *OpenAI) upstreamError(resp *http.Response) error {
 		if src == "" {
 			src = "openai_api_key in the inference secret in Vault"
 		}
-		return status.Error(codes.Internal, text+" (check "+src+")")
+		return platform.Reason(codes.Internal, reasonKeyRefused, 0, text+" (check "+src+")")
 	case resp.StatusCode >= 500:
 		return status.Error(codes.Unavailable, text)
 	default:

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 )
 
@@ -144,8 +145,8 @@ func (p *pool) Generate(ctx context.Context, req Request, ups []*inferencev1.Ups
 			return res, err
 		}
 		failures = append(failures, fmt.Sprintf("%s: %v", u.GetName(), status.Convert(err).Message()))
-		if code := status.Code(err); code == codes.Internal && strings.Contains(err.Error(), "answered 401") {
-			p.forgetKey(u)
+		if reason, _, _ := platform.Details(err); reason == reasonKeyRefused {
+			p.forgetKey(u) // read it from Vault again next time
 		}
 	}
 }

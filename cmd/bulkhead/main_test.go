@@ -25,7 +25,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"up", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
 		{[]string{"help"}, 0, "translate  print the xDS configuration"},
 		{[]string{"up", "--upstream", "llama"}, 2, "want NAME=URL"},
-		{[]string{"up", "--upstream", "llama=ftp://host/v1"}, 2, `"ftp://host/v1" is not an http:// or https:// URL`},
+		{[]string{"up", "--upstream", "llama=ftp://host/v1"}, 2, `--upstream "llama=ftp://host/v1": "ftp://host/v1" must be an http:// or https:// URL`},
 		{[]string{"models"}, 2, "usage: bulkhead models"},
 		{[]string{"models", "get"}, 2, "want a model name"},
 		{[]string{"models", "frob"}, 2, `unknown command "frob"`},

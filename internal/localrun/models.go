@@ -2,11 +2,11 @@ package localrun
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/bulkhead-mesh/bulkhead/services/models/modelconfig"
 )
 
 // Upstream is one `bulkhead up --upstream NAME=URL`: a model NAME served
@@ -15,20 +15,18 @@ type Upstream struct {
 	Name, URL string
 }
 
-var upstreamName = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
-
-// ParseUpstream reads NAME=URL.
+// ParseUpstream reads NAME=URL, with the rules of a Model's name and of a
+// backend's base URL.
 func ParseUpstream(v string) (Upstream, error) {
 	name, raw, ok := strings.Cut(v, "=")
 	if !ok || name == "" || raw == "" {
 		return Upstream{}, fmt.Errorf("--upstream %q: want NAME=URL, e.g. llama3.2=http://127.0.0.1:11434/v1", v)
 	}
-	if !upstreamName.MatchString(name) {
+	if !modelconfig.NameRE.MatchString(name) {
 		return Upstream{}, fmt.Errorf("--upstream %q: model name %q must be 1-128 characters of a-z, 0-9, '.', '_', ':', '-'", v, name)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Upstream{}, fmt.Errorf("--upstream %q: %q is not an http:// or https:// URL (the part before /chat/completions)", v, raw)
+	if err := modelconfig.CheckBaseURL(raw); err != nil {
+		return Upstream{}, fmt.Errorf("--upstream %q: %w", v, err)
 	}
 	return Upstream{Name: name, URL: strings.TrimSuffix(raw, "/")}, nil
 }

@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -153,4 +156,45 @@ func stripComments(body []byte) []byte {
 		}
 	}
 	return out.Bytes()
+}
+
+// Walk calls fn with the path and content of every *.yaml and *.yml file
+// under dir, skipping the files and directories whose name starts with
+// "." (editor swap files, .git). Every problem (a file that cannot be
+// read, an error of fn) is collected and returned joined; the walk goes on.
+func Walk(dir string, fn func(path string, data []byte) error) error {
+	var errs []error
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !isYAML(path) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if err := fn(path, data); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func isYAML(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yaml" || ext == ".yml"
 }

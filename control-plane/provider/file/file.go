@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/control-plane/provider"
 	"github.com/bulkhead-mesh/bulkhead/control-plane/resource"
+	"github.com/bulkhead-mesh/bulkhead/internal/yamldoc"
 )
 
 // Load reads every YAML file under the directories, as one input. Files and
@@ -34,7 +35,6 @@ func Load(dirs ...string) (*resource.Resources, error) {
 }
 
 func loadDir(res *resource.Resources, dir string) error {
-	var errs []error
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("config directory: %w", err)
@@ -42,39 +42,7 @@ func loadDir(res *resource.Resources, dir string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("config directory %s is not a directory", dir)
 	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !isYAML(path) {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		if err := resource.Decode(res, path, data); err != nil {
-			errs = append(errs, err)
-		}
-		return nil
-	})
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-func isYAML(path string) bool {
-	ext := strings.ToLower(filepath.Ext(path))
-	return ext == ".yaml" || ext == ".yml"
+	return yamldoc.Walk(dir, func(path string, data []byte) error { return resource.Decode(res, path, data) })
 }
 
 // Provider watches directories.

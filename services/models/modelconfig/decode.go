@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -73,31 +72,10 @@ func LoadDirs(dirs ...string) *Set {
 	set := &Set{}
 	seen := map[string]*Object{}
 	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) && path == dir {
-					return filepath.SkipDir
-				}
-				set.Errs = append(set.Errs, err)
-				return nil
-			}
-			if path != dir && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() {
-				return nil
-			}
-			if ext := strings.ToLower(filepath.Ext(path)); ext != ".yaml" && ext != ".yml" {
-				return nil
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				set.Errs = append(set.Errs, err)
-				return nil
-			}
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		err := yamldoc.Walk(dir, func(path string, data []byte) error {
 			objs, errs := Decode(path, data)
 			set.Errs = append(set.Errs, errs...)
 			for _, o := range objs {

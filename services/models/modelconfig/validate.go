@@ -147,7 +147,7 @@ func validateBackends(backends []v1alpha1.Backend, bad func(string, string, ...a
 			bad(f("name"), "%q is used by another backend", b.Name)
 		}
 		names[b.Name] = true
-		if err := checkBaseURL(b.BaseURL); err != nil {
+		if err := CheckBaseURL(b.BaseURL); err != nil {
 			bad(f("baseURL"), "%v", err)
 		}
 		if k := b.APIKey; k != nil {
@@ -182,7 +182,8 @@ func validateBackends(backends []v1alpha1.Backend, bad func(string, string, ...a
 	}
 }
 
-func checkBaseURL(raw string) error {
+// CheckBaseURL says what is wrong with a backend's base URL, if anything.
+func CheckBaseURL(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("is required, e.g. http://127.0.0.1:11434/v1")
 	}

@@ -38,9 +38,6 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 		if aerr != nil {
 			return nil, aerr
 		}
-		if role == inferencev1.Role_ROLE_TOOL && m.ToolCallID == "" {
-			return nil, apierr.InvalidParam(param+".tool_call_id", param+".tool_call_id: is required for a tool message")
-		}
 		if m.Prefix && (role != inferencev1.Role_ROLE_ASSISTANT || i != len(body.Messages)-1) {
 			return nil, apierr.InvalidParam(param+".prefix", param+".prefix: only the last message, an assistant's, may be a prefix to continue")
 		}
@@ -107,6 +104,9 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 	if aerr := thinking(body, s); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := tools(body, req); aerr != nil {
+		return nil, aerr
+	}
 	req.CacheOptIn = body.Cache != nil && *body.Cache
 	return req, nil
 }
@@ -114,7 +114,7 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 // unsupported refuses the fields that would change the reply but that no
 // engine here honours yet: a 422 naming the field, never a silent
 // difference. Fields that change nothing (logprobs false, an empty
-// logit_bias, tools with tool_choice "none") are accepted.
+// logit_bias) are accepted.
 func unsupported(body *chatRequest) *apierr.Error {
 	switch {
 	case body.Logprobs != nil && *body.Logprobs:
@@ -124,12 +124,51 @@ func unsupported(body *chatRequest) *apierr.Error {
 	case len(body.LogitBias) > 0:
 		return apierr.InvalidParam("logit_bias", "logit_bias: not supported")
 	}
-	if len(body.Tools) > 0 {
-		var choice string
-		if json.Unmarshal(body.ToolChoice, &choice) != nil || choice != "none" {
-			return apierr.InvalidParam("tools", `tools: tool calls are not supported yet (tools with tool_choice "none" are)`)
+	return nil
+}
+
+var toolModes = map[string]inferencev1.ToolChoice_Mode{
+	"none": inferencev1.ToolChoice_MODE_NONE, "auto": inferencev1.ToolChoice_MODE_AUTO, "required": inferencev1.ToolChoice_MODE_REQUIRED,
+}
+
+// tools reads tools and tool_choice (chat judges them against each other,
+// the conversation and the model).
+func tools(body *chatRequest, req *chatv1.CompleteRequest) *apierr.Error {
+	for i, t := range body.Tools {
+		tool := &inferencev1.Tool{Type: t.Type, Name: t.Function.Name, Description: t.Function.Description, Strict: t.Function.Strict}
+		if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
+			var schema map[string]any
+			if json.Unmarshal(p, &schema) != nil {
+				param := fmt.Sprintf("tools[%d].function.parameters", i)
+				return apierr.InvalidParam(param, param+": must be a JSON Schema object")
+			}
+			tool.ParametersJson = string(p)
 		}
+		req.Tools = append(req.Tools, tool)
 	}
+	raw := body.ToolChoice
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		m, ok := toolModes[mode]
+		if !ok {
+			return apierr.InvalidParam("tool_choice", fmt.Sprintf("tool_choice: %q is not none, auto, required or a function", mode))
+		}
+		req.ToolChoice = &inferencev1.ToolChoice{Mode: m}
+		return nil
+	}
+	var named struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(raw, &named) != nil || named.Type != "function" {
+		return apierr.InvalidParam("tool_choice", `tool_choice: must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}`)
+	}
+	req.ToolChoice = &inferencev1.ToolChoice{Mode: inferencev1.ToolChoice_MODE_FUNCTION, FunctionName: named.Function.Name}
 	return nil
 }
 
@@ -189,7 +228,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 	if !ok {
 		return
 	}
-	msg := completionMessage{Role: "assistant", Content: rep.content.String()}
+	msg := completionMessage{Role: "assistant", Content: rep.content.String(), ToolCalls: rep.calls}
 	if rep.reasoning.Len() > 0 {
 		r := rep.reasoning.String()
 		msg.ReasoningContent = &r
@@ -207,9 +246,30 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 // does not stream.
 type reply struct {
 	content, reasoning strings.Builder
+	calls              []wireToolCall
 	// finish is nil when the stream carried no Finished.
 	finish *string
 	usage  *chatUsage
+}
+
+// addCalls assembles tool calls from their pieces: a new index starts a
+// call, a known one gets more of its name and arguments.
+func (r *reply) addCalls(pieces []*inferencev1.ToolCall) {
+	for _, p := range pieces {
+		i := int(p.GetIndex())
+		for len(r.calls) <= i {
+			r.calls = append(r.calls, wireToolCall{Type: "function"})
+		}
+		c := &r.calls[i]
+		if p.GetId() != "" {
+			c.ID = p.GetId()
+		}
+		if p.GetType() != "" {
+			c.Type = p.GetType()
+		}
+		c.Function.Name += p.GetFunctionName()
+		c.Function.Arguments += p.GetFunctionArguments()
+	}
 }
 
 // collect reads the rest of chat's stream. An error after the start is
@@ -230,6 +290,7 @@ func collect(w http.ResponseWriter, stream chatv1.ChatService_CompleteClient) (*
 		case *chatv1.CompleteResponse_Delta_:
 			rep.content.WriteString(e.Delta.GetContent())
 			rep.reasoning.WriteString(e.Delta.GetReasoningContent())
+			rep.addCalls(e.Delta.GetToolCalls())
 		case *chatv1.CompleteResponse_Finished_:
 			f := finishNames[e.Finished.GetFinishReason()]
 			rep.finish = &f
@@ -298,7 +359,12 @@ func (c chatChunks) delta(e *chatv1.CompleteResponse_Delta) any {
 	if r := e.GetReasoningContent(); r != "" {
 		d.ReasoningContent = &r
 	}
-	if piece := e.GetContent(); piece != "" || d.ReasoningContent == nil {
+	for _, tc := range e.GetToolCalls() {
+		i := int(tc.GetIndex())
+		d.ToolCalls = append(d.ToolCalls, wireToolCall{Index: &i, ID: tc.GetId(), Type: tc.GetType(),
+			Function: wireFunctionCall{Name: tc.GetFunctionName(), Arguments: tc.GetFunctionArguments()}})
+	}
+	if piece := e.GetContent(); piece != "" || (d.ReasoningContent == nil && d.ToolCalls == nil) {
 		d.Content = &piece
 	}
 	out := c.base

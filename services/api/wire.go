@@ -39,7 +39,7 @@ type chatRequest struct {
 	Logprobs         *bool              `json:"logprobs"`
 	TopLogprobs      *int               `json:"top_logprobs"`
 	LogitBias        map[string]float64 `json:"logit_bias"`
-	Tools            []json.RawMessage  `json:"tools"`
+	Tools            []wireTool         `json:"tools"`
 	ToolChoice       json.RawMessage    `json:"tool_choice"`
 	// Cache opts a non-deterministic request into the response cache
 	// (Bulkhead extension).
@@ -59,15 +59,34 @@ type wireMessage struct {
 	ReasoningContent string          `json:"reasoning_content"`
 	// Prefix on the last, assistant message: continue it (DeepSeek's chat
 	// prefix completion).
-	Prefix    bool `json:"prefix"`
-	ToolCalls []struct {
-		ID       string `json:"id"`
-		Type     string `json:"type"`
-		Function struct {
-			Name      string `json:"name"`
-			Arguments string `json:"arguments"`
-		} `json:"function"`
-	} `json:"tool_calls"`
+	Prefix    bool           `json:"prefix"`
+	ToolCalls []wireToolCall `json:"tool_calls"`
+}
+
+// wireTool is one of the request's tools.
+type wireTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+		Strict      *bool           `json:"strict"`
+	} `json:"function"`
+}
+
+// wireToolCall is a tool call in a message, or a piece of one in a
+// stream's delta (Index set; the first piece of a call has its id, type
+// and name, the later ones more of its arguments).
+type wireToolCall struct {
+	Index    *int             `json:"index,omitempty"`
+	ID       string           `json:"id,omitempty"`
+	Type     string           `json:"type,omitempty"`
+	Function wireFunctionCall `json:"function"`
+}
+
+type wireFunctionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 var roles = map[string]inferencev1.Role{
@@ -167,7 +186,8 @@ type completionMessage struct {
 	Content string `json:"content"`
 	// ReasoningContent is the chain of thought (thinking mode), null
 	// otherwise, as DeepSeek sends it.
-	ReasoningContent *string `json:"reasoning_content"`
+	ReasoningContent *string        `json:"reasoning_content"`
+	ToolCalls        []wireToolCall `json:"tool_calls,omitempty"`
 }
 
 type completionChoice struct {
@@ -188,9 +208,10 @@ type chatCompletion struct {
 }
 
 type chunkDelta struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent *string `json:"reasoning_content,omitempty"`
+	Role             string         `json:"role,omitempty"`
+	Content          *string        `json:"content,omitempty"`
+	ReasoningContent *string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []wireToolCall `json:"tool_calls,omitempty"`
 }
 
 type chunkChoice struct {

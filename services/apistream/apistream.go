@@ -15,8 +15,9 @@ import (
 type Chunk struct {
 	Choices []struct {
 		Delta struct {
-			Content          string `json:"content"`
-			ReasoningContent string `json:"reasoning_content"`
+			Content          string     `json:"content"`
+			ReasoningContent string     `json:"reasoning_content"`
+			ToolCalls        []ToolCall `json:"tool_calls"`
 		} `json:"delta"`
 		// Text is a text completion's piece (POST /completions).
 		Text         string  `json:"text"`
@@ -36,6 +37,19 @@ type Chunk struct {
 	Error *struct {
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// ToolCall is a piece of a tool call in a stream: the first piece of a
+// call has its id, type and function name, the later ones (same Index)
+// more of its arguments.
+type ToolCall struct {
+	Index    int    `json:"index"`
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
 }
 
 // MalformedError is a chunk that is not JSON.

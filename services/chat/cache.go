@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 )
@@ -37,21 +38,39 @@ type cachedResponse struct {
 	Finish           int32    `json:"f"`
 	CompletionTokens int64    `json:"c"`
 	ReasoningTokens  int64    `json:"rt,omitempty"`
+	// Calls are the tool calls' deltas, after the answer.
+	Calls []cachedCall `json:"t,omitempty"`
 }
 
-func cacheKey(account string, m *modelsv1.Model, msgs []*inferencev1.Message, suffix *string, s *inferencev1.Sampling) string {
+type cachedCall struct {
+	Index     int32  `json:"i"`
+	ID        string `json:"id,omitempty"`
+	Type      string `json:"ty,omitempty"`
+	Name      string `json:"n,omitempty"`
+	Arguments string `json:"a,omitempty"`
+}
+
+func cacheKey(account string, m *modelsv1.Model, req *chatv1.CompleteRequest, s *inferencev1.Sampling) string {
 	h := sha256.New()
-	if suffix != nil {
+	if suffix := req.Suffix; suffix != nil {
 		h.Write([]byte("fim:" + strconv.Itoa(len(*suffix)) + ":" + *suffix))
 	}
-	for _, msg := range msgs {
-		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
-		h.Write([]byte(strconv.Itoa(len(b))))
+	write := func(m proto.Message) {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		h.Write([]byte(strconv.Itoa(len(b)) + ":"))
 		h.Write(b)
 	}
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	for _, msg := range req.GetMessages() {
+		write(msg)
+	}
+	// Tools change the reply as much as the messages do.
+	h.Write([]byte("|tools"))
+	for _, t := range req.GetTools() {
+		write(t)
+	}
+	write(req.GetToolChoice())
 	h.Write([]byte("|"))
-	h.Write(b)
+	write(s)
 	return "chat:cache:" + account + ":" + m.GetName() + ":v" + strconv.FormatInt(m.GetVersion(), 10) + ":" + hex.EncodeToString(h.Sum(nil))
 }
 

@@ -38,43 +38,60 @@ type completion struct {
 	prompt      int64
 	req         *chatv1.CompleteRequest
 
-	// What was sent of the reply, piece by piece: the answer and the
-	// chain of thought.
+	// What was sent of the reply, piece by piece: the answer, the chain
+	// of thought and the tool calls.
 	pieces, thoughts []string
+	calls            []*inferencev1.ToolCall
 }
 
 func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.Send(ev) }
 
-func (t *completion) delta(content, reasoning string) error {
+func (t *completion) delta(content, reasoning string, calls []*inferencev1.ToolCall) error {
 	if reasoning != "" {
 		t.thoughts = append(t.thoughts, reasoning)
 	}
 	if content != "" {
 		t.pieces = append(t.pieces, content)
 	}
-	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{Content: content, ReasoningContent: reasoning}}})
+	t.calls = append(t.calls, calls...)
+	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{
+		Content: content, ReasoningContent: reasoning, ToolCalls: calls}}})
 }
 
 // sent says whether any of the reply reached the client.
-func (t *completion) sent() bool { return len(t.pieces) > 0 || len(t.thoughts) > 0 }
+func (t *completion) sent() bool { return len(t.pieces) > 0 || len(t.thoughts) > 0 || len(t.calls) > 0 }
 
 // text and thought are what was sent of the answer and of the chain of
-// thought.
+// thought; called, the tool calls' names and arguments.
 func (t *completion) text() string    { return strings.Join(t.pieces, "") }
 func (t *completion) thought() string { return strings.Join(t.thoughts, "") }
+func (t *completion) called() string {
+	var b strings.Builder
+	for _, c := range t.calls {
+		b.WriteString(c.GetFunctionName() + c.GetFunctionArguments())
+	}
+	return b.String()
+}
 
 // replay answers from the cache: the same pieces, the prompt counted as
 // cache hit.
 func (t *completion) replay(hit *cachedResponse) error {
 	u := &usage{hit: t.prompt, completion: hit.CompletionTokens, reasoning: hit.ReasoningTokens}
 	for _, p := range hit.Reasoning {
-		if err := t.delta("", p); err != nil {
+		if err := t.delta("", p, nil); err != nil {
 			t.settle(u, 0)
 			return err
 		}
 	}
 	for _, p := range hit.Pieces {
-		if err := t.delta(p, ""); err != nil {
+		if err := t.delta(p, "", nil); err != nil {
+			t.settle(u, 0)
+			return err
+		}
+	}
+	for _, c := range hit.Calls {
+		call := &inferencev1.ToolCall{Index: c.Index, Id: c.ID, Type: c.Type, FunctionName: c.Name, FunctionArguments: c.Arguments}
+		if err := t.delta("", "", []*inferencev1.ToolCall{call}); err != nil {
 			t.settle(u, 0)
 			return err
 		}
@@ -100,6 +117,7 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
 		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
 		Upstreams: t.model.GetUpstreams(), PassiveHealth: t.model.GetPassiveHealth(),
+		Tools: t.req.GetTools(), ToolChoice: t.req.GetToolChoice(),
 	}
 	for attempt := 0; ; attempt++ {
 		fin, err := t.stream1(ctx, req)
@@ -111,6 +129,9 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 			if cacheKey != "" {
 				hit := &cachedResponse{Pieces: t.pieces, Reasoning: t.thoughts, Finish: int32(fin.GetFinishReason()),
 					CompletionTokens: u.completion, ReasoningTokens: u.reasoning}
+				for _, c := range t.calls {
+					hit.Calls = append(hit.Calls, cachedCall{Index: c.GetIndex(), ID: c.GetId(), Type: c.GetType(), Name: c.GetFunctionName(), Arguments: c.GetFunctionArguments()})
+				}
 				if err := t.s.cache.put(context.WithoutCancel(t.ctx), cacheKey, hit, CacheTTL[sampling.GetResponseFormat()]); err != nil {
 					t.s.log.WarnContext(t.ctx, "response cache write", "error", err)
 				}
@@ -127,13 +148,15 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 			t.settle(nil, 0)
 			return err
 		}
-		if attempt < MaxContinuations && continuable(err) {
+		// A tool call cannot be continued from a text prefix: the client
+		// gets the error.
+		if attempt < MaxContinuations && continuable(err) && len(t.calls) == 0 {
 			t.s.continued.Add(t.ctx, 1, metric.WithAttributes(attribute.String("model", t.model.GetName()), attribute.String("code", status.Code(err).String())))
 			t.s.log.WarnContext(t.ctx, "generation broke mid-stream; continuing it", "error", err, "attempt", attempt+1, "request_id", t.requestID)
 			req.Continuation = &inferencev1.Continuation{ReasoningContent: t.thought(), Content: t.text()}
 			continue
 		}
-		if capacity(err) {
+		if capacity(err) && len(t.calls) == 0 {
 			// Nothing left to continue on: DeepSeek's answer for a
 			// generation the system could not finish.
 			return t.finish(inferencev1.FinishReason_FINISH_REASON_INSUFFICIENT_SYSTEM_RESOURCE, t.served())
@@ -160,7 +183,7 @@ func (t *completion) stream1(ctx context.Context, req *inferencev1.GenerateReque
 		}
 		switch e := r.Event.(type) {
 		case *inferencev1.GenerateResponse_Delta_:
-			if err := t.delta(e.Delta.GetContent(), e.Delta.GetReasoningContent()); err != nil {
+			if err := t.delta(e.Delta.GetContent(), e.Delta.GetReasoningContent(), e.Delta.GetToolCalls()); err != nil {
 				return nil, err
 			}
 		case *inferencev1.GenerateResponse_Finished_:
@@ -192,7 +215,7 @@ func (t *completion) served() *usage {
 		return nil
 	}
 	r := int64(tokens.Count(t.thought()))
-	return &usage{miss: t.prompt, completion: r + int64(tokens.Count(t.text())), reasoning: r}
+	return &usage{miss: t.prompt, completion: r + int64(tokens.Count(t.text())+tokens.Count(t.called())), reasoning: r}
 }
 
 func (t *completion) finish(reason inferencev1.FinishReason, u *usage) error {

@@ -138,10 +138,13 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	if err := thinkingMode(sampling, m); err != nil {
 		return err
 	}
+	if err := toolsFor(req, sampling, m); err != nil {
+		return err
+	}
 	if mt := sampling.GetMaxTokens(); mt < 1 || mt > m.GetMaxOutputTokens() {
 		return platform.InvalidField("max_tokens", "must be in [1, %d] for model %s", m.GetMaxOutputTokens(), m.GetName())
 	}
-	prompt := tokens.Request(req.GetMessages(), req.Suffix)
+	prompt := tokens.Request(req.GetMessages(), req.Suffix, req.GetTools())
 	if total := prompt + int64(sampling.GetMaxTokens()); total > int64(m.GetContextLength()) {
 		return platform.InvalidField("messages", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
 			m.GetContextLength(), total, prompt, sampling.GetMaxTokens())
@@ -171,7 +174,7 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	deterministic := req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0 && !sampling.GetThinking())
 	var key string
 	if deterministic {
-		key = cacheKey(id.AccountId, m, req.GetMessages(), req.Suffix, sampling)
+		key = cacheKey(id.AccountId, m, req, sampling)
 		hit, err := s.cache.get(ctx, key)
 		if err != nil {
 			s.log.WarnContext(ctx, "response cache read", "error", err)
@@ -246,6 +249,9 @@ func validate(req *chatv1.CompleteRequest) error {
 	}
 	if req.Suffix != nil && (len(msgs) != 1 || msgs[0].GetRole() != inferencev1.Role_ROLE_USER) {
 		return platform.InvalidField("messages", "a fill-in-the-middle completion has one user message, its prompt")
+	}
+	if err := validateTools(req); err != nil {
+		return err
 	}
 	s := req.GetSampling()
 	switch {

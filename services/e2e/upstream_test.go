@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,7 +36,25 @@ type fakeUpstream struct {
 	calls    atomic.Int64 // chat completions
 	mu       sync.Mutex
 	prefixes []string
+	// last is the body of the last chat completion it was sent.
+	last []byte
 }
+
+// lastBody is the last chat completion request it was sent, decoded.
+func (u *fakeUpstream) lastBody(t *testing.T) map[string]any {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var v map[string]any
+	if err := json.Unmarshal(u.last, &v); err != nil {
+		t.Fatalf("fake upstream's last request %q: %v", u.last, err)
+	}
+	return v
+}
+
+// toolArguments are the arguments of the call the fake makes, sent in
+// these pieces.
+var toolArguments = []string{`{"city":`, ` "Par`, `is"}`}
 
 func newFakeUpstream(t *testing.T, name string, n int) *fakeUpstream {
 	t.Helper()
@@ -75,12 +94,22 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			Content string `json:"content"`
 			Prefix  bool   `json:"prefix"`
 		} `json:"messages"`
+		Tools []struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		} `json:"tools"`
+		ToolChoice json.RawMessage `json:"tool_choice"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || r.URL.Path != "/v1/chat/completions" || len(body.Messages) == 0 {
+	raw, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(raw, &body); err != nil || r.URL.Path != "/v1/chat/completions" || len(body.Messages) == 0 {
 		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 		return
 	}
 	u.calls.Add(1)
+	u.mu.Lock()
+	u.last = raw
+	u.mu.Unlock()
 	if mode == "fail" || mode == "down" {
 		http.Error(w, `{"error":{"message":"upstream failure"}}`, http.StatusInternalServerError)
 		return
@@ -97,6 +126,28 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		start = len(strings.Fields(last.Content))
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
+	last := body.Messages[len(body.Messages)-1]
+	if len(body.Tools) > 0 && string(body.ToolChoice) != `"none"` && last.Role != "tool" {
+		// It calls the first tool, its arguments in pieces as OpenAI
+		// streams them; in mode "cut" it dies after the first piece.
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_%s\",\"type\":\"function\",\"function\":{\"name\":%q,\"arguments\":\"\"}}]}}]}\n\n",
+			u.name, body.Tools[0].Function.Name)
+		for _, piece := range toolArguments {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":%q}}]}}]}\n\n", piece)
+			w.(http.Flusher).Flush()
+			if mode == "cut" {
+				panic(http.ErrAbortHandler)
+			}
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":11}}\n\ndata: [DONE]\n\n")
+		return
+	}
+	if last.Role == "tool" {
+		// It answers from the tool's result.
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":6}}\n\ndata: [DONE]\n\n",
+			"The tool says: "+last.Content)
+		return
+	}
 	for i := start; i < len(u.words); i++ {
 		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", u.words[i])
 		w.(http.Flusher).Flush()

@@ -53,6 +53,10 @@ func NewBuiltin(tokenInterval time.Duration) *Builtin {
 // continuation is exact: the generation is run again from the start and
 // the part already sent is checked and skipped.
 func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) error) (Result, error) {
+	if req.callsTools() {
+		// A trigram model cannot choose a function or write its arguments.
+		return Result{}, platform.InvalidField("tools", "the builtin engine cannot call tools (tool_choice \"none\" is accepted); serve the model from an upstream that can (engine openai)")
+	}
 	s := req.Sampling
 	res := Result{PromptTokens: req.PromptTokens}
 	maxTokens := int(s.GetMaxTokens())

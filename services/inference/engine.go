@@ -15,6 +15,9 @@ import (
 
 // Request is one generation.
 type Request struct {
+	// ID is the request's id (for logs, and the ids of tool calls an
+	// upstream did not name).
+	ID string
 	// Model is the engine's own model name (the registry's engine_model).
 	Model    string
 	Messages []*inferencev1.Message
@@ -28,13 +31,23 @@ type Request struct {
 	// Suffix, when set, makes this a fill-in-the-middle completion of the
 	// one message's raw prompt.
 	Suffix *string
+	// Tools the model may call, and whether it must.
+	Tools      []*inferencev1.Tool
+	ToolChoice *inferencev1.ToolChoice
 }
 
-// Piece is a piece of the reply: content, or (thinking mode) a piece of
-// the chain of thought. Exactly one of the two is set.
+// callsTools says whether the request lets the model call a tool: tools
+// were given and tool_choice is not "none".
+func (r Request) callsTools() bool {
+	return len(r.Tools) > 0 && r.ToolChoice.GetMode() != inferencev1.ToolChoice_MODE_NONE
+}
+
+// Piece is a piece of the reply: content, (thinking mode) a piece of the
+// chain of thought, or pieces of tool calls. Exactly one is set.
 type Piece struct {
 	Content   string
 	Reasoning string
+	ToolCalls []*inferencev1.ToolCall
 }
 
 // Result ends a generation.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
+	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 )
 
@@ -217,6 +218,19 @@ func TestBuiltinEngineThroughTheMesh(t *testing.T) {
 			if _, err := st.Recv(); err != nil {
 				break
 			}
+		}
+	})
+	t.Run("tools", func(t *testing.T) {
+		// It cannot call one, and says so; tool_choice none asks for none.
+		req := request("What is the weather?", &inferencev1.Sampling{MaxTokens: ptr[int32](8)})
+		req.Tools = []*inferencev1.Tool{{Type: "function", Name: "get_weather"}}
+		_, err := generateRequest(t, c, req)
+		if _, v, _ := platform.Details(err); status.Code(err) != codes.InvalidArgument || v != "tools" {
+			t.Fatalf("builtin with tools: %v (field %q)", err, v)
+		}
+		req.ToolChoice = &inferencev1.ToolChoice{Mode: inferencev1.ToolChoice_MODE_NONE}
+		if g, err := generateRequest(t, c, req); err != nil || g.text() == "" {
+			t.Fatalf("builtin with tool_choice none: %q, %v", g.text(), err)
 		}
 	})
 	t.Run("bad input", func(t *testing.T) {

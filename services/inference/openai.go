@@ -96,15 +96,69 @@ var roleNames = map[inferencev1.Role]string{
 }
 
 type upstreamMessage struct {
-	Role             string `json:"role"`
-	Content          string `json:"content"`
-	Name             string `json:"name,omitempty"`
-	ToolCallID       string `json:"tool_call_id,omitempty"`
-	ReasoningContent string `json:"reasoning_content,omitempty"`
+	Role string `json:"role"`
+	// Content is null only on an assistant message that made tool calls
+	// and said nothing, as OpenAI's API writes it.
+	Content          *string `json:"content"`
+	Name             string  `json:"name,omitempty"`
+	ToolCallID       string  `json:"tool_call_id,omitempty"`
+	ReasoningContent string  `json:"reasoning_content,omitempty"`
 	// Prefix asks the upstream to continue this (last, assistant) message:
 	// DeepSeek's chat prefix completion; llama.cpp's server and Ollama
 	// continue a trailing assistant message by themselves.
-	Prefix bool `json:"prefix,omitempty"`
+	Prefix    bool               `json:"prefix,omitempty"`
+	ToolCalls []upstreamToolCall `json:"tool_calls,omitempty"`
+}
+
+type upstreamFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+	// Arguments is set in a message's tool call, never in a tool.
+	Arguments *string `json:"arguments,omitempty"`
+}
+
+type upstreamToolCall struct {
+	ID       string           `json:"id"`
+	Type     string           `json:"type"`
+	Function upstreamFunction `json:"function"`
+}
+
+type upstreamTool struct {
+	Type     string           `json:"type"`
+	Function upstreamFunction `json:"function"`
+}
+
+// message writes a conversation's message as an upstream reads it.
+func message(m *inferencev1.Message) upstreamMessage {
+	content := m.GetContent()
+	out := upstreamMessage{Role: roleNames[m.GetRole()], Content: &content, Name: m.GetName(),
+		ToolCallID: m.GetToolCallId(), ReasoningContent: m.GetReasoningContent(), Prefix: m.GetPrefix()}
+	for _, tc := range m.GetToolCalls() {
+		args := tc.GetFunctionArguments()
+		out.ToolCalls = append(out.ToolCalls, upstreamToolCall{ID: tc.GetId(), Type: "function", Function: upstreamFunction{Name: tc.GetFunctionName(), Arguments: &args}})
+	}
+	if content == "" && len(out.ToolCalls) > 0 {
+		out.Content = nil
+	}
+	return out
+}
+
+// toolChoice writes tool_choice as OpenAI's and DeepSeek's APIs read it
+// (nil: unset, the upstream's default, auto).
+func toolChoice(c *inferencev1.ToolChoice) any {
+	switch c.GetMode() {
+	case inferencev1.ToolChoice_MODE_NONE:
+		return "none"
+	case inferencev1.ToolChoice_MODE_AUTO:
+		return "auto"
+	case inferencev1.ToolChoice_MODE_REQUIRED:
+		return "required"
+	case inferencev1.ToolChoice_MODE_FUNCTION:
+		return map[string]any{"type": "function", "function": map[string]string{"name": c.GetFunctionName()}}
+	}
+	return nil
 }
 
 type upstreamRequest struct {
@@ -127,6 +181,8 @@ type upstreamRequest struct {
 	// is asked for, so upstreams without the fields never see them.
 	Thinking        map[string]string `json:"thinking,omitempty"`
 	ReasoningEffort string            `json:"reasoning_effort,omitempty"`
+	Tools           []upstreamTool    `json:"tools,omitempty"`
+	ToolChoice      any               `json:"tool_choice,omitempty"`
 }
 
 var effortNames = map[inferencev1.ReasoningEffort]string{
@@ -165,8 +221,17 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		body.Prompt, body.Suffix = req.Messages[0].GetContent(), req.Suffix
 	} else {
 		for _, m := range req.Messages {
-			body.Messages = append(body.Messages, upstreamMessage{Role: roleNames[m.GetRole()], Content: m.GetContent(), Name: m.GetName(),
-				ToolCallID: m.GetToolCallId(), ReasoningContent: m.GetReasoningContent(), Prefix: m.GetPrefix()})
+			body.Messages = append(body.Messages, message(m))
+		}
+		for _, t := range req.Tools {
+			f := upstreamFunction{Name: t.GetName(), Description: t.GetDescription(), Strict: t.Strict}
+			if p := t.GetParametersJson(); p != "" {
+				f.Parameters = json.RawMessage(p)
+			}
+			body.Tools = append(body.Tools, upstreamTool{Type: "function", Function: f})
+		}
+		if len(req.Tools) > 0 {
+			body.ToolChoice = toolChoice(req.ToolChoice)
 		}
 	}
 	// A continuation is the assistant's unfinished message, to be continued
@@ -178,7 +243,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 			// FIM continues the prompt with what was sent.
 			body.Prompt += sentContent
 		} else {
-			body.Messages = append(body.Messages, upstreamMessage{Role: "assistant", Content: sentContent, ReasoningContent: sentReasoning, Prefix: true})
+			body.Messages = append(body.Messages, upstreamMessage{Role: "assistant", Content: &sentContent, ReasoningContent: sentReasoning, Prefix: true})
 		}
 		if body.MaxTokens != nil {
 			left := *body.MaxTokens - int32(tokens.Count(sentReasoning)+tokens.Count(sentContent))
@@ -231,11 +296,14 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	}
 	reply := wd.body(resp.Body)
 
-	var text, thought strings.Builder
+	// calls holds the tool calls' names and arguments, for the usage an
+	// upstream did not report.
+	var text, thought, calls strings.Builder
 	text.WriteString(sentContent)
 	thought.WriteString(sentReasoning)
 	res := Result{Finish: inferencev1.FinishReason_FINISH_REASON_STOP}
 	var usageSeen bool
+	callSeen := map[int]bool{}
 	// stop is an error event from upstream or the caller's own failure to
 	// take a piece: returned as it is.
 	var stop error
@@ -254,6 +322,32 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 			if piece := ch.Delta.Content + ch.Text; piece != "" {
 				text.WriteString(piece)
 				if stop = emit(Piece{Content: piece}); stop != nil {
+					return stop
+				}
+			}
+			if tcs := ch.Delta.ToolCalls; len(tcs) > 0 {
+				piece := Piece{}
+				for _, tc := range tcs {
+					if tc.Index < 0 || tc.Index >= maxToolCalls {
+						stop = status.Errorf(codes.Unavailable, "openai engine: malformed chunk from upstream: tool call index %d is not in [0, %d)", tc.Index, maxToolCalls)
+						return stop
+					}
+					if !callSeen[tc.Index] {
+						// A call's first piece names it; an upstream that
+						// gives no id gets one, since clients answer by it.
+						callSeen[tc.Index] = true
+						if tc.ID == "" {
+							tc.ID = fmt.Sprintf("call_%s_%d", req.ID, tc.Index)
+						}
+						if tc.Type == "" {
+							tc.Type = "function"
+						}
+					}
+					calls.WriteString(tc.Function.Name + tc.Function.Arguments)
+					piece.ToolCalls = append(piece.ToolCalls, &inferencev1.ToolCall{Index: int32(tc.Index), Id: tc.ID, Type: tc.Type,
+						FunctionName: tc.Function.Name, FunctionArguments: tc.Function.Arguments})
+				}
+				if stop = emit(piece); stop != nil {
 					return stop
 				}
 			}
@@ -284,8 +378,9 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	case err != nil:
 		err = status.Errorf(codes.Unavailable, "openai engine: upstream stream: %v", err)
 	}
-	res = o.usage(res, req, thought.String(), text.String(), usageSeen)
-	if err == nil && s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT && req.Suffix == nil {
+	res = o.usage(res, req, thought.String(), text.String()+calls.String(), usageSeen)
+	if err == nil && s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT && req.Suffix == nil &&
+		res.Finish != inferencev1.FinishReason_FINISH_REASON_TOOL_CALLS {
 		err = checkJSONObject(text.String(), res.Finish, s.GetMaxTokens())
 	}
 	return res, err
@@ -318,6 +413,9 @@ func (o *OpenAI) usage(res Result, req Request, thought, text string, usageSeen 
 	}
 	return res
 }
+
+// maxToolCalls bounds the tool calls of one reply.
+const maxToolCalls = 128
 
 // reasonKeyRefused marks the error of an upstream that refused its API
 // key (401, 403): the key read from Vault is stale or wrong.

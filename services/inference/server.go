@@ -124,7 +124,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	if req.Suffix != nil && len(req.GetMessages()) != 1 {
 		return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
 	}
-	promptTokens := tokens.Request(req.GetMessages(), req.Suffix)
+	promptTokens := tokens.Request(req.GetMessages(), req.Suffix, req.GetTools())
 	t0 := time.Now()
 	started := false
 	var buffered []Piece
@@ -138,7 +138,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 			}
 		}
 		return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Delta_{
-			Delta: &inferencev1.GenerateResponse_Delta{Content: piece.Content, ReasoningContent: piece.Reasoning}}})
+			Delta: &inferencev1.GenerateResponse_Delta{Content: piece.Content, ReasoningContent: piece.Reasoning, ToolCalls: piece.ToolCalls}}})
 	}
 	emit := send
 	if req.GetBuffered() {
@@ -148,7 +148,8 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	if sampling == nil {
 		sampling = &inferencev1.Sampling{}
 	}
-	res, err := eng.Generate(ctx, Request{Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling, PromptTokens: promptTokens, Continuation: req.GetContinuation(), Suffix: req.Suffix}, emit)
+	res, err := eng.Generate(ctx, Request{ID: req.GetRequestId(), Model: req.GetModel(), Messages: req.GetMessages(), Sampling: sampling, PromptTokens: promptTokens, Continuation: req.GetContinuation(), Suffix: req.Suffix,
+		Tools: req.GetTools(), ToolChoice: req.GetToolChoice()}, emit)
 	if err != nil && ctx.Err() != nil {
 		// However it surfaced (a failed send, the engine's own check), the
 		// caller went away.

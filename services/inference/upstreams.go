@@ -106,12 +106,16 @@ func (p *pool) Generate(ctx context.Context, req Request, ups []*inferencev1.Ups
 		sentReasoning.WriteString(c.GetReasoningContent())
 		sentContent.WriteString(c.GetContent())
 	}
-	emitted := false
+	// calledTool: a tool call was sent, which no upstream can continue
+	// (an assistant prefix is text), so a cut after it is the caller's
+	// error.
+	emitted, calledTool := false, false
 	track := func(piece Piece) error {
 		if err := emit(piece); err != nil {
 			return err
 		}
 		emitted = true
+		calledTool = calledTool || len(piece.ToolCalls) > 0
 		sentReasoning.WriteString(piece.Reasoning)
 		sentContent.WriteString(piece.Content)
 		return nil
@@ -141,7 +145,7 @@ func (p *pool) Generate(ctx context.Context, req Request, ups []*inferencev1.Ups
 		}
 		res, err := eng.Generate(ctx, r, track)
 		p.done(u, h, health, err)
-		if err == nil || ctx.Err() != nil || !failover(err) {
+		if err == nil || ctx.Err() != nil || !failover(err) || calledTool {
 			return res, err
 		}
 		failures = append(failures, fmt.Sprintf("%s: %v", u.GetName(), status.Convert(err).Message()))

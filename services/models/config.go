@@ -224,7 +224,7 @@ func sameModel(cur, m *modelsv1.Model) bool {
 	}
 	a, b := proto.CloneOf(cur), proto.CloneOf(m)
 	for _, x := range []*modelsv1.Model{a, b} {
-		x.Version, x.State, x.StateReason, x.CreatedAt = 0, 0, "", nil
+		x.Version, x.State, x.StateReason, x.CreatedAt, x.CallsTools = 0, 0, "", nil, false
 	}
 	if b.OwnedBy == "" {
 		b.OwnedBy = ownedBy(b)

@@ -91,6 +91,8 @@ func scan(row pgx.Row) (*modelsv1.Model, error) {
 	m.State = states[state]
 	m.Thinking = thinkings[thinking]
 	m.CreatedAt = timestamppb.New(created)
+	// Only the openai engine passes tools on (to upstreams that take them).
+	m.CallsTools = m.Engine == "openai"
 	return &m, nil
 }
 

@@ -86,14 +86,30 @@ func Render(msgs []*inferencev1.Message) string {
 }
 
 // Request is the number of prompt tokens of a request: its conversation
-// rendered with the template, or, for a fill-in-the-middle (suffix set,
-// one message holding the raw prompt), the prompt and the suffix as they
-// are.
-func Request(msgs []*inferencev1.Message, suffix *string) int64 {
+// rendered with the template and the tools it offers, or, for a
+// fill-in-the-middle (suffix set, one message holding the raw prompt), the
+// prompt and the suffix as they are.
+func Request(msgs []*inferencev1.Message, suffix *string, tools []*inferencev1.Tool) int64 {
 	if suffix != nil && len(msgs) == 1 {
 		return int64(Count(msgs[0].GetContent()) + Count(*suffix))
 	}
-	return Prompt(msgs)
+	return Prompt(msgs) + Tools(tools)
+}
+
+// Tools is the number of prompt tokens of the tools a request offers:
+// each one's name, description and schema, as a model reads them in its
+// system turn.
+func Tools(tools []*inferencev1.Tool) int64 {
+	if len(tools) == 0 {
+		return 0
+	}
+	var b strings.Builder
+	b.WriteString("<|im_start|>tools\n")
+	for _, t := range tools {
+		b.WriteString(t.GetName() + ": " + t.GetDescription() + "\n" + t.GetParametersJson() + "\n")
+	}
+	b.WriteString("<|im_end|>\n")
+	return int64(Count(b.String()))
 }
 
 // Prompt is the number of prompt tokens of a conversation.

@@ -51,7 +51,12 @@ type CompleteRequest struct {
 	// Set (even empty): a fill-in-the-middle completion (POST
 	// /beta/completions): messages is one user message holding the raw
 	// prompt; thinking is off.
-	Suffix        *string `protobuf:"bytes,9,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
+	Suffix *string `protobuf:"bytes,9,opt,name=suffix,proto3,oneof" json:"suffix,omitempty"`
+	// Functions the model may call (the request's tools and tool_choice).
+	// A model that cannot call tools refuses them (INVALID_ARGUMENT on
+	// "tools") unless tool_choice is MODE_NONE.
+	Tools         []*v1.Tool     `protobuf:"bytes,10,rep,name=tools,proto3" json:"tools,omitempty"`
+	ToolChoice    *v1.ToolChoice `protobuf:"bytes,11,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +145,20 @@ func (x *CompleteRequest) GetSuffix() string {
 		return *x.Suffix
 	}
 	return ""
+}
+
+func (x *CompleteRequest) GetTools() []*v1.Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *CompleteRequest) GetToolChoice() *v1.ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
 }
 
 // Usage is the DeepSeek usage object.
@@ -581,7 +600,7 @@ var File_bulkhead_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\xbb\x02\n" +
+	"\x1bbulkhead/chat/v1/chat.proto\x12\x10bulkhead.chat.v1\x1a%bulkhead/inference/v1/inference.proto\"\xb2\x03\n" +
 	"\x0fCompleteRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12:\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1e.bulkhead.inference.v1.MessageR\bmessages\x12;\n" +
@@ -592,7 +611,11 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\fcache_opt_in\x18\a \x01(\bR\n" +
 	"cacheOptIn\x12\x16\n" +
 	"\x06stream\x18\b \x01(\bR\x06stream\x12\x1b\n" +
-	"\x06suffix\x18\t \x01(\tH\x00R\x06suffix\x88\x01\x01B\t\n" +
+	"\x06suffix\x18\t \x01(\tH\x00R\x06suffix\x88\x01\x01\x121\n" +
+	"\x05tools\x18\n" +
+	" \x03(\v2\x1b.bulkhead.inference.v1.ToolR\x05tools\x12B\n" +
+	"\vtool_choice\x18\v \x01(\v2!.bulkhead.inference.v1.ToolChoiceR\n" +
+	"toolChoiceB\t\n" +
 	"\a_suffixJ\x04\b\x04\x10\x05\"\x97\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
@@ -648,26 +671,30 @@ var file_bulkhead_chat_v1_chat_proto_goTypes = []any{
 	(*CompleteResponse_KeepAlive)(nil), // 6: bulkhead.chat.v1.CompleteResponse.KeepAlive
 	(*v1.Message)(nil),                 // 7: bulkhead.inference.v1.Message
 	(*v1.Sampling)(nil),                // 8: bulkhead.inference.v1.Sampling
-	(*v1.ToolCall)(nil),                // 9: bulkhead.inference.v1.ToolCall
-	(v1.FinishReason)(0),               // 10: bulkhead.inference.v1.FinishReason
+	(*v1.Tool)(nil),                    // 9: bulkhead.inference.v1.Tool
+	(*v1.ToolChoice)(nil),              // 10: bulkhead.inference.v1.ToolChoice
+	(*v1.ToolCall)(nil),                // 11: bulkhead.inference.v1.ToolCall
+	(v1.FinishReason)(0),               // 12: bulkhead.inference.v1.FinishReason
 }
 var file_bulkhead_chat_v1_chat_proto_depIdxs = []int32{
 	7,  // 0: bulkhead.chat.v1.CompleteRequest.messages:type_name -> bulkhead.inference.v1.Message
 	8,  // 1: bulkhead.chat.v1.CompleteRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
-	3,  // 2: bulkhead.chat.v1.CompleteResponse.started:type_name -> bulkhead.chat.v1.CompleteResponse.Started
-	4,  // 3: bulkhead.chat.v1.CompleteResponse.delta:type_name -> bulkhead.chat.v1.CompleteResponse.Delta
-	5,  // 4: bulkhead.chat.v1.CompleteResponse.finished:type_name -> bulkhead.chat.v1.CompleteResponse.Finished
-	1,  // 5: bulkhead.chat.v1.CompleteResponse.usage:type_name -> bulkhead.chat.v1.Usage
-	6,  // 6: bulkhead.chat.v1.CompleteResponse.keep_alive:type_name -> bulkhead.chat.v1.CompleteResponse.KeepAlive
-	9,  // 7: bulkhead.chat.v1.CompleteResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
-	10, // 8: bulkhead.chat.v1.CompleteResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	0,  // 9: bulkhead.chat.v1.ChatService.Complete:input_type -> bulkhead.chat.v1.CompleteRequest
-	2,  // 10: bulkhead.chat.v1.ChatService.Complete:output_type -> bulkhead.chat.v1.CompleteResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	9,  // 2: bulkhead.chat.v1.CompleteRequest.tools:type_name -> bulkhead.inference.v1.Tool
+	10, // 3: bulkhead.chat.v1.CompleteRequest.tool_choice:type_name -> bulkhead.inference.v1.ToolChoice
+	3,  // 4: bulkhead.chat.v1.CompleteResponse.started:type_name -> bulkhead.chat.v1.CompleteResponse.Started
+	4,  // 5: bulkhead.chat.v1.CompleteResponse.delta:type_name -> bulkhead.chat.v1.CompleteResponse.Delta
+	5,  // 6: bulkhead.chat.v1.CompleteResponse.finished:type_name -> bulkhead.chat.v1.CompleteResponse.Finished
+	1,  // 7: bulkhead.chat.v1.CompleteResponse.usage:type_name -> bulkhead.chat.v1.Usage
+	6,  // 8: bulkhead.chat.v1.CompleteResponse.keep_alive:type_name -> bulkhead.chat.v1.CompleteResponse.KeepAlive
+	11, // 9: bulkhead.chat.v1.CompleteResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
+	12, // 10: bulkhead.chat.v1.CompleteResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	0,  // 11: bulkhead.chat.v1.ChatService.Complete:input_type -> bulkhead.chat.v1.CompleteRequest
+	2,  // 12: bulkhead.chat.v1.ChatService.Complete:output_type -> bulkhead.chat.v1.CompleteResponse
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_chat_v1_chat_proto_init() }

@@ -248,6 +248,65 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{3}
 }
 
+type ToolChoice_Mode int32
+
+const (
+	// Not set: auto when tools are given.
+	ToolChoice_MODE_UNSPECIFIED ToolChoice_Mode = 0
+	// The model calls no tool; the tools are only context.
+	ToolChoice_MODE_NONE ToolChoice_Mode = 1
+	ToolChoice_MODE_AUTO ToolChoice_Mode = 2
+	// The model calls at least one tool.
+	ToolChoice_MODE_REQUIRED ToolChoice_Mode = 3
+	// The model calls function_name.
+	ToolChoice_MODE_FUNCTION ToolChoice_Mode = 4
+)
+
+// Enum value maps for ToolChoice_Mode.
+var (
+	ToolChoice_Mode_name = map[int32]string{
+		0: "MODE_UNSPECIFIED",
+		1: "MODE_NONE",
+		2: "MODE_AUTO",
+		3: "MODE_REQUIRED",
+		4: "MODE_FUNCTION",
+	}
+	ToolChoice_Mode_value = map[string]int32{
+		"MODE_UNSPECIFIED": 0,
+		"MODE_NONE":        1,
+		"MODE_AUTO":        2,
+		"MODE_REQUIRED":    3,
+		"MODE_FUNCTION":    4,
+	}
+)
+
+func (x ToolChoice_Mode) Enum() *ToolChoice_Mode {
+	p := new(ToolChoice_Mode)
+	*p = x
+	return p
+}
+
+func (x ToolChoice_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoice_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_bulkhead_inference_v1_inference_proto_enumTypes[4].Descriptor()
+}
+
+func (ToolChoice_Mode) Type() protoreflect.EnumType {
+	return &file_bulkhead_inference_v1_inference_proto_enumTypes[4]
+}
+
+func (x ToolChoice_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoice_Mode.Descriptor instead.
+func (ToolChoice_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{2, 0}
+}
+
 // ToolCall is a function call requested by the assistant.
 type ToolCall struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -257,8 +316,12 @@ type ToolCall struct {
 	FunctionName string `protobuf:"bytes,3,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
 	// JSON-encoded arguments, as produced by the model.
 	FunctionArguments string `protobuf:"bytes,4,opt,name=function_arguments,json=functionArguments,proto3" json:"function_arguments,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// In a stream's deltas: the call's position in the message's
+	// tool_calls. The first delta of a call carries its id, type and
+	// function_name; the later ones only more of function_arguments.
+	Index         int32 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolCall) Reset() {
@@ -319,6 +382,147 @@ func (x *ToolCall) GetFunctionArguments() string {
 	return ""
 }
 
+func (x *ToolCall) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// Tool is a function the model may call (the request's tools[]).
+type Tool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Always "function" today.
+	Type        string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// JSON Schema of the arguments, a JSON object as the client sent it
+	// (empty: none).
+	ParametersJson string `protobuf:"bytes,4,opt,name=parameters_json,json=parametersJson,proto3" json:"parameters_json,omitempty"`
+	// DeepSeek's strict mode: the arguments follow the schema exactly.
+	Strict        *bool `protobuf:"varint,5,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tool) Reset() {
+	*x = Tool{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tool) ProtoMessage() {}
+
+func (x *Tool) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tool.ProtoReflect.Descriptor instead.
+func (*Tool) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Tool) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Tool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Tool) GetParametersJson() string {
+	if x != nil {
+		return x.ParametersJson
+	}
+	return ""
+}
+
+func (x *Tool) GetStrict() bool {
+	if x != nil && x.Strict != nil {
+		return *x.Strict
+	}
+	return false
+}
+
+// ToolChoice says whether, and which, tool the model calls.
+type ToolChoice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mode          ToolChoice_Mode        `protobuf:"varint,1,opt,name=mode,proto3,enum=bulkhead.inference.v1.ToolChoice_Mode" json:"mode,omitempty"`
+	FunctionName  string                 `protobuf:"bytes,2,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ToolChoice) GetMode() ToolChoice_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return ToolChoice_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetFunctionName() string {
+	if x != nil {
+		return x.FunctionName
+	}
+	return ""
+}
+
 // Message is one turn of a conversation.
 type Message struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -342,7 +546,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[1]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +558,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[1]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +571,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{1}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Message) GetRole() Role {
@@ -446,7 +650,7 @@ type Sampling struct {
 
 func (x *Sampling) Reset() {
 	*x = Sampling{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[2]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +662,7 @@ func (x *Sampling) String() string {
 func (*Sampling) ProtoMessage() {}
 
 func (x *Sampling) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[2]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +675,7 @@ func (x *Sampling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sampling.ProtoReflect.Descriptor instead.
 func (*Sampling) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Sampling) GetMaxTokens() int32 {
@@ -558,7 +762,7 @@ type TokenUsage struct {
 
 func (x *TokenUsage) Reset() {
 	*x = TokenUsage{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[3]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +774,7 @@ func (x *TokenUsage) String() string {
 func (*TokenUsage) ProtoMessage() {}
 
 func (x *TokenUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[3]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +787,7 @@ func (x *TokenUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
 func (*TokenUsage) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{3}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TokenUsage) GetPromptTokens() int64 {
@@ -621,7 +825,7 @@ type Continuation struct {
 
 func (x *Continuation) Reset() {
 	*x = Continuation{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +837,7 @@ func (x *Continuation) String() string {
 func (*Continuation) ProtoMessage() {}
 
 func (x *Continuation) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[4]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +850,7 @@ func (x *Continuation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Continuation.ProtoReflect.Descriptor instead.
 func (*Continuation) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{4}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Continuation) GetReasoningContent() string {
@@ -692,13 +896,17 @@ type GenerateRequest struct {
 	Upstreams []*Upstream `protobuf:"bytes,9,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
 	// How failures eject an upstream (defaults when unset).
 	PassiveHealth *PassiveHealth `protobuf:"bytes,10,opt,name=passive_health,json=passiveHealth,proto3" json:"passive_health,omitempty"`
+	// Functions the model may call, and whether it must. An engine that
+	// cannot call tools refuses tools unless tool_choice is MODE_NONE.
+	Tools         []*Tool     `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	ToolChoice    *ToolChoice `protobuf:"bytes,12,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +918,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +931,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateRequest) GetEngine() string {
@@ -796,6 +1004,20 @@ func (x *GenerateRequest) GetPassiveHealth() *PassiveHealth {
 	return nil
 }
 
+func (x *GenerateRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
 // Upstream is one OpenAI-compatible backend of a model.
 type Upstream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -828,7 +1050,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1062,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1075,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Upstream) GetName() string {
@@ -944,7 +1166,7 @@ type PassiveHealth struct {
 
 func (x *PassiveHealth) Reset() {
 	*x = PassiveHealth{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1178,7 @@ func (x *PassiveHealth) String() string {
 func (*PassiveHealth) ProtoMessage() {}
 
 func (x *PassiveHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1191,7 @@ func (x *PassiveHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassiveHealth.ProtoReflect.Descriptor instead.
 func (*PassiveHealth) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PassiveHealth) GetConsecutiveFailures() int32 {
@@ -1000,7 +1222,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1234,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1247,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -1095,7 +1317,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1329,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1342,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{9}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CountTokensRequest) GetEngine() string {
@@ -1153,7 +1375,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1387,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1400,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CountTokensResponse) GetPromptTokens() int64 {
@@ -1200,7 +1422,7 @@ type GenerateResponse_Started struct {
 
 func (x *GenerateResponse_Started) Reset() {
 	*x = GenerateResponse_Started{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1434,7 @@ func (x *GenerateResponse_Started) String() string {
 func (*GenerateResponse_Started) ProtoMessage() {}
 
 func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1447,7 @@ func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Started.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Started) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 0}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *GenerateResponse_Started) GetModel() string {
@@ -1247,15 +1469,18 @@ type GenerateResponse_Delta struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Content string                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
 	// A piece of the chain of thought (thinking mode); a Delta carries
-	// either content or reasoning_content.
+	// one of content, reasoning_content and tool_calls.
 	ReasoningContent string `protobuf:"bytes,2,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Pieces of the tool calls the reply makes (ToolCall.index says
+	// which). A reply that made one cannot be continued elsewhere.
+	ToolCalls     []*ToolCall `protobuf:"bytes,3,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateResponse_Delta) Reset() {
 	*x = GenerateResponse_Delta{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1492,7 @@ func (x *GenerateResponse_Delta) String() string {
 func (*GenerateResponse_Delta) ProtoMessage() {}
 
 func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1505,7 @@ func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Delta.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Delta) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 1}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 1}
 }
 
 func (x *GenerateResponse_Delta) GetContent() string {
@@ -1297,6 +1522,13 @@ func (x *GenerateResponse_Delta) GetReasoningContent() string {
 	return ""
 }
 
+func (x *GenerateResponse_Delta) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 // Finished is sent once, last.
 type GenerateResponse_Finished struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1308,7 +1540,7 @@ type GenerateResponse_Finished struct {
 
 func (x *GenerateResponse_Finished) Reset() {
 	*x = GenerateResponse_Finished{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1552,7 @@ func (x *GenerateResponse_Finished) String() string {
 func (*GenerateResponse_Finished) ProtoMessage() {}
 
 func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1565,7 @@ func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Finished.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Finished) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8, 2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 2}
 }
 
 func (x *GenerateResponse_Finished) GetFinishReason() FinishReason {
@@ -1354,12 +1586,30 @@ var File_bulkhead_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"%bulkhead/inference/v1/inference.proto\x12\x15bulkhead.inference.v1\x1a\x1egoogle/protobuf/duration.proto\"\x82\x01\n" +
+	"%bulkhead/inference/v1/inference.proto\x12\x15bulkhead.inference.v1\x1a\x1egoogle/protobuf/duration.proto\"\x98\x01\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12#\n" +
 	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12-\n" +
-	"\x12function_arguments\x18\x04 \x01(\tR\x11functionArguments\"\x8f\x02\n" +
+	"\x12function_arguments\x18\x04 \x01(\tR\x11functionArguments\x12\x14\n" +
+	"\x05index\x18\x05 \x01(\x05R\x05index\"\xa1\x01\n" +
+	"\x04Tool\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12'\n" +
+	"\x0fparameters_json\x18\x04 \x01(\tR\x0eparametersJson\x12\x1b\n" +
+	"\x06strict\x18\x05 \x01(\bH\x00R\x06strict\x88\x01\x01B\t\n" +
+	"\a_strict\"\xcf\x01\n" +
+	"\n" +
+	"ToolChoice\x12:\n" +
+	"\x04mode\x18\x01 \x01(\x0e2&.bulkhead.inference.v1.ToolChoice.ModeR\x04mode\x12#\n" +
+	"\rfunction_name\x18\x02 \x01(\tR\ffunctionName\"`\n" +
+	"\x04Mode\x12\x14\n" +
+	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tMODE_NONE\x10\x01\x12\r\n" +
+	"\tMODE_AUTO\x10\x02\x12\x11\n" +
+	"\rMODE_REQUIRED\x10\x03\x12\x11\n" +
+	"\rMODE_FUNCTION\x10\x04\"\x8f\x02\n" +
 	"\aMessage\x12/\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1b.bulkhead.inference.v1.RoleR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
@@ -1397,7 +1647,7 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\"U\n" +
 	"\fContinuation\x12+\n" +
 	"\x11reasoning_content\x18\x01 \x01(\tR\x10reasoningContent\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\xf0\x03\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\xe7\x04\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12:\n" +
@@ -1410,7 +1660,10 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x06suffix\x18\b \x01(\tH\x00R\x06suffix\x88\x01\x01\x12=\n" +
 	"\tupstreams\x18\t \x03(\v2\x1f.bulkhead.inference.v1.UpstreamR\tupstreams\x12K\n" +
 	"\x0epassive_health\x18\n" +
-	" \x01(\v2$.bulkhead.inference.v1.PassiveHealthR\rpassiveHealthB\t\n" +
+	" \x01(\v2$.bulkhead.inference.v1.PassiveHealthR\rpassiveHealth\x121\n" +
+	"\x05tools\x18\v \x03(\v2\x1b.bulkhead.inference.v1.ToolR\x05tools\x12B\n" +
+	"\vtool_choice\x18\f \x01(\v2!.bulkhead.inference.v1.ToolChoiceR\n" +
+	"toolChoiceB\t\n" +
 	"\a_suffix\"\xd1\x03\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
@@ -1427,17 +1680,19 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\fidle_timeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\"\x82\x01\n" +
 	"\rPassiveHealth\x121\n" +
 	"\x14consecutive_failures\x18\x01 \x01(\x05R\x13consecutiveFailures\x12>\n" +
-	"\rejection_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fejectionTime\"\xa5\x04\n" +
+	"\rejection_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fejectionTime\"\xe6\x04\n" +
 	"\x10GenerateResponse\x12K\n" +
 	"\astarted\x18\x01 \x01(\v2/.bulkhead.inference.v1.GenerateResponse.StartedH\x00R\astarted\x12E\n" +
 	"\x05delta\x18\x02 \x01(\v2-.bulkhead.inference.v1.GenerateResponse.DeltaH\x00R\x05delta\x12N\n" +
 	"\bfinished\x18\x03 \x01(\v20.bulkhead.inference.v1.GenerateResponse.FinishedH\x00R\bfinished\x1aD\n" +
 	"\aStarted\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12#\n" +
-	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1aN\n" +
+	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1a\x8e\x01\n" +
 	"\x05Delta\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12+\n" +
-	"\x11reasoning_content\x18\x02 \x01(\tR\x10reasoningContent\x1a\x8d\x01\n" +
+	"\x11reasoning_content\x18\x02 \x01(\tR\x10reasoningContent\x12>\n" +
+	"\n" +
+	"tool_calls\x18\x03 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x1a\x8d\x01\n" +
 	"\bFinished\x12H\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2#.bulkhead.inference.v1.FinishReasonR\ffinishReason\x127\n" +
 	"\x05usage\x18\x02 \x01(\v2!.bulkhead.inference.v1.TokenUsageR\x05usageB\a\n" +
@@ -1486,58 +1741,65 @@ func file_bulkhead_inference_v1_inference_proto_rawDescGZIP() []byte {
 	return file_bulkhead_inference_v1_inference_proto_rawDescData
 }
 
-var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(Role)(0),                         // 0: bulkhead.inference.v1.Role
 	(ResponseFormat)(0),               // 1: bulkhead.inference.v1.ResponseFormat
 	(ReasoningEffort)(0),              // 2: bulkhead.inference.v1.ReasoningEffort
 	(FinishReason)(0),                 // 3: bulkhead.inference.v1.FinishReason
-	(*ToolCall)(nil),                  // 4: bulkhead.inference.v1.ToolCall
-	(*Message)(nil),                   // 5: bulkhead.inference.v1.Message
-	(*Sampling)(nil),                  // 6: bulkhead.inference.v1.Sampling
-	(*TokenUsage)(nil),                // 7: bulkhead.inference.v1.TokenUsage
-	(*Continuation)(nil),              // 8: bulkhead.inference.v1.Continuation
-	(*GenerateRequest)(nil),           // 9: bulkhead.inference.v1.GenerateRequest
-	(*Upstream)(nil),                  // 10: bulkhead.inference.v1.Upstream
-	(*PassiveHealth)(nil),             // 11: bulkhead.inference.v1.PassiveHealth
-	(*GenerateResponse)(nil),          // 12: bulkhead.inference.v1.GenerateResponse
-	(*CountTokensRequest)(nil),        // 13: bulkhead.inference.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),       // 14: bulkhead.inference.v1.CountTokensResponse
-	(*GenerateResponse_Started)(nil),  // 15: bulkhead.inference.v1.GenerateResponse.Started
-	(*GenerateResponse_Delta)(nil),    // 16: bulkhead.inference.v1.GenerateResponse.Delta
-	(*GenerateResponse_Finished)(nil), // 17: bulkhead.inference.v1.GenerateResponse.Finished
-	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
+	(ToolChoice_Mode)(0),              // 4: bulkhead.inference.v1.ToolChoice.Mode
+	(*ToolCall)(nil),                  // 5: bulkhead.inference.v1.ToolCall
+	(*Tool)(nil),                      // 6: bulkhead.inference.v1.Tool
+	(*ToolChoice)(nil),                // 7: bulkhead.inference.v1.ToolChoice
+	(*Message)(nil),                   // 8: bulkhead.inference.v1.Message
+	(*Sampling)(nil),                  // 9: bulkhead.inference.v1.Sampling
+	(*TokenUsage)(nil),                // 10: bulkhead.inference.v1.TokenUsage
+	(*Continuation)(nil),              // 11: bulkhead.inference.v1.Continuation
+	(*GenerateRequest)(nil),           // 12: bulkhead.inference.v1.GenerateRequest
+	(*Upstream)(nil),                  // 13: bulkhead.inference.v1.Upstream
+	(*PassiveHealth)(nil),             // 14: bulkhead.inference.v1.PassiveHealth
+	(*GenerateResponse)(nil),          // 15: bulkhead.inference.v1.GenerateResponse
+	(*CountTokensRequest)(nil),        // 16: bulkhead.inference.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),       // 17: bulkhead.inference.v1.CountTokensResponse
+	(*GenerateResponse_Started)(nil),  // 18: bulkhead.inference.v1.GenerateResponse.Started
+	(*GenerateResponse_Delta)(nil),    // 19: bulkhead.inference.v1.GenerateResponse.Delta
+	(*GenerateResponse_Finished)(nil), // 20: bulkhead.inference.v1.GenerateResponse.Finished
+	(*durationpb.Duration)(nil),       // 21: google.protobuf.Duration
 }
 var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
-	0,  // 0: bulkhead.inference.v1.Message.role:type_name -> bulkhead.inference.v1.Role
-	4,  // 1: bulkhead.inference.v1.Message.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
-	1,  // 2: bulkhead.inference.v1.Sampling.response_format:type_name -> bulkhead.inference.v1.ResponseFormat
-	2,  // 3: bulkhead.inference.v1.Sampling.reasoning_effort:type_name -> bulkhead.inference.v1.ReasoningEffort
-	5,  // 4: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
-	6,  // 5: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
-	8,  // 6: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
-	10, // 7: bulkhead.inference.v1.GenerateRequest.upstreams:type_name -> bulkhead.inference.v1.Upstream
-	11, // 8: bulkhead.inference.v1.GenerateRequest.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
-	18, // 9: bulkhead.inference.v1.Upstream.connect_timeout:type_name -> google.protobuf.Duration
-	18, // 10: bulkhead.inference.v1.Upstream.first_token_timeout:type_name -> google.protobuf.Duration
-	18, // 11: bulkhead.inference.v1.Upstream.idle_timeout:type_name -> google.protobuf.Duration
-	18, // 12: bulkhead.inference.v1.PassiveHealth.ejection_time:type_name -> google.protobuf.Duration
-	15, // 13: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
-	16, // 14: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
-	17, // 15: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
-	5,  // 16: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
-	3,  // 17: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	7,  // 18: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
-	9,  // 19: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
-	13, // 20: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
-	12, // 21: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
-	14, // 22: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
-	21, // [21:23] is the sub-list for method output_type
-	19, // [19:21] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	4,  // 0: bulkhead.inference.v1.ToolChoice.mode:type_name -> bulkhead.inference.v1.ToolChoice.Mode
+	0,  // 1: bulkhead.inference.v1.Message.role:type_name -> bulkhead.inference.v1.Role
+	5,  // 2: bulkhead.inference.v1.Message.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
+	1,  // 3: bulkhead.inference.v1.Sampling.response_format:type_name -> bulkhead.inference.v1.ResponseFormat
+	2,  // 4: bulkhead.inference.v1.Sampling.reasoning_effort:type_name -> bulkhead.inference.v1.ReasoningEffort
+	8,  // 5: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
+	9,  // 6: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
+	11, // 7: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
+	13, // 8: bulkhead.inference.v1.GenerateRequest.upstreams:type_name -> bulkhead.inference.v1.Upstream
+	14, // 9: bulkhead.inference.v1.GenerateRequest.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
+	6,  // 10: bulkhead.inference.v1.GenerateRequest.tools:type_name -> bulkhead.inference.v1.Tool
+	7,  // 11: bulkhead.inference.v1.GenerateRequest.tool_choice:type_name -> bulkhead.inference.v1.ToolChoice
+	21, // 12: bulkhead.inference.v1.Upstream.connect_timeout:type_name -> google.protobuf.Duration
+	21, // 13: bulkhead.inference.v1.Upstream.first_token_timeout:type_name -> google.protobuf.Duration
+	21, // 14: bulkhead.inference.v1.Upstream.idle_timeout:type_name -> google.protobuf.Duration
+	21, // 15: bulkhead.inference.v1.PassiveHealth.ejection_time:type_name -> google.protobuf.Duration
+	18, // 16: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
+	19, // 17: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
+	20, // 18: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
+	8,  // 19: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
+	5,  // 20: bulkhead.inference.v1.GenerateResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
+	3,  // 21: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	10, // 22: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
+	12, // 23: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
+	16, // 24: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
+	15, // 25: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
+	17, // 26: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
+	25, // [25:27] is the sub-list for method output_type
+	23, // [23:25] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_inference_v1_inference_proto_init() }
@@ -1545,9 +1807,10 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 	if File_bulkhead_inference_v1_inference_proto != nil {
 		return
 	}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[2].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[5].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[8].OneofWrappers = []any{
+	file_bulkhead_inference_v1_inference_proto_msgTypes[1].OneofWrappers = []any{}
+	file_bulkhead_inference_v1_inference_proto_msgTypes[4].OneofWrappers = []any{}
+	file_bulkhead_inference_v1_inference_proto_msgTypes[7].OneofWrappers = []any{}
+	file_bulkhead_inference_v1_inference_proto_msgTypes[10].OneofWrappers = []any{
 		(*GenerateResponse_Started_)(nil),
 		(*GenerateResponse_Delta_)(nil),
 		(*GenerateResponse_Finished_)(nil),
@@ -1557,8 +1820,8 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_inference_v1_inference_proto_rawDesc), len(file_bulkhead_inference_v1_inference_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   14,
+			NumEnums:      5,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

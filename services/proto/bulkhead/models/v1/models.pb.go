@@ -390,7 +390,12 @@ type Model struct {
 	Source string `protobuf:"bytes,23,opt,name=source,proto3" json:"source,omitempty"`
 	// Why the model is in its state (SetModelState's reason, or the
 	// readiness probe's).
-	StateReason   string `protobuf:"bytes,24,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	StateReason string `protobuf:"bytes,24,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	// Whether the model's engine can call tools: engine openai passes tools
+	// to its upstreams; the builtin engine cannot, so a request with tools
+	// (other than tool_choice "none") is refused with a 422 naming tools.
+	// Derived from the engine, not stored.
+	CallsTools    bool `protobuf:"varint,25,opt,name=calls_tools,json=callsTools,proto3" json:"calls_tools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +596,13 @@ func (x *Model) GetStateReason() string {
 		return x.StateReason
 	}
 	return ""
+}
+
+func (x *Model) GetCallsTools() bool {
+	if x != nil {
+		return x.CallsTools
+	}
+	return false
 }
 
 type ListModelsRequest struct {
@@ -1110,7 +1122,7 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\x05ready\x18\x06 \x01(\bR\x05ready\x12#\n" +
 	"\rready_message\x18\a \x01(\tR\freadyMessage\x12\x18\n" +
 	"\aversion\x18\b \x01(\x03R\aversion\x12\x12\n" +
-	"\x04yaml\x18\t \x01(\tR\x04yaml\"\x9a\b\n" +
+	"\x04yaml\x18\t \x01(\tR\x04yaml\"\xbb\b\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -1140,7 +1152,9 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\n" +
 	"visible_to\x18\x16 \x03(\tR\tvisibleTo\x12\x16\n" +
 	"\x06source\x18\x17 \x01(\tR\x06source\x12!\n" +
-	"\fstate_reason\x18\x18 \x01(\tR\vstateReason\"c\n" +
+	"\fstate_reason\x18\x18 \x01(\tR\vstateReason\x12\x1f\n" +
+	"\vcalls_tools\x18\x19 \x01(\bR\n" +
+	"callsTools\"c\n" +
 	"\x11ListModelsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +

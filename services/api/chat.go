@@ -76,6 +76,16 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 		}
 	}
 	s.FrequencyPenalty, s.PresencePenalty = body.FrequencyPenalty, body.PresencePenalty
+	s.Logprobs = body.Logprobs != nil && *body.Logprobs
+	if k := body.TopLogprobs; k != nil {
+		if *k < 0 || *k > 20 {
+			return nil, apierr.InvalidParam("top_logprobs", "top_logprobs: must be an integer in [0, 20]")
+		}
+		if *k > 0 && !s.Logprobs {
+			return nil, apierr.InvalidParam("top_logprobs", "top_logprobs: needs logprobs: true")
+		}
+		s.TopLogprobs = int32(*k)
+	}
 	if aerr := unsupported(body); aerr != nil {
 		return nil, aerr
 	}
@@ -113,14 +123,10 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 
 // unsupported refuses the fields that would change the reply but that no
 // engine here honours yet: a 422 naming the field, never a silent
-// difference. Fields that change nothing (logprobs false, an empty
-// logit_bias) are accepted.
+// difference. Fields that change nothing (an empty logit_bias) are
+// accepted.
 func unsupported(body *chatRequest) *apierr.Error {
 	switch {
-	case body.Logprobs != nil && *body.Logprobs:
-		return apierr.InvalidParam("logprobs", "logprobs: log-probabilities are not supported yet")
-	case body.TopLogprobs != nil && *body.TopLogprobs != 0:
-		return apierr.InvalidParam("top_logprobs", "top_logprobs: log-probabilities are not supported yet")
 	case len(body.LogitBias) > 0:
 		return apierr.InvalidParam("logit_bias", "logit_bias: not supported")
 	}
@@ -239,6 +245,9 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 	}
 	out.Usage = rep.usage
 	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
+	if req.GetSampling().GetLogprobs() {
+		out.Choices[0].Logprobs = &wireLogprobs{Content: append([]wireLogprob{}, rep.logprobs...)}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -247,6 +256,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 type reply struct {
 	content, reasoning strings.Builder
 	calls              []wireToolCall
+	logprobs           []wireLogprob
 	// finish is nil when the stream carried no Finished.
 	finish *string
 	usage  *chatUsage
@@ -291,6 +301,7 @@ func collect(w http.ResponseWriter, stream chatv1.ChatService_CompleteClient) (*
 			rep.content.WriteString(e.Delta.GetContent())
 			rep.reasoning.WriteString(e.Delta.GetReasoningContent())
 			rep.addCalls(e.Delta.GetToolCalls())
+			rep.logprobs = append(rep.logprobs, wireLogprobsOf(e.Delta.GetLogprobs())...)
 		case *chatv1.CompleteResponse_Finished_:
 			f := finishNames[e.Finished.GetFinishReason()]
 			rep.finish = &f
@@ -369,6 +380,9 @@ func (c chatChunks) delta(e *chatv1.CompleteResponse_Delta) any {
 	}
 	out := c.base
 	out.Choices = []chunkChoice{{Delta: d}}
+	if lps := e.GetLogprobs(); len(lps) > 0 {
+		out.Choices[0].Logprobs = &wireLogprobs{Content: wireLogprobsOf(lps)}
+	}
 	return out
 }
 

@@ -193,8 +193,48 @@ type completionMessage struct {
 type completionChoice struct {
 	Index        int               `json:"index"`
 	Message      completionMessage `json:"message"`
-	Logprobs     *struct{}         `json:"logprobs"`
+	Logprobs     *wireLogprobs     `json:"logprobs"`
 	FinishReason string            `json:"finish_reason"`
+}
+
+// wireLogprobs are a choice's log-probabilities (OpenAI's and DeepSeek's
+// logprobs object): the answer's tokens in order.
+type wireLogprobs struct {
+	Content []wireLogprob `json:"content"`
+}
+
+type wireLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	// Bytes are the token's UTF-8 bytes, as a list of integers.
+	Bytes       []int            `json:"bytes"`
+	TopLogprobs []wireTopLogprob `json:"top_logprobs"`
+}
+
+type wireTopLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
+
+func wireBytes(b []byte) []int {
+	out := make([]int, len(b))
+	for i, x := range b {
+		out[i] = int(x)
+	}
+	return out
+}
+
+func wireLogprobsOf(lps []*inferencev1.Logprob) []wireLogprob {
+	var out []wireLogprob
+	for _, lp := range lps {
+		w := wireLogprob{Token: lp.GetToken(), Logprob: lp.GetLogprob(), Bytes: wireBytes(lp.GetBytes()), TopLogprobs: []wireTopLogprob{}}
+		for _, t := range lp.GetTopLogprobs() {
+			w.TopLogprobs = append(w.TopLogprobs, wireTopLogprob{Token: t.GetToken(), Logprob: t.GetLogprob(), Bytes: wireBytes(t.GetBytes())})
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 type chatCompletion struct {
@@ -215,10 +255,10 @@ type chunkDelta struct {
 }
 
 type chunkChoice struct {
-	Index        int        `json:"index"`
-	Delta        chunkDelta `json:"delta"`
-	Logprobs     *struct{}  `json:"logprobs"`
-	FinishReason *string    `json:"finish_reason"`
+	Index        int           `json:"index"`
+	Delta        chunkDelta    `json:"delta"`
+	Logprobs     *wireLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
 }
 
 type chatChunk struct {

@@ -19,6 +19,9 @@ type Chunk struct {
 			ReasoningContent string     `json:"reasoning_content"`
 			ToolCalls        []ToolCall `json:"tool_calls"`
 		} `json:"delta"`
+		// Logprobs holds the log-probabilities of the tokens of this
+		// chunk's content, when asked for.
+		Logprobs *Logprobs `json:"logprobs"`
 		// Text is a text completion's piece (POST /completions).
 		Text         string  `json:"text"`
 		FinishReason *string `json:"finish_reason"`
@@ -50,6 +53,20 @@ type ToolCall struct {
 		Name      string `json:"name"`
 		Arguments string `json:"arguments"`
 	} `json:"function"`
+}
+
+// Logprobs are a choice's log-probabilities.
+type Logprobs struct {
+	Content []Logprob `json:"content"`
+}
+
+// Logprob is a token's log-probability, with the most likely tokens at
+// its position (theirs without TopLogprobs).
+type Logprob struct {
+	Token       string    `json:"token"`
+	Logprob     float64   `json:"logprob"`
+	Bytes       []int     `json:"bytes"`
+	TopLogprobs []Logprob `json:"top_logprobs"`
 }
 
 // MalformedError is a chunk that is not JSON.

@@ -46,16 +46,15 @@ type completion struct {
 
 func (t *completion) send(ev *chatv1.CompleteResponse) error { return t.stream.Send(ev) }
 
-func (t *completion) delta(content, reasoning string, calls []*inferencev1.ToolCall) error {
-	if reasoning != "" {
-		t.thoughts = append(t.thoughts, reasoning)
+func (t *completion) delta(d *chatv1.CompleteResponse_Delta) error {
+	if r := d.GetReasoningContent(); r != "" {
+		t.thoughts = append(t.thoughts, r)
 	}
-	if content != "" {
-		t.pieces = append(t.pieces, content)
+	if c := d.GetContent(); c != "" {
+		t.pieces = append(t.pieces, c)
 	}
-	t.calls = append(t.calls, calls...)
-	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: &chatv1.CompleteResponse_Delta{
-		Content: content, ReasoningContent: reasoning, ToolCalls: calls}}})
+	t.calls = append(t.calls, d.GetToolCalls()...)
+	return t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Delta_{Delta: d}})
 }
 
 // sent says whether any of the reply reached the client.
@@ -78,20 +77,20 @@ func (t *completion) called() string {
 func (t *completion) replay(hit *cachedResponse) error {
 	u := &usage{hit: t.prompt, completion: hit.CompletionTokens, reasoning: hit.ReasoningTokens}
 	for _, p := range hit.Reasoning {
-		if err := t.delta("", p, nil); err != nil {
+		if err := t.delta(&chatv1.CompleteResponse_Delta{ReasoningContent: p}); err != nil {
 			t.settle(u, 0)
 			return err
 		}
 	}
 	for _, p := range hit.Pieces {
-		if err := t.delta(p, "", nil); err != nil {
+		if err := t.delta(&chatv1.CompleteResponse_Delta{Content: p}); err != nil {
 			t.settle(u, 0)
 			return err
 		}
 	}
 	for _, c := range hit.Calls {
 		call := &inferencev1.ToolCall{Index: c.Index, Id: c.ID, Type: c.Type, FunctionName: c.Name, FunctionArguments: c.Arguments}
-		if err := t.delta("", "", []*inferencev1.ToolCall{call}); err != nil {
+		if err := t.delta(&chatv1.CompleteResponse_Delta{ToolCalls: []*inferencev1.ToolCall{call}}); err != nil {
 			t.settle(u, 0)
 			return err
 		}
@@ -183,7 +182,9 @@ func (t *completion) stream1(ctx context.Context, req *inferencev1.GenerateReque
 		}
 		switch e := r.Event.(type) {
 		case *inferencev1.GenerateResponse_Delta_:
-			if err := t.delta(e.Delta.GetContent(), e.Delta.GetReasoningContent(), e.Delta.GetToolCalls()); err != nil {
+			d := e.Delta
+			if err := t.delta(&chatv1.CompleteResponse_Delta{Content: d.GetContent(), ReasoningContent: d.GetReasoningContent(),
+				ToolCalls: d.GetToolCalls(), Logprobs: d.GetLogprobs()}); err != nil {
 				return nil, err
 			}
 		case *inferencev1.GenerateResponse_Finished_:

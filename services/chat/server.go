@@ -170,8 +170,10 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	}
 
 	// Temperature 0 makes a reply deterministic, except while thinking,
-	// which ignores it (as DeepSeek's does).
-	deterministic := req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0 && !sampling.GetThinking())
+	// which ignores it (as DeepSeek's does). A reply with log-probabilities
+	// is always computed: the cache keeps text, not the model's numbers.
+	deterministic := (req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0 && !sampling.GetThinking())) &&
+		!sampling.GetLogprobs()
 	var key string
 	if deterministic {
 		key = cacheKey(id.AccountId, m, req, sampling)
@@ -265,6 +267,10 @@ func validate(req *chatv1.CompleteRequest) error {
 		return platform.InvalidField("frequency_penalty", "must be in [-2, 2]")
 	case s.PresencePenalty != nil && (s.GetPresencePenalty() < -2 || s.GetPresencePenalty() > 2):
 		return platform.InvalidField("presence_penalty", "must be in [-2, 2]")
+	case s.GetTopLogprobs() < 0 || s.GetTopLogprobs() > 20:
+		return platform.InvalidField("top_logprobs", "must be in [0, 20]")
+	case s.GetTopLogprobs() > 0 && !s.GetLogprobs():
+		return platform.InvalidField("top_logprobs", "needs logprobs: true")
 	}
 	return nil
 }

@@ -52,6 +52,15 @@ func (u *fakeUpstream) lastBody(t *testing.T) map[string]any {
 	return v
 }
 
+// utf8Bytes is s's bytes as the API writes them: a list of integers.
+func utf8Bytes(s string) []int {
+	out := []int{}
+	for _, b := range []byte(s) {
+		out = append(out, int(b))
+	}
+	return out
+}
+
 // toolArguments are the arguments of the call the fake makes, sent in
 // these pieces.
 var toolArguments = []string{`{"city":`, ` "Par`, `is"}`}
@@ -99,7 +108,9 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 				Name string `json:"name"`
 			} `json:"function"`
 		} `json:"tools"`
-		ToolChoice json.RawMessage `json:"tool_choice"`
+		ToolChoice  json.RawMessage `json:"tool_choice"`
+		Logprobs    bool            `json:"logprobs"`
+		TopLogprobs int             `json:"top_logprobs"`
 	}
 	raw, _ := io.ReadAll(r.Body)
 	if err := json.Unmarshal(raw, &body); err != nil || r.URL.Path != "/v1/chat/completions" || len(body.Messages) == 0 {
@@ -149,6 +160,22 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := start; i < len(u.words); i++ {
+		if body.Logprobs {
+			// Asked for log-probabilities, it says each word is e^-0.25
+			// likely, the most likely, before less likely alternatives.
+			top := []map[string]any{}
+			for k := range body.TopLogprobs {
+				if k == 0 {
+					top = append(top, map[string]any{"token": u.words[i], "logprob": -0.25, "bytes": utf8Bytes(u.words[i])})
+					continue
+				}
+				top = append(top, map[string]any{"token": fmt.Sprintf(" alt%d", k), "logprob": -1 - float64(k), "bytes": nil})
+			}
+			lp, _ := json.Marshal(map[string]any{"content": []map[string]any{{"token": u.words[i], "logprob": -0.25, "bytes": utf8Bytes(u.words[i]), "top_logprobs": top}}})
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q},\"logprobs\":%s}]}\n\n", u.words[i], lp)
+			w.(http.Flusher).Flush()
+			continue
+		}
 		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", u.words[i])
 		w.(http.Flusher).Flush()
 		if mode == "cut" && !continuing && int64(i+1) == u.cutAfter.Load() {

@@ -78,7 +78,7 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 	if s.Seed != nil {
 		samp.Seed = uint64(s.GetSeed())
 	}
-	rep := &replay{emit: emit, reasoning: req.Continuation.GetReasoningContent(), content: req.Continuation.GetContent()}
+	rep := &replay{emit: emit, reasoning: req.Continuation.GetReasoningContent(), content: req.Continuation.GetContent(), sent: len(req.Continuation.GetContent())}
 	budget := &budget{max: maxTokens}
 	last := ""
 	if n := len(req.Messages); n > 0 {
@@ -113,7 +113,10 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 	}
 
 	jsonMode := s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT
-	out := &limiter{emit: rep.answer, budget: budget, stops: s.GetStop()}
+	out := &limiter{emit: rep.answer, budget: budget, stops: s.GetStop(), top: -1}
+	if s.GetLogprobs() {
+		out.top = int(s.GetTopLogprobs())
+	}
 	count := func() {
 		res.CompletionTokens = res.ReasoningTokens + out.tokens()
 	}
@@ -140,6 +143,9 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 	case n > 0 && req.Messages[n-1].GetPrefix():
 		// Chat prefix completion: the answer carries on the assistant's text.
 		gen = b.model.Continue(last, samp)
+	}
+	if out.top >= 0 {
+		gen.Trace(out.top)
 	}
 	finish, err := b.run(ctx, rep, out, gen, 0, nil, join, jsonMode)
 	if err != nil {
@@ -188,10 +194,13 @@ func (b *Builtin) run(ctx context.Context, rep *replay, out *limiter, gen *ngram
 			break
 		}
 		if jsonMode {
-			q, _ := json.Marshal(piece)
-			piece = string(q[1 : len(q)-1])
+			piece = jsonEscape(piece)
 		}
-		done, reason, err := out.write(piece)
+		var lp *inferencev1.Logprob
+		if out.top >= 0 {
+			lp = logprob(piece, gen.Step(), jsonMode)
+		}
+		done, reason, err := out.write(piece, lp)
 		if err != nil {
 			return 0, err
 		}
@@ -205,6 +214,50 @@ func (b *Builtin) run(ctx context.Context, rep *replay, out *limiter, gen *ngram
 	return inferencev1.FinishReason_FINISH_REASON_STOP, out.flush()
 }
 
+// jsonEscape is s inside a JSON string.
+func jsonEscape(s string) string {
+	q, _ := json.Marshal(s)
+	return string(q[1 : len(q)-1])
+}
+
+// logprob is the entry of piece, from the model's step.
+func logprob(piece string, st ngram.Step, jsonMode bool) *inferencev1.Logprob {
+	lp := &inferencev1.Logprob{Token: piece, Logprob: st.Logprob, Bytes: []byte(piece)}
+	for _, alt := range st.Top {
+		tok := alt.Piece
+		if jsonMode {
+			tok = jsonEscape(tok)
+		}
+		lp.TopLogprobs = append(lp.TopLogprobs, &inferencev1.Logprob{Token: tok, Logprob: alt.Logprob, Bytes: []byte(tok)})
+	}
+	return lp
+}
+
+// forced is the entry of text the engine writes whatever the model says
+// (a JSON object's framing): probability 1.
+func forced(text string, top int) *inferencev1.Logprob {
+	lp := &inferencev1.Logprob{Token: text, Bytes: []byte(text)}
+	if top > 0 {
+		lp.TopLogprobs = []*inferencev1.Logprob{{Token: text, Bytes: []byte(text)}}
+	}
+	return lp
+}
+
+// tokenAt is a token's log-probability and the byte offset in the answer
+// where the token ends: it goes out with the text that reaches there.
+type tokenAt struct {
+	end int
+	lp  *inferencev1.Logprob
+}
+
+func logprobsOf(ts []tokenAt) []*inferencev1.Logprob {
+	var out []*inferencev1.Logprob
+	for _, t := range ts {
+		out = append(out, t.lp)
+	}
+	return out
+}
+
 // errDiverged is a continuation that is not what this engine generates
 // for the request: another model, version or seed produced it.
 var errDiverged = status.Error(codes.FailedPrecondition, "continuation: the text already sent is not this model's generation for this request and seed; it cannot be continued exactly")
@@ -214,11 +267,14 @@ var errDiverged = status.Error(codes.FailedPrecondition, "continuation: the text
 type replay struct {
 	emit               func(Piece) error
 	reasoning, content string
+	// sent is how much of the answer the continuation holds: the tokens
+	// that end within it were sent with it.
+	sent int
 }
 
 func (r *replay) pending() bool { return r.reasoning != "" || r.content != "" }
 
-func (r *replay) reason(s string) error {
+func (r *replay) reason(s string, _ []tokenAt) error {
 	rest, err := r.skip(&r.reasoning, s)
 	if err != nil || rest == "" {
 		return err
@@ -226,7 +282,7 @@ func (r *replay) reason(s string) error {
 	return r.emit(Piece{Reasoning: rest})
 }
 
-func (r *replay) answer(s string) error {
+func (r *replay) answer(s string, lps []tokenAt) error {
 	if r.reasoning != "" {
 		// The answer began where the sent text still had thought.
 		return errDiverged
@@ -235,7 +291,10 @@ func (r *replay) answer(s string) error {
 	if err != nil || rest == "" {
 		return err
 	}
-	return r.emit(Piece{Content: rest})
+	for len(lps) > 0 && lps[0].end <= r.sent {
+		lps = lps[1:]
+	}
+	return r.emit(Piece{Content: rest, Logprobs: logprobsOf(lps)})
 }
 
 func (r *replay) skip(want *string, got string) (string, error) {
@@ -268,21 +327,35 @@ type budget struct{ max, used int }
 // limiter enforces the budget and stop sequences on the stream: it holds
 // back the tail that could be the start of a stop sequence, and cuts the
 // last piece at the token budget.
+//
+// With logprobs (top >= 0, the alternatives wanted) it also passes each
+// piece's entry on with the text that completes it; a piece cut by the
+// budget or a stop sequence is reported as far as it was sent.
 type limiter struct {
-	emit   func(string) error
+	emit   func(string, []tokenAt) error
 	budget *budget
 	stops  []string
 	held   string
 	text   strings.Builder
+
+	top           int
+	queue         []tokenAt
+	written, sent int
 }
 
 func (l *limiter) raw(s string) error {
 	l.budget.used += tokens.Count(s)
 	l.text.WriteString(s)
-	return l.emit(s)
+	l.written += len(s)
+	l.sent += len(s)
+	var lps []tokenAt
+	if l.top >= 0 {
+		lps = []tokenAt{{end: l.sent, lp: forced(s, l.top)}}
+	}
+	return l.emit(s, lps)
 }
 
-func (l *limiter) write(piece string) (bool, inferencev1.FinishReason, error) {
+func (l *limiter) write(piece string, lp *inferencev1.Logprob) (bool, inferencev1.FinishReason, error) {
 	b := l.budget
 	n := tokens.Count(piece)
 	cut := false
@@ -292,6 +365,11 @@ func (l *limiter) write(piece string) (bool, inferencev1.FinishReason, error) {
 		n, cut = b.max-b.used, true
 	}
 	b.used += n
+	l.written += len(piece)
+	if lp != nil && piece != "" {
+		lp.Token, lp.Bytes = piece, []byte(piece)
+		l.queue = append(l.queue, tokenAt{end: l.written, lp: lp})
+	}
 	l.held += piece
 	for _, stop := range l.stops {
 		if i := strings.Index(l.held, stop); i >= 0 && stop != "" {
@@ -319,9 +397,23 @@ func (l *limiter) write(piece string) (bool, inferencev1.FinishReason, error) {
 	return false, 0, nil
 }
 
+// flush sends what is held back. A stop sequence may have cut the held
+// text: the piece it cut is reported as far as it was sent, the pieces
+// after are not.
 func (l *limiter) flush() error {
 	s := l.held
 	l.held = ""
+	end := l.sent + len(s)
+	for i, t := range l.queue {
+		if start := t.end - len(t.lp.Token); start >= end {
+			l.queue = l.queue[:i]
+			break
+		} else if t.end > end {
+			t.lp.Token = t.lp.Token[:end-start]
+			t.lp.Bytes = []byte(t.lp.Token)
+			l.queue[i].end = end
+		}
+	}
 	return l.send(s)
 }
 
@@ -330,7 +422,14 @@ func (l *limiter) send(s string) error {
 		return nil
 	}
 	l.text.WriteString(s)
-	return l.emit(s)
+	l.sent += len(s)
+	n := 0
+	for n < len(l.queue) && l.queue[n].end <= l.sent {
+		n++
+	}
+	done := l.queue[:n:n]
+	l.queue = l.queue[n:]
+	return l.emit(s, done)
 }
 
 // tokens counts what was sent, with the real tokenizer.

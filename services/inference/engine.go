@@ -48,6 +48,9 @@ type Piece struct {
 	Content   string
 	Reasoning string
 	ToolCalls []*inferencev1.ToolCall
+	// Logprobs (with Sampling.logprobs) are the answer's tokens that end
+	// in Content.
+	Logprobs []*inferencev1.Logprob
 }
 
 // Result ends a generation.

@@ -23,6 +23,7 @@ type generation struct {
 	started  *inferencev1.GenerateResponse_Started
 	pieces   []string
 	thoughts []string
+	logprobs []*inferencev1.Logprob
 	finished *inferencev1.GenerateResponse_Finished
 }
 
@@ -71,6 +72,7 @@ func generateRequest(t *testing.T, c inferencev1.InferenceServiceClient, req *in
 			if (e.Delta.Content == "") == (e.Delta.ReasoningContent == "") {
 				t.Fatalf("a delta must carry content or reasoning: %v", e.Delta)
 			}
+			g.logprobs = append(g.logprobs, e.Delta.Logprobs...)
 			if e.Delta.Content != "" {
 				g.pieces = append(g.pieces, e.Delta.Content)
 			} else {
@@ -195,6 +197,35 @@ func TestBuiltinEngineThroughTheMesh(t *testing.T) {
 				if !proto.Equal(g.finished, full.finished) {
 					t.Fatalf("continued usage %v; uninterrupted %v", g.finished, full.finished)
 				}
+			}
+		}
+		// With log-probabilities: the continuation reports the tokens
+		// that end after what was sent, so that the client has each once.
+		s := &inferencev1.Sampling{MaxTokens: ptr[int32](80), Seed: ptr[int64](5), Logprobs: true, TopLogprobs: 2}
+		full := generate(t, c, "reflexions of the Rays", s)
+		if len(full.logprobs) < 10 {
+			t.Fatalf("%d log-probabilities for %q", len(full.logprobs), full.text())
+		}
+		for _, n := range []int{1, 7, len(full.text()) / 2, len(full.text()) - 1} {
+			req := request("reflexions of the Rays", s)
+			req.Continuation = &inferencev1.Continuation{Content: full.text()[:n]}
+			g, err := generateRequest(t, c, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			end := 0
+			for _, lp := range full.logprobs {
+				if end += len(lp.GetToken()); end > n {
+					want = append(want, lp.GetToken())
+				}
+			}
+			var got []string
+			for _, lp := range g.logprobs {
+				got = append(got, lp.GetToken())
+			}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("continued after %d bytes: tokens %q; want %q", n, got, want)
 			}
 		}
 		// A prefix this generation would not produce is refused.

@@ -183,6 +183,8 @@ type upstreamRequest struct {
 	ReasoningEffort string            `json:"reasoning_effort,omitempty"`
 	Tools           []upstreamTool    `json:"tools,omitempty"`
 	ToolChoice      any               `json:"tool_choice,omitempty"`
+	Logprobs        bool              `json:"logprobs,omitempty"`
+	TopLogprobs     *int32            `json:"top_logprobs,omitempty"`
 }
 
 var effortNames = map[inferencev1.ReasoningEffort]string{
@@ -209,6 +211,12 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 	}
 	if s.GetResponseFormat() == inferencev1.ResponseFormat_RESPONSE_FORMAT_JSON_OBJECT {
 		body.ResponseFormat = map[string]string{"type": "json_object"}
+	}
+	if s.GetLogprobs() {
+		body.Logprobs = true
+		if k := s.GetTopLogprobs(); k > 0 {
+			body.TopLogprobs = &k
+		}
 	}
 	if s.GetThinking() {
 		body.Thinking = map[string]string{"type": "enabled"}
@@ -319,9 +327,9 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 					return stop
 				}
 			}
-			if piece := ch.Delta.Content + ch.Text; piece != "" {
+			if piece := ch.Delta.Content + ch.Text; piece != "" || ch.Logprobs != nil && len(ch.Logprobs.Content) > 0 {
 				text.WriteString(piece)
-				if stop = emit(Piece{Content: piece}); stop != nil {
+				if stop = emit(Piece{Content: piece, Logprobs: upstreamLogprobs(ch.Logprobs)}); stop != nil {
 					return stop
 				}
 			}
@@ -384,6 +392,35 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		err = checkJSONObject(text.String(), res.Finish, s.GetMaxTokens())
 	}
 	return res, err
+}
+
+// upstreamLogprobs converts a chunk's log-probabilities (nil when it
+// has none).
+func upstreamLogprobs(l *apistream.Logprobs) []*inferencev1.Logprob {
+	if l == nil {
+		return nil
+	}
+	var conv func(apistream.Logprob) *inferencev1.Logprob
+	conv = func(x apistream.Logprob) *inferencev1.Logprob {
+		lp := &inferencev1.Logprob{Token: x.Token, Logprob: x.Logprob}
+		if x.Bytes != nil {
+			lp.Bytes = make([]byte, len(x.Bytes))
+			for i, b := range x.Bytes {
+				lp.Bytes[i] = byte(b)
+			}
+		} else {
+			lp.Bytes = []byte(x.Token)
+		}
+		for _, t := range x.TopLogprobs {
+			lp.TopLogprobs = append(lp.TopLogprobs, conv(t))
+		}
+		return lp
+	}
+	var out []*inferencev1.Logprob
+	for _, x := range l.Content {
+		out = append(out, conv(x))
+	}
+	return out
 }
 
 // checkJSONObject holds an upstream to response_format json_object: its

@@ -138,7 +138,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 			}
 		}
 		return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Delta_{
-			Delta: &inferencev1.GenerateResponse_Delta{Content: piece.Content, ReasoningContent: piece.Reasoning, ToolCalls: piece.ToolCalls}}})
+			Delta: &inferencev1.GenerateResponse_Delta{Content: piece.Content, ReasoningContent: piece.Reasoning, ToolCalls: piece.ToolCalls, Logprobs: piece.Logprobs}}})
 	}
 	emit := send
 	if req.GetBuffered() {

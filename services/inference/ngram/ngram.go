@@ -161,6 +161,68 @@ type Generator struct {
 	// seen counts the words generated, for the penalties.
 	seen  map[int32]int
 	count int
+	// trace > 0 records each step's distribution (Step) with this many
+	// alternatives; traced is false until Trace is called.
+	trace  int
+	traced bool
+	step   Step
+}
+
+// Alt is a word the model could have put at a position, spelled as it
+// would have been there, with its log-probability.
+type Alt struct {
+	Piece   string
+	Logprob float64
+}
+
+// Step is what the model thought of the last piece Next returned: its
+// log-probability, and the most likely pieces at its position (most
+// likely first; the end of the text is not one). The probabilities are
+// the model's own (its counts at the context it backed off to), before
+// temperature, top_p and penalties reshape them for sampling, as vLLM
+// and OpenAI report them.
+type Step struct {
+	Logprob float64
+	Top     []Alt
+}
+
+// Trace makes Next record the model's distribution at each step, with the
+// top most likely alternatives (0: only the chosen piece's).
+func (g *Generator) Trace(top int) { g.traced, g.trace = true, top }
+
+// Step is the distribution at the last piece Next returned (zero unless
+// Trace was called).
+func (g *Generator) Step() Step { return g.step }
+
+// record keeps the step of word id drawn from cands (nil: a sentence
+// start, drawn uniformly), before id is spelled.
+func (g *Generator) record(cands []next, id int32) {
+	if !g.traced {
+		return
+	}
+	st := Step{}
+	if cands == nil {
+		n := float64(len(g.m.starts))
+		st.Logprob = -math.Log(n)
+		for _, w := range g.m.starts[:min(g.trace, len(g.m.starts))] {
+			st.Top = append(st.Top, Alt{Piece: g.spell(g.m.vocab[w]), Logprob: -math.Log(n)})
+		}
+		g.step = st
+		return
+	}
+	var total float64
+	for _, c := range cands {
+		total += float64(c.count)
+	}
+	for _, c := range cands {
+		if c.id == id {
+			st.Logprob = math.Log(float64(c.count) / total)
+		}
+		if len(st.Top) < g.trace && g.m.vocab[c.id] != eos {
+			st.Top = append(st.Top, Alt{Piece: g.spell(g.m.vocab[c.id]), Logprob: math.Log(float64(c.count) / total)})
+		}
+	}
+	g.step = st
 }
 
 // MinWords is the shortest generation: the model may not end before.
@@ -239,6 +301,7 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 		w := g.pending
 		g.pending = ""
 		g.count++
+		g.record(nil, g.m.ids[w])
 		return g.piece(w), true
 	}
 	var cands []next
@@ -256,6 +319,7 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 		// Too early to end (a prompt ending a paragraph): open a sentence.
 		id = g.m.starts[g.rng.IntN(len(g.m.starts))]
 		g.prev = "."
+		cands = nil
 	}
 	g.w1, g.w2 = g.w2, id
 	w := g.m.vocab[id]
@@ -263,27 +327,34 @@ func (g *Generator) Next(ctx context.Context) (string, bool) {
 		return "", false
 	}
 	g.count++
+	g.record(cands, id)
 	return g.piece(w), true
 }
 
+// piece spells w where it comes and moves on past it.
 func (g *Generator) piece(w string) string {
-	if g.spaced {
-		g.spaced = false
-		return strings.TrimPrefix(g.piece(w), " ")
-	}
-	defer func() { g.prev = w; g.first = false }()
-	if g.first {
-		return capitalise(w)
-	}
+	s := g.spell(w)
+	g.spaced, g.prev, g.first = false, w, false
+	return s
+}
+
+// spell is w as the next piece: spaced and cased after what came before.
+func (g *Generator) spell(w string) string {
+	s := " " + w
 	switch {
+	case g.first:
+		s = capitalise(w)
 	case strings.ContainsAny(w, ".,;:!?)") && len(w) == 1:
-		return w
+		s = w
 	case g.prev == "(":
-		return w
+		s = w
 	case g.prev == "." || g.prev == "!" || g.prev == "?":
-		return " " + capitalise(w)
+		s = " " + capitalise(w)
 	}
-	return " " + w
+	if g.spaced {
+		s = strings.TrimPrefix(s, " ")
+	}
+	return s
 }
 
 func capitalise(w string) string {

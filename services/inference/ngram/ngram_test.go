@@ -2,6 +2,7 @@ package ngram_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -126,5 +127,44 @@ func TestPenalties(t *testing.T) {
 	sampled, present := variety(ngram.Sampling{Temperature: 0.7, Seed: 3}), variety(ngram.Sampling{Temperature: 0.7, Seed: 3, PresencePenalty: 2})
 	if present <= sampled {
 		t.Fatalf("share of distinct words: %.2f with presence_penalty 2, %.2f without", present, sampled)
+	}
+}
+
+// The traced steps are the model's distribution: at each position the
+// alternatives' probabilities sum to at most one (the end of the text
+// takes the rest), the chosen word is among them with its own
+// probability, and temperature does not change them.
+func TestStepsAreTheModelsDistribution(t *testing.T) {
+	steps := func(temperature float64) []ngram.Step {
+		g := model.Start("the Rays of Light", ngram.Sampling{Temperature: temperature, TopP: 1, Seed: 9})
+		g.Trace(1 << 20)
+		var out []ngram.Step
+		for range 30 {
+			piece, ok := g.Next(context.Background())
+			if !ok {
+				break
+			}
+			st := g.Step()
+			var sum float64
+			found := false
+			for _, alt := range st.Top {
+				sum += math.Exp(alt.Logprob)
+				found = found || (alt.Piece == piece && alt.Logprob == st.Logprob)
+			}
+			if sum > 1+1e-9 || sum < 0.5 || !found || st.Logprob > 0 {
+				t.Fatalf("step %q: logprob %v, alternatives summing to %v, chosen among them %v", piece, st.Logprob, sum, found)
+			}
+			out = append(out, st)
+		}
+		return out
+	}
+	hot, greedy := steps(1.5), steps(0)
+	if len(hot) < 10 || len(greedy) < 10 {
+		t.Fatalf("%d and %d steps", len(hot), len(greedy))
+	}
+	// Greedy decoding picks the most likely word at a context the model
+	// knows.
+	if g := greedy[1]; g.Logprob != g.Top[0].Logprob {
+		t.Fatalf("greedy chose %v, the most likely is %v", g.Logprob, g.Top[0].Logprob)
 	}
 }

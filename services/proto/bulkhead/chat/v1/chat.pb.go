@@ -459,8 +459,10 @@ type CompleteResponse_Delta struct {
 	ToolCalls []*v1.ToolCall         `protobuf:"bytes,2,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// A piece of the chain of thought (thinking mode).
 	ReasoningContent string `protobuf:"bytes,3,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// With Sampling.logprobs: the answer's tokens this piece completes.
+	Logprobs      []*v1.Logprob `protobuf:"bytes,4,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteResponse_Delta) Reset() {
@@ -512,6 +514,13 @@ func (x *CompleteResponse_Delta) GetReasoningContent() string {
 		return x.ReasoningContent
 	}
 	return ""
+}
+
+func (x *CompleteResponse_Delta) GetLogprobs() []*v1.Logprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
 }
 
 // Finished ends the choice.
@@ -623,7 +632,7 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x125\n" +
 	"\x17prompt_cache_hit_tokens\x18\x04 \x01(\x03R\x14promptCacheHitTokens\x127\n" +
 	"\x18prompt_cache_miss_tokens\x18\x05 \x01(\x03R\x15promptCacheMissTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\"\xde\x05\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\"\x9a\x06\n" +
 	"\x10CompleteResponse\x12F\n" +
 	"\astarted\x18\x01 \x01(\v2*.bulkhead.chat.v1.CompleteResponse.StartedH\x00R\astarted\x12@\n" +
 	"\x05delta\x18\x02 \x01(\v2(.bulkhead.chat.v1.CompleteResponse.DeltaH\x00R\x05delta\x12I\n" +
@@ -635,12 +644,13 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\x03R\acreated\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12-\n" +
-	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x1a\x8e\x01\n" +
+	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x1a\xca\x01\n" +
 	"\x05Delta\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12>\n" +
 	"\n" +
 	"tool_calls\x18\x02 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x12+\n" +
-	"\x11reasoning_content\x18\x03 \x01(\tR\x10reasoningContent\x1aT\n" +
+	"\x11reasoning_content\x18\x03 \x01(\tR\x10reasoningContent\x12:\n" +
+	"\blogprobs\x18\x04 \x03(\v2\x1e.bulkhead.inference.v1.LogprobR\blogprobs\x1aT\n" +
 	"\bFinished\x12H\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2#.bulkhead.inference.v1.FinishReasonR\ffinishReason\x1a\v\n" +
 	"\tKeepAliveB\a\n" +
@@ -674,7 +684,8 @@ var file_bulkhead_chat_v1_chat_proto_goTypes = []any{
 	(*v1.Tool)(nil),                    // 9: bulkhead.inference.v1.Tool
 	(*v1.ToolChoice)(nil),              // 10: bulkhead.inference.v1.ToolChoice
 	(*v1.ToolCall)(nil),                // 11: bulkhead.inference.v1.ToolCall
-	(v1.FinishReason)(0),               // 12: bulkhead.inference.v1.FinishReason
+	(*v1.Logprob)(nil),                 // 12: bulkhead.inference.v1.Logprob
+	(v1.FinishReason)(0),               // 13: bulkhead.inference.v1.FinishReason
 }
 var file_bulkhead_chat_v1_chat_proto_depIdxs = []int32{
 	7,  // 0: bulkhead.chat.v1.CompleteRequest.messages:type_name -> bulkhead.inference.v1.Message
@@ -687,14 +698,15 @@ var file_bulkhead_chat_v1_chat_proto_depIdxs = []int32{
 	1,  // 7: bulkhead.chat.v1.CompleteResponse.usage:type_name -> bulkhead.chat.v1.Usage
 	6,  // 8: bulkhead.chat.v1.CompleteResponse.keep_alive:type_name -> bulkhead.chat.v1.CompleteResponse.KeepAlive
 	11, // 9: bulkhead.chat.v1.CompleteResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
-	12, // 10: bulkhead.chat.v1.CompleteResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	0,  // 11: bulkhead.chat.v1.ChatService.Complete:input_type -> bulkhead.chat.v1.CompleteRequest
-	2,  // 12: bulkhead.chat.v1.ChatService.Complete:output_type -> bulkhead.chat.v1.CompleteResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 10: bulkhead.chat.v1.CompleteResponse.Delta.logprobs:type_name -> bulkhead.inference.v1.Logprob
+	13, // 11: bulkhead.chat.v1.CompleteResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	0,  // 12: bulkhead.chat.v1.ChatService.Complete:input_type -> bulkhead.chat.v1.CompleteRequest
+	2,  // 13: bulkhead.chat.v1.ChatService.Complete:output_type -> bulkhead.chat.v1.CompleteResponse
+	13, // [13:14] is the sub-list for method output_type
+	12, // [12:13] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_chat_v1_chat_proto_init() }

@@ -644,8 +644,13 @@ type Sampling struct {
 	// does).
 	FrequencyPenalty *float64 `protobuf:"fixed64,9,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
 	PresencePenalty  *float64 `protobuf:"fixed64,10,opt,name=presence_penalty,json=presencePenalty,proto3,oneof" json:"presence_penalty,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Return the log-probability of each token of the answer (Delta's
+	// logprobs), with the top_logprobs (0 to 20) most likely tokens at
+	// each position.
+	Logprobs      bool  `protobuf:"varint,11,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	TopLogprobs   int32 `protobuf:"varint,12,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sampling) Reset() {
@@ -748,6 +753,93 @@ func (x *Sampling) GetPresencePenalty() float64 {
 	return 0
 }
 
+func (x *Sampling) GetLogprobs() bool {
+	if x != nil {
+		return x.Logprobs
+	}
+	return false
+}
+
+func (x *Sampling) GetTopLogprobs() int32 {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return 0
+}
+
+// Logprob is the log-probability of a token of the answer. The tokens of
+// a reply's Logprobs, in order, spell its content.
+type Logprob struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Token   string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Logprob float64                `protobuf:"fixed64,2,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	// The token's UTF-8 bytes (a token may hold part of a character).
+	Bytes []byte `protobuf:"bytes,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// The most likely tokens at this position, most likely first (their own
+	// top_logprobs empty).
+	TopLogprobs   []*Logprob `protobuf:"bytes,4,rep,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Logprob) Reset() {
+	*x = Logprob{}
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Logprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Logprob) ProtoMessage() {}
+
+func (x *Logprob) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Logprob.ProtoReflect.Descriptor instead.
+func (*Logprob) Descriptor() ([]byte, []int) {
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Logprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *Logprob) GetLogprob() float64 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *Logprob) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
+func (x *Logprob) GetTopLogprobs() []*Logprob {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return nil
+}
+
 // TokenUsage counts the tokens of one generation.
 type TokenUsage struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -762,7 +854,7 @@ type TokenUsage struct {
 
 func (x *TokenUsage) Reset() {
 	*x = TokenUsage{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +866,7 @@ func (x *TokenUsage) String() string {
 func (*TokenUsage) ProtoMessage() {}
 
 func (x *TokenUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +879,7 @@ func (x *TokenUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
 func (*TokenUsage) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TokenUsage) GetPromptTokens() int64 {
@@ -825,7 +917,7 @@ type Continuation struct {
 
 func (x *Continuation) Reset() {
 	*x = Continuation{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +929,7 @@ func (x *Continuation) String() string {
 func (*Continuation) ProtoMessage() {}
 
 func (x *Continuation) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +942,7 @@ func (x *Continuation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Continuation.ProtoReflect.Descriptor instead.
 func (*Continuation) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Continuation) GetReasoningContent() string {
@@ -906,7 +998,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1010,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1023,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateRequest) GetEngine() string {
@@ -1050,7 +1142,7 @@ type Upstream struct {
 
 func (x *Upstream) Reset() {
 	*x = Upstream{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1154,7 @@ func (x *Upstream) String() string {
 func (*Upstream) ProtoMessage() {}
 
 func (x *Upstream) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1167,7 @@ func (x *Upstream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
 func (*Upstream) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{8}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Upstream) GetName() string {
@@ -1166,7 +1258,7 @@ type PassiveHealth struct {
 
 func (x *PassiveHealth) Reset() {
 	*x = PassiveHealth{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1270,7 @@ func (x *PassiveHealth) String() string {
 func (*PassiveHealth) ProtoMessage() {}
 
 func (x *PassiveHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1283,7 @@ func (x *PassiveHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassiveHealth.ProtoReflect.Descriptor instead.
 func (*PassiveHealth) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{9}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PassiveHealth) GetConsecutiveFailures() int32 {
@@ -1222,7 +1314,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1326,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1339,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -1317,7 +1409,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1421,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1434,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CountTokensRequest) GetEngine() string {
@@ -1375,7 +1467,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1479,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1492,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{12}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CountTokensResponse) GetPromptTokens() int64 {
@@ -1422,7 +1514,7 @@ type GenerateResponse_Started struct {
 
 func (x *GenerateResponse_Started) Reset() {
 	*x = GenerateResponse_Started{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1526,7 @@ func (x *GenerateResponse_Started) String() string {
 func (*GenerateResponse_Started) ProtoMessage() {}
 
 func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1539,7 @@ func (x *GenerateResponse_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Started.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Started) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 0}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11, 0}
 }
 
 func (x *GenerateResponse_Started) GetModel() string {
@@ -1473,14 +1565,18 @@ type GenerateResponse_Delta struct {
 	ReasoningContent string `protobuf:"bytes,2,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
 	// Pieces of the tool calls the reply makes (ToolCall.index says
 	// which). A reply that made one cannot be continued elsewhere.
-	ToolCalls     []*ToolCall `protobuf:"bytes,3,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	ToolCalls []*ToolCall `protobuf:"bytes,3,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// With Sampling.logprobs: the tokens of the answer that end in this
+	// Delta's content (a token is reported once, with the Delta that
+	// completes it).
+	Logprobs      []*Logprob `protobuf:"bytes,4,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateResponse_Delta) Reset() {
 	*x = GenerateResponse_Delta{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1588,7 @@ func (x *GenerateResponse_Delta) String() string {
 func (*GenerateResponse_Delta) ProtoMessage() {}
 
 func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[14]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1601,7 @@ func (x *GenerateResponse_Delta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Delta.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Delta) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 1}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11, 1}
 }
 
 func (x *GenerateResponse_Delta) GetContent() string {
@@ -1529,6 +1625,13 @@ func (x *GenerateResponse_Delta) GetToolCalls() []*ToolCall {
 	return nil
 }
 
+func (x *GenerateResponse_Delta) GetLogprobs() []*Logprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
 // Finished is sent once, last.
 type GenerateResponse_Finished struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1540,7 +1643,7 @@ type GenerateResponse_Finished struct {
 
 func (x *GenerateResponse_Finished) Reset() {
 	*x = GenerateResponse_Finished{}
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1655,7 @@ func (x *GenerateResponse_Finished) String() string {
 func (*GenerateResponse_Finished) ProtoMessage() {}
 
 func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[15]
+	mi := &file_bulkhead_inference_v1_inference_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1668,7 @@ func (x *GenerateResponse_Finished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse_Finished.ProtoReflect.Descriptor instead.
 func (*GenerateResponse_Finished) Descriptor() ([]byte, []int) {
-	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{10, 2}
+	return file_bulkhead_inference_v1_inference_proto_rawDescGZIP(), []int{11, 2}
 }
 
 func (x *GenerateResponse_Finished) GetFinishReason() FinishReason {
@@ -1619,7 +1722,7 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x05 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x12+\n" +
 	"\x11reasoning_content\x18\x06 \x01(\tR\x10reasoningContent\x12\x16\n" +
-	"\x06prefix\x18\a \x01(\bR\x06prefix\"\xac\x04\n" +
+	"\x06prefix\x18\a \x01(\bR\x06prefix\"\xeb\x04\n" +
 	"\bSampling\x12\"\n" +
 	"\n" +
 	"max_tokens\x18\x01 \x01(\x05H\x00R\tmaxTokens\x88\x01\x01\x12%\n" +
@@ -1632,14 +1735,21 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x10reasoning_effort\x18\b \x01(\x0e2&.bulkhead.inference.v1.ReasoningEffortR\x0freasoningEffort\x120\n" +
 	"\x11frequency_penalty\x18\t \x01(\x01H\x05R\x10frequencyPenalty\x88\x01\x01\x12.\n" +
 	"\x10presence_penalty\x18\n" +
-	" \x01(\x01H\x06R\x0fpresencePenalty\x88\x01\x01B\r\n" +
+	" \x01(\x01H\x06R\x0fpresencePenalty\x88\x01\x01\x12\x1a\n" +
+	"\blogprobs\x18\v \x01(\bR\blogprobs\x12!\n" +
+	"\ftop_logprobs\x18\f \x01(\x05R\vtopLogprobsB\r\n" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
 	"\x05_seedB\v\n" +
 	"\t_thinkingB\x14\n" +
 	"\x12_frequency_penaltyB\x13\n" +
-	"\x11_presence_penalty\"\x89\x01\n" +
+	"\x11_presence_penalty\"\x92\x01\n" +
+	"\aLogprob\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\fR\x05bytes\x12A\n" +
+	"\ftop_logprobs\x18\x04 \x03(\v2\x1e.bulkhead.inference.v1.LogprobR\vtopLogprobs\"\x89\x01\n" +
 	"\n" +
 	"TokenUsage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
@@ -1680,19 +1790,20 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\fidle_timeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\"\x82\x01\n" +
 	"\rPassiveHealth\x121\n" +
 	"\x14consecutive_failures\x18\x01 \x01(\x05R\x13consecutiveFailures\x12>\n" +
-	"\rejection_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fejectionTime\"\xe6\x04\n" +
+	"\rejection_time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fejectionTime\"\xa2\x05\n" +
 	"\x10GenerateResponse\x12K\n" +
 	"\astarted\x18\x01 \x01(\v2/.bulkhead.inference.v1.GenerateResponse.StartedH\x00R\astarted\x12E\n" +
 	"\x05delta\x18\x02 \x01(\v2-.bulkhead.inference.v1.GenerateResponse.DeltaH\x00R\x05delta\x12N\n" +
 	"\bfinished\x18\x03 \x01(\v20.bulkhead.inference.v1.GenerateResponse.FinishedH\x00R\bfinished\x1aD\n" +
 	"\aStarted\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12#\n" +
-	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1a\x8e\x01\n" +
+	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x1a\xca\x01\n" +
 	"\x05Delta\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12+\n" +
 	"\x11reasoning_content\x18\x02 \x01(\tR\x10reasoningContent\x12>\n" +
 	"\n" +
-	"tool_calls\x18\x03 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x1a\x8d\x01\n" +
+	"tool_calls\x18\x03 \x03(\v2\x1f.bulkhead.inference.v1.ToolCallR\ttoolCalls\x12:\n" +
+	"\blogprobs\x18\x04 \x03(\v2\x1e.bulkhead.inference.v1.LogprobR\blogprobs\x1a\x8d\x01\n" +
 	"\bFinished\x12H\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2#.bulkhead.inference.v1.FinishReasonR\ffinishReason\x127\n" +
 	"\x05usage\x18\x02 \x01(\v2!.bulkhead.inference.v1.TokenUsageR\x05usageB\a\n" +
@@ -1742,7 +1853,7 @@ func file_bulkhead_inference_v1_inference_proto_rawDescGZIP() []byte {
 }
 
 var file_bulkhead_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_bulkhead_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(Role)(0),                         // 0: bulkhead.inference.v1.Role
 	(ResponseFormat)(0),               // 1: bulkhead.inference.v1.ResponseFormat
@@ -1754,18 +1865,19 @@ var file_bulkhead_inference_v1_inference_proto_goTypes = []any{
 	(*ToolChoice)(nil),                // 7: bulkhead.inference.v1.ToolChoice
 	(*Message)(nil),                   // 8: bulkhead.inference.v1.Message
 	(*Sampling)(nil),                  // 9: bulkhead.inference.v1.Sampling
-	(*TokenUsage)(nil),                // 10: bulkhead.inference.v1.TokenUsage
-	(*Continuation)(nil),              // 11: bulkhead.inference.v1.Continuation
-	(*GenerateRequest)(nil),           // 12: bulkhead.inference.v1.GenerateRequest
-	(*Upstream)(nil),                  // 13: bulkhead.inference.v1.Upstream
-	(*PassiveHealth)(nil),             // 14: bulkhead.inference.v1.PassiveHealth
-	(*GenerateResponse)(nil),          // 15: bulkhead.inference.v1.GenerateResponse
-	(*CountTokensRequest)(nil),        // 16: bulkhead.inference.v1.CountTokensRequest
-	(*CountTokensResponse)(nil),       // 17: bulkhead.inference.v1.CountTokensResponse
-	(*GenerateResponse_Started)(nil),  // 18: bulkhead.inference.v1.GenerateResponse.Started
-	(*GenerateResponse_Delta)(nil),    // 19: bulkhead.inference.v1.GenerateResponse.Delta
-	(*GenerateResponse_Finished)(nil), // 20: bulkhead.inference.v1.GenerateResponse.Finished
-	(*durationpb.Duration)(nil),       // 21: google.protobuf.Duration
+	(*Logprob)(nil),                   // 10: bulkhead.inference.v1.Logprob
+	(*TokenUsage)(nil),                // 11: bulkhead.inference.v1.TokenUsage
+	(*Continuation)(nil),              // 12: bulkhead.inference.v1.Continuation
+	(*GenerateRequest)(nil),           // 13: bulkhead.inference.v1.GenerateRequest
+	(*Upstream)(nil),                  // 14: bulkhead.inference.v1.Upstream
+	(*PassiveHealth)(nil),             // 15: bulkhead.inference.v1.PassiveHealth
+	(*GenerateResponse)(nil),          // 16: bulkhead.inference.v1.GenerateResponse
+	(*CountTokensRequest)(nil),        // 17: bulkhead.inference.v1.CountTokensRequest
+	(*CountTokensResponse)(nil),       // 18: bulkhead.inference.v1.CountTokensResponse
+	(*GenerateResponse_Started)(nil),  // 19: bulkhead.inference.v1.GenerateResponse.Started
+	(*GenerateResponse_Delta)(nil),    // 20: bulkhead.inference.v1.GenerateResponse.Delta
+	(*GenerateResponse_Finished)(nil), // 21: bulkhead.inference.v1.GenerateResponse.Finished
+	(*durationpb.Duration)(nil),       // 22: google.protobuf.Duration
 }
 var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
 	4,  // 0: bulkhead.inference.v1.ToolChoice.mode:type_name -> bulkhead.inference.v1.ToolChoice.Mode
@@ -1773,33 +1885,35 @@ var file_bulkhead_inference_v1_inference_proto_depIdxs = []int32{
 	5,  // 2: bulkhead.inference.v1.Message.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
 	1,  // 3: bulkhead.inference.v1.Sampling.response_format:type_name -> bulkhead.inference.v1.ResponseFormat
 	2,  // 4: bulkhead.inference.v1.Sampling.reasoning_effort:type_name -> bulkhead.inference.v1.ReasoningEffort
-	8,  // 5: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
-	9,  // 6: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
-	11, // 7: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
-	13, // 8: bulkhead.inference.v1.GenerateRequest.upstreams:type_name -> bulkhead.inference.v1.Upstream
-	14, // 9: bulkhead.inference.v1.GenerateRequest.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
-	6,  // 10: bulkhead.inference.v1.GenerateRequest.tools:type_name -> bulkhead.inference.v1.Tool
-	7,  // 11: bulkhead.inference.v1.GenerateRequest.tool_choice:type_name -> bulkhead.inference.v1.ToolChoice
-	21, // 12: bulkhead.inference.v1.Upstream.connect_timeout:type_name -> google.protobuf.Duration
-	21, // 13: bulkhead.inference.v1.Upstream.first_token_timeout:type_name -> google.protobuf.Duration
-	21, // 14: bulkhead.inference.v1.Upstream.idle_timeout:type_name -> google.protobuf.Duration
-	21, // 15: bulkhead.inference.v1.PassiveHealth.ejection_time:type_name -> google.protobuf.Duration
-	18, // 16: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
-	19, // 17: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
-	20, // 18: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
-	8,  // 19: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
-	5,  // 20: bulkhead.inference.v1.GenerateResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
-	3,  // 21: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
-	10, // 22: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
-	12, // 23: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
-	16, // 24: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
-	15, // 25: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
-	17, // 26: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
-	25, // [25:27] is the sub-list for method output_type
-	23, // [23:25] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	10, // 5: bulkhead.inference.v1.Logprob.top_logprobs:type_name -> bulkhead.inference.v1.Logprob
+	8,  // 6: bulkhead.inference.v1.GenerateRequest.messages:type_name -> bulkhead.inference.v1.Message
+	9,  // 7: bulkhead.inference.v1.GenerateRequest.sampling:type_name -> bulkhead.inference.v1.Sampling
+	12, // 8: bulkhead.inference.v1.GenerateRequest.continuation:type_name -> bulkhead.inference.v1.Continuation
+	14, // 9: bulkhead.inference.v1.GenerateRequest.upstreams:type_name -> bulkhead.inference.v1.Upstream
+	15, // 10: bulkhead.inference.v1.GenerateRequest.passive_health:type_name -> bulkhead.inference.v1.PassiveHealth
+	6,  // 11: bulkhead.inference.v1.GenerateRequest.tools:type_name -> bulkhead.inference.v1.Tool
+	7,  // 12: bulkhead.inference.v1.GenerateRequest.tool_choice:type_name -> bulkhead.inference.v1.ToolChoice
+	22, // 13: bulkhead.inference.v1.Upstream.connect_timeout:type_name -> google.protobuf.Duration
+	22, // 14: bulkhead.inference.v1.Upstream.first_token_timeout:type_name -> google.protobuf.Duration
+	22, // 15: bulkhead.inference.v1.Upstream.idle_timeout:type_name -> google.protobuf.Duration
+	22, // 16: bulkhead.inference.v1.PassiveHealth.ejection_time:type_name -> google.protobuf.Duration
+	19, // 17: bulkhead.inference.v1.GenerateResponse.started:type_name -> bulkhead.inference.v1.GenerateResponse.Started
+	20, // 18: bulkhead.inference.v1.GenerateResponse.delta:type_name -> bulkhead.inference.v1.GenerateResponse.Delta
+	21, // 19: bulkhead.inference.v1.GenerateResponse.finished:type_name -> bulkhead.inference.v1.GenerateResponse.Finished
+	8,  // 20: bulkhead.inference.v1.CountTokensRequest.messages:type_name -> bulkhead.inference.v1.Message
+	5,  // 21: bulkhead.inference.v1.GenerateResponse.Delta.tool_calls:type_name -> bulkhead.inference.v1.ToolCall
+	10, // 22: bulkhead.inference.v1.GenerateResponse.Delta.logprobs:type_name -> bulkhead.inference.v1.Logprob
+	3,  // 23: bulkhead.inference.v1.GenerateResponse.Finished.finish_reason:type_name -> bulkhead.inference.v1.FinishReason
+	11, // 24: bulkhead.inference.v1.GenerateResponse.Finished.usage:type_name -> bulkhead.inference.v1.TokenUsage
+	13, // 25: bulkhead.inference.v1.InferenceService.Generate:input_type -> bulkhead.inference.v1.GenerateRequest
+	17, // 26: bulkhead.inference.v1.InferenceService.CountTokens:input_type -> bulkhead.inference.v1.CountTokensRequest
+	16, // 27: bulkhead.inference.v1.InferenceService.Generate:output_type -> bulkhead.inference.v1.GenerateResponse
+	18, // 28: bulkhead.inference.v1.InferenceService.CountTokens:output_type -> bulkhead.inference.v1.CountTokensResponse
+	27, // [27:29] is the sub-list for method output_type
+	25, // [25:27] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_inference_v1_inference_proto_init() }
@@ -1809,8 +1923,8 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 	}
 	file_bulkhead_inference_v1_inference_proto_msgTypes[1].OneofWrappers = []any{}
 	file_bulkhead_inference_v1_inference_proto_msgTypes[4].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[7].OneofWrappers = []any{}
-	file_bulkhead_inference_v1_inference_proto_msgTypes[10].OneofWrappers = []any{
+	file_bulkhead_inference_v1_inference_proto_msgTypes[8].OneofWrappers = []any{}
+	file_bulkhead_inference_v1_inference_proto_msgTypes[11].OneofWrappers = []any{
 		(*GenerateResponse_Started_)(nil),
 		(*GenerateResponse_Delta_)(nil),
 		(*GenerateResponse_Finished_)(nil),
@@ -1821,7 +1935,7 @@ func file_bulkhead_inference_v1_inference_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_inference_v1_inference_proto_rawDesc), len(file_bulkhead_inference_v1_inference_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,197 @@
+package e2e_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/services/models"
+)
+
+// checkLogprobs holds a reply's log-probabilities to OpenAI's contract:
+// their tokens spell the content, bytes are the token's, every
+// probability is one, and a position's alternatives are at most k, most
+// likely first. It returns how many positions chose their most likely
+// token.
+func checkLogprobs(t *testing.T, content string, lps []openai.ChatCompletionTokenLogprob, k int) int {
+	t.Helper()
+	var spelt strings.Builder
+	top1 := 0
+	for i, lp := range lps {
+		spelt.WriteString(lp.Token)
+		if lp.Logprob > 0 || math.IsNaN(lp.Logprob) || string(bytesOf(lp.Bytes)) != lp.Token {
+			t.Fatalf("logprobs[%d] %+v: not a probability, or bytes not the token's", i, lp)
+		}
+		if len(lp.TopLogprobs) > k {
+			t.Fatalf("logprobs[%d]: %d alternatives, asked for %d", i, len(lp.TopLogprobs), k)
+		}
+		for j, alt := range lp.TopLogprobs {
+			if alt.Logprob > 0 || j > 0 && alt.Logprob > lp.TopLogprobs[j-1].Logprob {
+				t.Fatalf("logprobs[%d].top_logprobs %+v: not most likely first", i, lp.TopLogprobs)
+			}
+		}
+		if k > 0 && len(lp.TopLogprobs) > 0 && lp.Logprob > lp.TopLogprobs[0].Logprob+1e-9 {
+			t.Fatalf("logprobs[%d]: chosen %v more likely than the most likely %v", i, lp.Logprob, lp.TopLogprobs[0].Logprob)
+		}
+		if len(lp.TopLogprobs) > 0 && lp.TopLogprobs[0].Token == lp.Token {
+			top1++
+		}
+	}
+	if spelt.String() != content {
+		t.Fatalf("the tokens spell %q; the content is %q", spelt.String(), content)
+	}
+	return top1
+}
+
+func bytesOf(b []int64) []byte {
+	out := make([]byte, len(b))
+	for i, x := range b {
+		out[i] = byte(x)
+	}
+	return out
+}
+
+// logprobs and top_logprobs with the official Go SDK: the builtin engine
+// reports its own model's probabilities (greedy at temperature 0 picks
+// the most likely, streamed and whole alike, cut by stop sequences and
+// max_tokens, framed by json_object); an upstream's are passed through;
+// bad values are 422s naming the field.
+func TestLogprobs(t *testing.T) {
+	up := newFakeUpstream(t, "lp", 5)
+	dir := t.TempDir()
+	m := fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: relayed}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n  backends: [{name: up, baseURL: %q, model: up}]\n", up.url())
+	if err := os.WriteFile(filepath.Join(dir, "relayed.yaml"), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
+	ctx := t.Context()
+	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+	params := openai.ChatCompletionNewParams{
+		Model:       "deepseek-chat",
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me of the refraction of the Rays of Light")},
+		MaxTokens:   openai.Int(40),
+		Temperature: openai.Float(0),
+		Logprobs:    openai.Bool(true),
+		TopLogprobs: openai.Int(3),
+	}
+
+	t.Run("builtin, whole", func(t *testing.T) {
+		res, err := client.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := res.Choices[0]
+		lps := ch.Logprobs.Content
+		if len(lps) < 10 {
+			t.Fatalf("%d log-probabilities for %q", len(lps), ch.Message.Content)
+		}
+		// Greedy: the chosen word is the model's most likely, but where
+		// a sentence opens (drawn uniformly) or an early end is refused.
+		if top1 := checkLogprobs(t, ch.Message.Content, lps, 3); top1 < len(lps)*3/4 {
+			t.Fatalf("temperature 0 chose the most likely word at %d of %d positions", top1, len(lps))
+		}
+		// Streamed, the same numbers, each with the chunk that completes
+		// its token.
+		stream := client.Chat.Completions.NewStreaming(ctx, params)
+		var content strings.Builder
+		var streamed []openai.ChatCompletionTokenLogprob
+		for stream.Next() {
+			for _, c := range stream.Current().Choices {
+				content.WriteString(c.Delta.Content)
+				streamed = append(streamed, c.Logprobs.Content...)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if content.String() != ch.Message.Content || len(streamed) != len(lps) {
+			t.Fatalf("streamed %q with %d log-probabilities; whole %q with %d", content.String(), len(streamed), ch.Message.Content, len(lps))
+		}
+		for i := range lps {
+			if streamed[i].Token != lps[i].Token || streamed[i].Logprob != lps[i].Logprob {
+				t.Fatalf("logprobs[%d]: streamed %+v, whole %+v", i, streamed[i], lps[i])
+			}
+		}
+		// A reply with log-probabilities is computed, never replayed
+		// from the response cache (it would say a cached reply's prompt
+		// was a hit).
+		if res.Usage.PromptTokensDetails.CachedTokens != 0 {
+			t.Fatalf("a logprobs reply was answered from the cache: %+v", res.Usage)
+		}
+	})
+
+	t.Run("builtin, cut by stop and max_tokens, and as JSON", func(t *testing.T) {
+		full, err := client.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		words := strings.Fields(full.Choices[0].Message.Content)
+		stop := params
+		stop.Stop = openai.ChatCompletionNewParamsStopUnion{OfString: openai.String(words[4][:2])}
+		short := params
+		short.MaxTokens = openai.Int(7)
+		obj := params
+		obj.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}
+		for name, p := range map[string]openai.ChatCompletionNewParams{"stop": stop, "max_tokens": short, "json_object": obj} {
+			res, err := client.Chat.Completions.New(ctx, p)
+			if err != nil {
+				t.Fatal(name, err)
+			}
+			checkLogprobs(t, res.Choices[0].Message.Content, res.Choices[0].Logprobs.Content, 3)
+		}
+	})
+
+	t.Run("upstream, passed through", func(t *testing.T) {
+		relayed := params
+		relayed.Model = "relayed"
+		var res *openai.ChatCompletion
+		testenv.Eventually(t, 20*time.Second, "relayed served", func() error {
+			var err error
+			res, err = client.Chat.Completions.New(ctx, relayed)
+			return err
+		})
+		lps := res.Choices[0].Logprobs.Content
+		checkLogprobs(t, res.Choices[0].Message.Content, lps, 3)
+		if len(lps) != 5 || lps[0].Logprob != -0.25 || len(lps[0].TopLogprobs) != 3 || lps[0].TopLogprobs[2].Token != " alt2" || lps[0].TopLogprobs[2].Logprob != -3 {
+			t.Fatalf("the upstream's log-probabilities were not passed through: %+v", lps)
+		}
+		sent := up.lastBody(t)
+		if sent["logprobs"] != true || sent["top_logprobs"] != float64(3) {
+			t.Fatalf("the upstream was asked logprobs %v, top_logprobs %v", sent["logprobs"], sent["top_logprobs"])
+		}
+		// Not asked, not sent, and the reply carries none.
+		relayed.Logprobs, relayed.TopLogprobs = openai.Bool(false), openai.Int(0)
+		res, err := client.Chat.Completions.New(ctx, relayed)
+		if err != nil || len(res.Choices[0].Logprobs.Content) != 0 || res.Choices[0].Logprobs.JSON.Content.Valid() {
+			t.Fatalf("logprobs false: %+v (%v)", res.Choices[0].Logprobs, err)
+		}
+		if _, set := up.lastBody(t)["logprobs"]; set {
+			t.Fatal("logprobs sent to the upstream though the client did not ask")
+		}
+	})
+
+	t.Run("bad values", func(t *testing.T) {
+		for _, c := range []struct {
+			top      int64
+			logprobs bool
+		}{{21, true}, {-1, true}, {2, false}} {
+			bad := params
+			bad.Logprobs, bad.TopLogprobs = openai.Bool(c.logprobs), openai.Int(c.top)
+			_, err := client.Chat.Completions.New(ctx, bad)
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 422 || apiErr.Param != "top_logprobs" {
+				t.Errorf("top_logprobs %d, logprobs %v: %v", c.top, c.logprobs, err)
+			}
+		}
+	})
+}

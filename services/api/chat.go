@@ -246,7 +246,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 	out.Usage = rep.usage
 	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
 	if req.GetSampling().GetLogprobs() {
-		out.Choices[0].Logprobs = &wireLogprobs{Content: append([]wireLogprob{}, rep.logprobs...)}
+		out.Choices[0].Logprobs = &wireLogprobs{Content: append([]wireLogprob{}, wireLogprobsOf(rep.logprobs)...)}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -256,7 +256,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 type reply struct {
 	content, reasoning strings.Builder
 	calls              []wireToolCall
-	logprobs           []wireLogprob
+	logprobs           []*inferencev1.Logprob
 	// finish is nil when the stream carried no Finished.
 	finish *string
 	usage  *chatUsage
@@ -301,7 +301,7 @@ func collect(w http.ResponseWriter, stream chatv1.ChatService_CompleteClient) (*
 			rep.content.WriteString(e.Delta.GetContent())
 			rep.reasoning.WriteString(e.Delta.GetReasoningContent())
 			rep.addCalls(e.Delta.GetToolCalls())
-			rep.logprobs = append(rep.logprobs, wireLogprobsOf(e.Delta.GetLogprobs())...)
+			rep.logprobs = append(rep.logprobs, e.Delta.GetLogprobs()...)
 		case *chatv1.CompleteResponse_Finished_:
 			f := finishNames[e.Finished.GetFinishReason()]
 			rep.finish = &f

@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/services/apierr"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
+	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 )
 
 // The body of POST /beta/completions: DeepSeek's FIM (fill in the middle),
@@ -55,8 +56,8 @@ func toFill(body *textRequest, requestID string) (*chatv1.CompleteRequest, *apie
 		return nil, apierr.InvalidParam("prompt", "prompt: is required")
 	}
 	switch {
-	case body.Logprobs != nil && *body.Logprobs != 0:
-		return nil, apierr.InvalidParam("logprobs", "logprobs: log-probabilities are not supported yet")
+	case body.Logprobs != nil && (*body.Logprobs < 0 || *body.Logprobs > 20):
+		return nil, apierr.InvalidParam("logprobs", "logprobs: must be an integer in [0, 20] (the alternatives per token)")
 	case body.N != nil && *body.N != 1:
 		return nil, apierr.InvalidParam("n", "n: only 1 is supported")
 	case body.BestOf != nil && *body.BestOf != 1:
@@ -69,6 +70,10 @@ func toFill(body *textRequest, requestID string) (*chatv1.CompleteRequest, *apie
 		Seed: body.Seed, Stream: body.Stream, FrequencyPenalty: body.FrequencyPenalty, PresencePenalty: body.PresencePenalty, User: body.User,
 		Messages: []wireMessage{{Role: "user"}}}
 	chat.Messages[0].Content, _ = json.Marshal(prompt)
+	if k := body.Logprobs; k != nil {
+		// The text completion's logprobs is the chat's top_logprobs.
+		chat.Logprobs, chat.TopLogprobs = proto.Bool(true), k
+	}
 	req, aerr := toComplete(chat, requestID)
 	if aerr != nil {
 		return nil, aerr
@@ -81,10 +86,38 @@ func toFill(body *textRequest, requestID string) (*chatv1.CompleteRequest, *apie
 }
 
 type textChoice struct {
-	Text         string    `json:"text"`
-	Index        int       `json:"index"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Text         string        `json:"text"`
+	Index        int           `json:"index"`
+	Logprobs     *textLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
+}
+
+// textLogprobs is the text completion's logprobs object: per token, its
+// text, log-probability, the most likely tokens there and its byte offset
+// in the choice's text.
+type textLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// textLogprobsOf renders lps, the first token at offset; it returns the
+// offset after the last.
+func textLogprobsOf(lps []*inferencev1.Logprob, offset int) (*textLogprobs, int) {
+	out := &textLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	for _, lp := range lps {
+		top := map[string]float64{}
+		for _, t := range lp.GetTopLogprobs() {
+			top[t.GetToken()] = t.GetLogprob()
+		}
+		out.Tokens = append(out.Tokens, lp.GetToken())
+		out.TokenLogprobs = append(out.TokenLogprobs, lp.GetLogprob())
+		out.TopLogprobs = append(out.TopLogprobs, top)
+		out.TextOffset = append(out.TextOffset, offset)
+		offset += len(lp.GetToken())
+	}
+	return out, offset
 }
 
 type textCompletion struct {
@@ -102,6 +135,9 @@ type textCompletion struct {
 type textChunks struct {
 	base textCompletion
 	echo string
+	// offset is where the next token starts in the choice's text (for
+	// logprobs).
+	offset *int
 }
 
 func (c textChunks) first() any {
@@ -121,7 +157,11 @@ func (c textChunks) delta(d *chatv1.CompleteResponse_Delta) any {
 	if d.GetContent() == "" {
 		return nil
 	}
-	return c.with(d.GetContent(), nil)
+	out := c.with(d.GetContent(), nil)
+	if lps := d.GetLogprobs(); len(lps) > 0 {
+		out.Choices[0].Logprobs, *c.offset = textLogprobsOf(lps, *c.offset)
+	}
+	return out
 }
 
 func (c textChunks) finish(reason string) any { return c.with("", &reason) }
@@ -157,7 +197,8 @@ func (s *server) textCompletions(w http.ResponseWriter, r *http.Request, c calle
 	base := textCompletion{ID: strings.Replace(started.GetId(), "chatcmpl-", "cmpl-", 1), Object: "text_completion", Created: started.GetCreated(),
 		Model: started.GetModel(), SystemFingerprint: started.GetSystemFingerprint()}
 	if body.Stream {
-		s.writeStream(w, r, stream, textChunks{base: base, echo: echo}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
+		offset := len(echo)
+		s.writeStream(w, r, stream, textChunks{base: base, echo: echo, offset: &offset}, body.StreamOptions != nil && body.StreamOptions.IncludeUsage)
 		return
 	}
 	rep, ok := collect(w, stream)
@@ -166,5 +207,8 @@ func (s *server) textCompletions(w http.ResponseWriter, r *http.Request, c calle
 	}
 	base.Usage = rep.usage
 	base.Choices = []textChoice{{Text: echo + rep.content.String(), FinishReason: rep.finish}}
+	if body.Logprobs != nil {
+		base.Choices[0].Logprobs, _ = textLogprobsOf(rep.logprobs, len(echo))
+	}
 	writeJSON(w, http.StatusOK, base)
 }

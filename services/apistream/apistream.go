@@ -55,9 +55,14 @@ type ToolCall struct {
 	} `json:"function"`
 }
 
-// Logprobs are a choice's log-probabilities.
+// Logprobs are a choice's log-probabilities: a chat completion's
+// (Content), or a text completion's (the other fields, one entry per
+// token).
 type Logprobs struct {
-	Content []Logprob `json:"content"`
+	Content       []Logprob            `json:"content"`
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
 }
 
 // Logprob is a token's log-probability, with the most likely tokens at

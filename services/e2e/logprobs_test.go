@@ -180,6 +180,37 @@ func TestLogprobs(t *testing.T) {
 		}
 	})
 
+	t.Run("fill in the middle, the text completion's shape", func(t *testing.T) {
+		beta := openai.NewClient(option.WithBaseURL(p.APIURL+"/beta/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+		res, err := beta.Completions.New(ctx, openai.CompletionNewParams{
+			Model:       "deepseek-chat",
+			Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String("The Rays of Light")},
+			Suffix:      openai.String(" of the Prism."),
+			MaxTokens:   openai.Int(30),
+			Temperature: openai.Float(0),
+			Logprobs:    openai.Int(2),
+			Echo:        openai.Bool(true),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := res.Choices[0]
+		lp := ch.Logprobs
+		if len(lp.Tokens) < 4 || len(lp.TokenLogprobs) != len(lp.Tokens) || len(lp.TopLogprobs) != len(lp.Tokens) || len(lp.TextOffset) != len(lp.Tokens) {
+			t.Fatalf("logprobs %+v for %q", lp, ch.Text)
+		}
+		// Echoed, the prompt comes first: the first token's offset is
+		// after it, and every token is where its offset says.
+		if int(lp.TextOffset[0]) != len("The Rays of Light") || strings.Join(lp.Tokens, "") != strings.TrimPrefix(ch.Text, "The Rays of Light") {
+			t.Fatalf("tokens %q at %v in %q", lp.Tokens, lp.TextOffset, ch.Text)
+		}
+		for i, tok := range lp.Tokens {
+			if o := int(lp.TextOffset[i]); ch.Text[o:o+len(tok)] != tok || lp.TokenLogprobs[i] > 0 || len(lp.TopLogprobs[i]) > 2 {
+				t.Fatalf("token %d %q at %d, logprob %v, alternatives %v", i, tok, o, lp.TokenLogprobs[i], lp.TopLogprobs[i])
+			}
+		}
+	})
+
 	t.Run("bad values", func(t *testing.T) {
 		for _, c := range []struct {
 			top      int64

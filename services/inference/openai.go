@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -183,8 +184,10 @@ type upstreamRequest struct {
 	ReasoningEffort string            `json:"reasoning_effort,omitempty"`
 	Tools           []upstreamTool    `json:"tools,omitempty"`
 	ToolChoice      any               `json:"tool_choice,omitempty"`
-	Logprobs        bool              `json:"logprobs,omitempty"`
-	TopLogprobs     *int32            `json:"top_logprobs,omitempty"`
+	// Logprobs is true for a chat completion (with TopLogprobs), the
+	// number of alternatives for a text completion.
+	Logprobs    any    `json:"logprobs,omitempty"`
+	TopLogprobs *int32 `json:"top_logprobs,omitempty"`
 }
 
 var effortNames = map[inferencev1.ReasoningEffort]string{
@@ -227,6 +230,9 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 		// FIM: a text completion of the raw prompt (DeepSeek's beta API).
 		path = "/completions"
 		body.Prompt, body.Suffix = req.Messages[0].GetContent(), req.Suffix
+		if s.GetLogprobs() {
+			body.Logprobs, body.TopLogprobs = s.GetTopLogprobs(), nil
+		}
 	} else {
 		for _, m := range req.Messages {
 			body.Messages = append(body.Messages, message(m))
@@ -418,6 +424,23 @@ func upstreamLogprobs(l *apistream.Logprobs) []*inferencev1.Logprob {
 	}
 	var out []*inferencev1.Logprob
 	for _, x := range l.Content {
+		out = append(out, conv(x))
+	}
+	for i, tok := range l.Tokens {
+		x := apistream.Logprob{Token: tok}
+		if i < len(l.TokenLogprobs) {
+			x.Logprob = l.TokenLogprobs[i]
+		}
+		if i < len(l.TopLogprobs) {
+			for t, v := range l.TopLogprobs[i] {
+				x.TopLogprobs = append(x.TopLogprobs, apistream.Logprob{Token: t, Logprob: v})
+			}
+			// A map has no order: most likely first, then by token.
+			sort.Slice(x.TopLogprobs, func(a, b int) bool {
+				pa, pb := x.TopLogprobs[a], x.TopLogprobs[b]
+				return pa.Logprob > pb.Logprob || pa.Logprob == pb.Logprob && pa.Token < pb.Token
+			})
+		}
 		out = append(out, conv(x))
 	}
 	return out

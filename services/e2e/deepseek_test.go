@@ -195,14 +195,15 @@ func TestDeepSeekV4Surface(t *testing.T) {
 		if streamed != text {
 			t.Fatalf("streamed %q; not streamed %q", streamed, text)
 		}
-		// echo puts the prompt first; logprobs are refused, named.
+		// echo puts the prompt first; logprobs beyond 20 are refused,
+		// named (TestLogprobs has the rest).
 		delete(fim, "stream")
 		fim["echo"] = true
 		echoed := do(t, ctx, "POST", p.APIURL+"/beta/completions", p.Key, fim).json(t)["choices"].([]any)[0].(map[string]any)["text"]
 		if echoed != "The Rays of Light"+text {
 			t.Fatalf("echo: %q", echoed)
 		}
-		fim["logprobs"] = 2
+		fim["logprobs"] = 21
 		r = do(t, ctx, "POST", p.APIURL+"/beta/completions", p.Key, fim)
 		if _, _, _, param := r.errorOf(t); r.status != 422 || param != "logprobs" {
 			t.Fatalf("logprobs: %d %s", r.status, r.body)

@@ -19,6 +19,9 @@ import (
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
 )
 
+// CacheHeader says what the response cache did with a request.
+const CacheHeader = "X-Bulkhead-Cache"
+
 // toComplete validates the request body and builds the chat call.
 func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *apierr.Error) {
 	if body.Model == "" {
@@ -332,6 +335,11 @@ func (s *server) complete(w http.ResponseWriter, r *http.Request, c caller, req 
 	if started == nil {
 		apierr.Internal("chat stream did not start").Write(w)
 		return nil, nil, false
+	}
+	if c := started.GetCache(); c != "" {
+		// Whether the response cache answered (hit) or will keep the
+		// reply (miss); absent when the request is not deterministic.
+		w.Header().Set(CacheHeader, c)
 	}
 	return stream, started, true
 }

@@ -30,6 +30,11 @@ type Chunk struct {
 		PromptTokens         int64 `json:"prompt_tokens"`
 		CompletionTokens     int64 `json:"completion_tokens"`
 		PromptCacheHitTokens int64 `json:"prompt_cache_hit_tokens"`
+		// PromptTokensDetails.CachedTokens: OpenAI's (and vLLM's) count of
+		// the prompt's cache hits.
+		PromptTokensDetails struct {
+			CachedTokens int64 `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 		// CompletionTokensDetails.ReasoningTokens: DeepSeek's and OpenAI's
 		// count of the chain of thought.
 		CompletionTokensDetails struct {

@@ -117,11 +117,15 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
 		Upstreams: t.model.GetUpstreams(), PassiveHealth: t.model.GetPassiveHealth(),
 		Tools: t.req.GetTools(), ToolChoice: t.req.GetToolChoice(),
+		// An account's cached prefixes are its own.
+		CacheScope: t.id.AccountId,
 	}
 	for attempt := 0; ; attempt++ {
 		fin, err := t.stream1(ctx, req)
 		if err == nil {
-			u := &usage{miss: t.prompt, completion: fin.GetUsage().GetCompletionTokens(), reasoning: fin.GetUsage().GetReasoningTokens()}
+			// The engine's cache hits are billed at the cache-hit price.
+			hit := min(t.prompt, fin.GetUsage().GetCachedPromptTokens())
+			u := &usage{hit: hit, miss: t.prompt - hit, completion: fin.GetUsage().GetCompletionTokens(), reasoning: fin.GetUsage().GetReasoningTokens()}
 			if err := t.finish(fin.GetFinishReason(), u); err != nil {
 				return err
 			}

@@ -161,31 +161,33 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 	}
 	t := &completion{s: s, ctx: ctx, stream: stream, id: id, model: m, requestID: requestID,
 		reservation: res.GetReservationId(), prompt: prompt, req: req}
-	if err := stream.Send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Started_{Started: &chatv1.CompleteResponse_Started{
-		Id: "chatcmpl-" + requestID, Created: time.Now().Unix(), Model: m.GetName(),
-		SystemFingerprint: fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion()),
-	}}}); err != nil {
-		t.settle(nil, 0)
-		return err
-	}
 
 	// Temperature 0 makes a reply deterministic, except while thinking,
 	// which ignores it (as DeepSeek's does). A reply with log-probabilities
 	// is always computed: the cache keeps text, not the model's numbers.
 	deterministic := (req.GetCacheOptIn() || (sampling.Temperature != nil && sampling.GetTemperature() == 0 && !sampling.GetThinking())) &&
 		!sampling.GetLogprobs()
-	var key string
+	var key, cache string
+	var hit *cachedResponse
 	if deterministic {
-		key = cacheKey(id.AccountId, m, req, sampling)
-		hit, err := s.cache.get(ctx, key)
-		if err != nil {
+		key, cache = cacheKey(id.AccountId, m, req, sampling), "miss"
+		if hit, err = s.cache.get(ctx, key); err != nil {
 			s.log.WarnContext(ctx, "response cache read", "error", err)
 		}
 		if hit != nil {
-			s.cacheUse.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "hit")))
-			return t.replay(hit)
+			cache = "hit"
 		}
-		s.cacheUse.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "miss")))
+		s.cacheUse.Add(ctx, 1, metric.WithAttributes(attribute.String("result", cache)))
+	}
+	if err := stream.Send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Started_{Started: &chatv1.CompleteResponse_Started{
+		Id: "chatcmpl-" + requestID, Created: time.Now().Unix(), Model: m.GetName(),
+		SystemFingerprint: fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion()), Cache: cache,
+	}}}); err != nil {
+		t.settle(nil, 0)
+		return err
+	}
+	if hit != nil {
+		return t.replay(hit)
 	}
 	return t.generate(sampling, key)
 }

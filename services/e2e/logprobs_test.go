@@ -169,6 +169,11 @@ func TestLogprobs(t *testing.T) {
 		if sent["logprobs"] != true || sent["top_logprobs"] != float64(3) {
 			t.Fatalf("the upstream was asked logprobs %v, top_logprobs %v", sent["logprobs"], sent["top_logprobs"])
 		}
+		// Its prompt-cache hits are billed as hits, as the same share of
+		// the prompt as we count it.
+		if res.Usage.PromptTokensDetails.CachedTokens != 0 {
+			t.Fatalf("cache hits %d from an upstream that reported none", res.Usage.PromptTokensDetails.CachedTokens)
+		}
 		// Not asked, not sent, and the reply carries none.
 		relayed.Logprobs, relayed.TopLogprobs = openai.Bool(false), openai.Int(0)
 		res, err := client.Chat.Completions.New(ctx, relayed)
@@ -177,6 +182,15 @@ func TestLogprobs(t *testing.T) {
 		}
 		if _, set := up.lastBody(t)["logprobs"]; set {
 			t.Fatal("logprobs sent to the upstream though the client did not ask")
+		}
+		up.cachedPrompt.Store(4) // of 5
+		relayed.Temperature = openai.Float(1) // not from the response cache
+		res, err = client.Chat.Completions.New(ctx, relayed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := res.Usage; u.PromptTokensDetails.CachedTokens != u.PromptTokens*4/5 {
+			t.Fatalf("usage %+v: the upstream's 4 of 5 prompt tokens cached are %d of our %d", u, u.PromptTokens*4/5, u.PromptTokens)
 		}
 	})
 

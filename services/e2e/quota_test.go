@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/services/inference"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
 
@@ -15,11 +16,12 @@ import (
 // 50 are served, the others refused with 402 (or 429), and the ledger adds
 // up to the tokens served, to the micro.
 func TestBudgetUnderConcurrency(t *testing.T) {
-	p := stack.StartPlatform(t, stack.PlatformOptions{})
+	// Every request costs exactly its hold: a fixed seed, a max_tokens
+	// the model always reaches, and no prefix cache to bill part of the
+	// prompt at the cache-hit price.
+	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{PrefixCacheBlocks: -1}})
 	ctx := t.Context()
 	url := p.APIURL + "/v1/chat/completions"
-	// Every request costs exactly its hold: a fixed seed and a max_tokens
-	// the model always reaches.
 	body := chatBody(map[string]any{"max_tokens": 5, "temperature": 0.7, "seed": 1})
 	cal := do(t, ctx, "POST", url, p.Key, body).json(t)
 	prompt, completion, _, _, _ := usageOf(t, cal)

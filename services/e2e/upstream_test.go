@@ -32,6 +32,9 @@ type fakeUpstream struct {
 
 	// key, when set, is the API key it requires (401 otherwise).
 	key string
+	// cachedPrompt, when set, is the prompt_tokens_details.cached_tokens
+	// (of its 5 prompt tokens) its usage reports, as OpenAI's and vLLM's do.
+	cachedPrompt atomic.Int64
 
 	calls    atomic.Int64 // chat completions
 	mu       sync.Mutex
@@ -183,6 +186,6 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Its usage is honest: what it generated this call.
-	fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":%d}}\n\ndata: [DONE]\n\n",
-		tokens.Count(strings.Join(u.words[start:], "")))
+	fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":%d}}}\n\ndata: [DONE]\n\n",
+		tokens.Count(strings.Join(u.words[start:], "")), u.cachedPrompt.Load())
 }

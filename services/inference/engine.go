@@ -62,6 +62,9 @@ type Result struct {
 	// billed as if it had never been cut.
 	CompletionTokens int64
 	ReasoningTokens  int64
+	// CachedPromptTokens are the prompt tokens a cache spared (an
+	// upstream's; the builtin engine's prefix cache is the server's).
+	CachedPromptTokens int64
 }
 
 // Engine generates text. emit is called with each piece in order; an

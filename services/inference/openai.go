@@ -375,6 +375,7 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, emit func(Piece) err
 			usageSeen = true
 			res.PromptTokens, res.CompletionTokens = c.Usage.PromptTokens, c.Usage.CompletionTokens
 			res.ReasoningTokens = c.Usage.CompletionTokensDetails.ReasoningTokens
+			res.CachedPromptTokens = max(c.Usage.PromptCacheHitTokens, c.Usage.PromptTokensDetails.CachedTokens)
 		}
 		return nil
 	})
@@ -466,6 +467,13 @@ func checkJSONObject(reply string, finish inferencev1.FinishReason, maxTokens in
 // a continuation: the upstream then counted the sent part as prompt, but
 // the client is billed for one uninterrupted reply.
 func (o *OpenAI) usage(res Result, req Request, thought, text string, usageSeen bool) Result {
+	// The upstream's cache hits, in its tokens, become the same share of
+	// the prompt as we count it.
+	if hit, prompt := res.CachedPromptTokens, res.PromptTokens; hit > 0 && prompt > 0 {
+		res.CachedPromptTokens = min(req.PromptTokens, req.PromptTokens*min(hit, prompt)/prompt)
+	} else {
+		res.CachedPromptTokens = 0
+	}
 	if !usageSeen || req.Continuation != nil {
 		res.PromptTokens = req.PromptTokens
 		res.ReasoningTokens = int64(tokens.Count(thought))

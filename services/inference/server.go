@@ -23,10 +23,13 @@ type server struct {
 	// upstreams runs engine openai on the upstreams a request names.
 	upstreams *pool
 	slots     chan struct{}
+	// prefixes is the builtin engine's prefix cache.
+	prefixes *prefixCache
 
-	requests metric.Int64Counter
-	tokens   metric.Int64Counter
-	ttft     metric.Float64Histogram
+	requests     metric.Int64Counter
+	prefixTokens metric.Int64Counter
+	tokens       metric.Int64Counter
+	ttft         metric.Float64Histogram
 }
 
 var _ inferencev1.InferenceServiceServer = (*server)(nil)
@@ -42,6 +45,10 @@ type Options struct {
 	// OpenAIBaseURL enables the openai engine (its API key, if any, is
 	// openai_api_key in the Vault secret).
 	OpenAIBaseURL string
+	// PrefixCacheBlocks bounds the builtin engine's prefix cache, in
+	// prompt blocks (messages) kept (0: DefaultPrefixCacheBlocks;
+	// negative: no cache).
+	PrefixCacheBlocks int
 }
 
 // Flags registers the options as flags.
@@ -49,6 +56,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.TokenInterval, "token-interval", 0, "builtin engine: time per generated piece, like a real model's decode step (0: as fast as the CPU goes)")
 	fs.IntVar(&o.MaxConcurrency, "max-concurrency", 64, "generations at once; beyond it calls get RESOURCE_EXHAUSTED")
 	fs.StringVar(&o.OpenAIBaseURL, "openai-base-url", "", "enable the openai engine with this OpenAI-compatible upstream (e.g. http://127.0.0.1:11434/v1)")
+	fs.IntVar(&o.PrefixCacheBlocks, "prefix-cache-blocks", DefaultPrefixCacheBlocks, "builtin engine: prompt blocks (messages) its prefix cache keeps, least recently used out first (negative: no cache)")
 }
 
 // Setup wires the service. o is read when the service starts (after the
@@ -59,9 +67,13 @@ func Setup(opts *Options) platform.Setup {
 		if o.MaxConcurrency <= 0 {
 			o.MaxConcurrency = 64
 		}
+		if o.PrefixCacheBlocks == 0 {
+			o.PrefixCacheBlocks = DefaultPrefixCacheBlocks
+		}
 		tokens.Warm()
 		t0 := time.Now()
-		s := &server{engines: map[string]Engine{"builtin": NewBuiltin(o.TokenInterval)}, slots: make(chan struct{}, o.MaxConcurrency)}
+		s := &server{engines: map[string]Engine{"builtin": NewBuiltin(o.TokenInterval)}, slots: make(chan struct{}, o.MaxConcurrency),
+			prefixes: newPrefixCache(o.PrefixCacheBlocks)}
 		rt.Log.Info("builtin model trained", "duration", time.Since(t0))
 		if o.OpenAIBaseURL != "" {
 			s.engines["openai"] = &OpenAI{BaseURL: o.OpenAIBaseURL, APIKey: rt.Secrets["openai_api_key"]}
@@ -75,6 +87,9 @@ func Setup(opts *Options) platform.Setup {
 			return err
 		}
 		if s.tokens, err = m.Int64Counter("bulkhead.inference.completion_tokens", metric.WithDescription("tokens generated")); err != nil {
+			return err
+		}
+		if s.prefixTokens, err = m.Int64Counter("bulkhead.inference.prefix_cache_tokens", metric.WithDescription("builtin engine prompt tokens by prefix cache result (hit, miss)")); err != nil {
 			return err
 		}
 		if s.ttft, err = m.Float64Histogram("bulkhead.inference.time_to_first_token", metric.WithUnit("s")); err != nil {
@@ -124,7 +139,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	if req.Suffix != nil && len(req.GetMessages()) != 1 {
 		return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
 	}
-	promptTokens := tokens.Request(req.GetMessages(), req.Suffix, req.GetTools())
+	promptTokens, cachedTokens := s.prefill(ctx, req)
 	t0 := time.Now()
 	started := false
 	var buffered []Piece
@@ -158,6 +173,9 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	attrs := metric.WithAttributes(attribute.String("engine", req.GetEngine()), attribute.String("model", req.GetModel()), attribute.String("finish", finishName(res.Finish, err)))
 	s.requests.Add(ctx, 1, attrs)
 	s.tokens.Add(ctx, res.CompletionTokens, attrs)
+	if _, builtin := eng.(*Builtin); builtin {
+		res.CachedPromptTokens = cachedTokens
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return status.FromContextError(err).Err()
@@ -181,8 +199,24 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	}
 	return stream.Send(&inferencev1.GenerateResponse{Event: &inferencev1.GenerateResponse_Finished_{Finished: &inferencev1.GenerateResponse_Finished{
 		FinishReason: res.Finish,
-		Usage:        &inferencev1.TokenUsage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, ReasoningTokens: res.ReasoningTokens},
+		Usage: &inferencev1.TokenUsage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, ReasoningTokens: res.ReasoningTokens,
+			CachedPromptTokens: res.CachedPromptTokens},
 	}}})
+}
+
+// DefaultPrefixCacheBlocks is --prefix-cache-blocks' default: about 10 MB.
+const DefaultPrefixCacheBlocks = 1 << 16
+
+// prefill counts the prompt's tokens; for the builtin engine through its
+// prefix cache, which says how many of them it did not process again.
+func (s *server) prefill(ctx context.Context, req *inferencev1.GenerateRequest) (prompt, cached int64) {
+	if req.Suffix != nil || (req.GetEngine() != "" && req.GetEngine() != "builtin") {
+		return tokens.Request(req.GetMessages(), req.Suffix, req.GetTools()), 0
+	}
+	prompt, cached = s.prefixes.prefill(req.GetCacheScope(), req.GetModel(), tokens.Blocks(req.GetMessages(), req.GetTools()))
+	s.prefixTokens.Add(ctx, cached, metric.WithAttributes(attribute.String("result", "hit")))
+	s.prefixTokens.Add(ctx, prompt-cached, metric.WithAttributes(attribute.String("result", "miss")))
+	return prompt, cached
 }
 
 // CountTokens counts the prompt tokens of a conversation.

@@ -64,11 +64,26 @@ var roleNames = map[inferencev1.Role]string{
 	inferencev1.Role_ROLE_TOOL:      "tool",
 }
 
-// Render writes a conversation as the prompt an engine sees (a ChatML-like
-// template ending with the assistant's turn).
-func Render(msgs []*inferencev1.Message) string {
-	var b strings.Builder
+// Blocks are the prompt an engine sees, in the blocks that make it up:
+// the tools offered (one block, first, when there are any), each message
+// rendered with a ChatML-like template, then the opening of the
+// assistant's turn. A prompt's tokens are the sum of its blocks' tokens,
+// so that a block counts the same wherever it appears: an engine that
+// already processed the leading blocks of a prompt (a prefix cache) knows
+// exactly how many tokens it did not process again.
+func Blocks(msgs []*inferencev1.Message, tools []*inferencev1.Tool) []string {
+	var out []string
+	if len(tools) > 0 {
+		var b strings.Builder
+		b.WriteString("<|im_start|>tools\n")
+		for _, t := range tools {
+			b.WriteString(t.GetName() + ": " + t.GetDescription() + "\n" + t.GetParametersJson() + "\n")
+		}
+		b.WriteString("<|im_end|>\n")
+		out = append(out, b.String())
+	}
 	for _, m := range msgs {
+		var b strings.Builder
 		b.WriteString("<|im_start|>")
 		b.WriteString(roleNames[m.GetRole()])
 		if m.GetName() != "" {
@@ -80,37 +95,27 @@ func Render(msgs []*inferencev1.Message) string {
 			b.WriteString("\n<tool_call>" + tc.GetFunctionName() + " " + tc.GetFunctionArguments() + "</tool_call>")
 		}
 		b.WriteString("<|im_end|>\n")
+		out = append(out, b.String())
 	}
-	b.WriteString("<|im_start|>assistant\n")
-	return b.String()
+	return append(out, AssistantTurn)
 }
 
-// Request is the number of prompt tokens of a request: its conversation
-// rendered with the template and the tools it offers, or, for a
-// fill-in-the-middle (suffix set, one message holding the raw prompt), the
-// prompt and the suffix as they are.
+// AssistantTurn is the last block of every chat prompt.
+const AssistantTurn = "<|im_start|>assistant\n"
+
+// Request is the number of prompt tokens of a request: its blocks', or,
+// for a fill-in-the-middle (suffix set, one message holding the raw
+// prompt), the prompt's and the suffix's as they are.
 func Request(msgs []*inferencev1.Message, suffix *string, tools []*inferencev1.Tool) int64 {
 	if suffix != nil && len(msgs) == 1 {
 		return int64(Count(msgs[0].GetContent()) + Count(*suffix))
 	}
-	return Prompt(msgs) + Tools(tools)
+	var n int64
+	for _, b := range Blocks(msgs, tools) {
+		n += int64(Count(b))
+	}
+	return n
 }
 
-// Tools is the number of prompt tokens of the tools a request offers:
-// each one's name, description and schema, as a model reads them in its
-// system turn.
-func Tools(tools []*inferencev1.Tool) int64 {
-	if len(tools) == 0 {
-		return 0
-	}
-	var b strings.Builder
-	b.WriteString("<|im_start|>tools\n")
-	for _, t := range tools {
-		b.WriteString(t.GetName() + ": " + t.GetDescription() + "\n" + t.GetParametersJson() + "\n")
-	}
-	b.WriteString("<|im_end|>\n")
-	return int64(Count(b.String()))
-}
-
-// Prompt is the number of prompt tokens of a conversation.
-func Prompt(msgs []*inferencev1.Message) int64 { return int64(Count(Render(msgs))) }
+// Prompt is the number of prompt tokens of a conversation without tools.
+func Prompt(msgs []*inferencev1.Message) int64 { return Request(msgs, nil, nil) }

@@ -390,8 +390,12 @@ type CompleteResponse_Started struct {
 	// The model that serves the request (after fallback).
 	Model             string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	SystemFingerprint string `protobuf:"bytes,4,opt,name=system_fingerprint,json=systemFingerprint,proto3" json:"system_fingerprint,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The response cache: "hit" (the reply is replayed from it), "miss"
+	// (looked up, not there; the reply will be stored), "" (not looked
+	// up: the request is not deterministic).
+	Cache         string `protobuf:"bytes,5,opt,name=cache,proto3" json:"cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteResponse_Started) Reset() {
@@ -448,6 +452,13 @@ func (x *CompleteResponse_Started) GetModel() string {
 func (x *CompleteResponse_Started) GetSystemFingerprint() string {
 	if x != nil {
 		return x.SystemFingerprint
+	}
+	return ""
+}
+
+func (x *CompleteResponse_Started) GetCache() string {
+	if x != nil {
+		return x.Cache
 	}
 	return ""
 }
@@ -632,19 +643,20 @@ const file_bulkhead_chat_v1_chat_proto_rawDesc = "" +
 	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x125\n" +
 	"\x17prompt_cache_hit_tokens\x18\x04 \x01(\x03R\x14promptCacheHitTokens\x127\n" +
 	"\x18prompt_cache_miss_tokens\x18\x05 \x01(\x03R\x15promptCacheMissTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\"\x9a\x06\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\"\xb1\x06\n" +
 	"\x10CompleteResponse\x12F\n" +
 	"\astarted\x18\x01 \x01(\v2*.bulkhead.chat.v1.CompleteResponse.StartedH\x00R\astarted\x12@\n" +
 	"\x05delta\x18\x02 \x01(\v2(.bulkhead.chat.v1.CompleteResponse.DeltaH\x00R\x05delta\x12I\n" +
 	"\bfinished\x18\x03 \x01(\v2+.bulkhead.chat.v1.CompleteResponse.FinishedH\x00R\bfinished\x12/\n" +
 	"\x05usage\x18\x04 \x01(\v2\x17.bulkhead.chat.v1.UsageH\x00R\x05usage\x12M\n" +
 	"\n" +
-	"keep_alive\x18\x05 \x01(\v2,.bulkhead.chat.v1.CompleteResponse.KeepAliveH\x00R\tkeepAlive\x1ax\n" +
+	"keep_alive\x18\x05 \x01(\v2,.bulkhead.chat.v1.CompleteResponse.KeepAliveH\x00R\tkeepAlive\x1a\x8e\x01\n" +
 	"\aStarted\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\x03R\acreated\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12-\n" +
-	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x1a\xca\x01\n" +
+	"\x12system_fingerprint\x18\x04 \x01(\tR\x11systemFingerprint\x12\x14\n" +
+	"\x05cache\x18\x05 \x01(\tR\x05cache\x1a\xca\x01\n" +
 	"\x05Delta\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\tR\acontent\x12>\n" +
 	"\n" +

@@ -848,8 +848,12 @@ type TokenUsage struct {
 	CompletionTokens int64 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
 	// Tokens of the chain of thought (part of completion_tokens).
 	ReasoningTokens int64 `protobuf:"varint,3,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Prompt tokens the engine did not process again: the leading blocks of
+	// the prompt its prefix cache held (builtin), or the upstream's own
+	// cache hits scaled to our tokenizer (openai). Part of prompt_tokens.
+	CachedPromptTokens int64 `protobuf:"varint,4,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TokenUsage) Reset() {
@@ -899,6 +903,13 @@ func (x *TokenUsage) GetCompletionTokens() int64 {
 func (x *TokenUsage) GetReasoningTokens() int64 {
 	if x != nil {
 		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetCachedPromptTokens() int64 {
+	if x != nil {
+		return x.CachedPromptTokens
 	}
 	return 0
 }
@@ -990,8 +1001,12 @@ type GenerateRequest struct {
 	PassiveHealth *PassiveHealth `protobuf:"bytes,10,opt,name=passive_health,json=passiveHealth,proto3" json:"passive_health,omitempty"`
 	// Functions the model may call, and whether it must. An engine that
 	// cannot call tools refuses tools unless tool_choice is MODE_NONE.
-	Tools         []*Tool     `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
-	ToolChoice    *ToolChoice `protobuf:"bytes,12,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	Tools      []*Tool     `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	ToolChoice *ToolChoice `protobuf:"bytes,12,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// The tenant whose cached prompt prefixes this request may use (chat
+	// passes the account): a prefix cached for one tenant is never a hit
+	// for another. Empty: the prefix cache is not used.
+	CacheScope    string `protobuf:"bytes,13,opt,name=cache_scope,json=cacheScope,proto3" json:"cache_scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1108,6 +1123,13 @@ func (x *GenerateRequest) GetToolChoice() *ToolChoice {
 		return x.ToolChoice
 	}
 	return nil
+}
+
+func (x *GenerateRequest) GetCacheScope() string {
+	if x != nil {
+		return x.CacheScope
+	}
+	return ""
 }
 
 // Upstream is one OpenAI-compatible backend of a model.
@@ -1749,15 +1771,16 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\fR\x05bytes\x12A\n" +
-	"\ftop_logprobs\x18\x04 \x03(\v2\x1e.bulkhead.inference.v1.LogprobR\vtopLogprobs\"\x89\x01\n" +
+	"\ftop_logprobs\x18\x04 \x03(\v2\x1e.bulkhead.inference.v1.LogprobR\vtopLogprobs\"\xbb\x01\n" +
 	"\n" +
 	"TokenUsage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\"U\n" +
+	"\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\x120\n" +
+	"\x14cached_prompt_tokens\x18\x04 \x01(\x03R\x12cachedPromptTokens\"U\n" +
 	"\fContinuation\x12+\n" +
 	"\x11reasoning_content\x18\x01 \x01(\tR\x10reasoningContent\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\xe7\x04\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\x88\x05\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12:\n" +
@@ -1773,7 +1796,9 @@ const file_bulkhead_inference_v1_inference_proto_rawDesc = "" +
 	" \x01(\v2$.bulkhead.inference.v1.PassiveHealthR\rpassiveHealth\x121\n" +
 	"\x05tools\x18\v \x03(\v2\x1b.bulkhead.inference.v1.ToolR\x05tools\x12B\n" +
 	"\vtool_choice\x18\f \x01(\v2!.bulkhead.inference.v1.ToolChoiceR\n" +
-	"toolChoiceB\t\n" +
+	"toolChoice\x12\x1f\n" +
+	"\vcache_scope\x18\r \x01(\tR\n" +
+	"cacheScopeB\t\n" +
 	"\a_suffix\"\xd1\x03\n" +
 	"\bUpstream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +

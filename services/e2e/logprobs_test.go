@@ -183,7 +183,7 @@ func TestLogprobs(t *testing.T) {
 		if _, set := up.lastBody(t)["logprobs"]; set {
 			t.Fatal("logprobs sent to the upstream though the client did not ask")
 		}
-		up.cachedPrompt.Store(4) // of 5
+		up.cachedPrompt.Store(4)              // of 5
 		relayed.Temperature = openai.Float(1) // not from the response cache
 		res, err = client.Chat.Completions.New(ctx, relayed)
 		if err != nil {

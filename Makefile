@@ -24,8 +24,9 @@ deps: ## install the distro packages (redis-server, PostgreSQL) if missing
 	@./scripts/install-deps.sh
 
 .PHONY: tools
-tools: ## build the pinned components and generators into bin/ (skips what is up to date)
+tools: ## build the pinned components and generators into bin/, install the pinned Node SDK (skips what is up to date)
 	@./tools/build.sh
+	@./tools/node-sdk/install.sh
 
 .PHONY: generate
 generate: ## regenerate the gRPC code (services/proto), the CRDs (policies/crds) and deepcopy functions
@@ -116,6 +117,12 @@ run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it; ARGS='--ups
 	@./tools/build.sh vault
 	@$(MAKE) --no-print-directory build
 	@exec bin/bulkhead up $(ARGS)
+
+.PHONY: sdk-check
+sdk-check: ## the official OpenAI Node SDK against the platform of make run (BULKHEAD_API, TOOL_MODEL=a model whose upstream calls tools)
+	@./tools/node-sdk/install.sh
+	@BULKHEAD_API=$${BULKHEAD_API:-http://127.0.0.1:8080} BULKHEAD_KEY=$${BULKHEAD_API_KEY:-$$(cat .bulkhead/dev-api-key)} \
+		NODE_SDK_DIR=$(CURDIR)/tools/node-sdk node services/e2e/testdata/openai-node.cjs
 
 .PHONY: clean
 clean: ## remove local state (.bulkhead/); bin/ is kept (make distclean removes it)

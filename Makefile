@@ -122,7 +122,7 @@ run: deps ## run the platform locally: bulkhead up (Ctrl-C stops it; ARGS='--ups
 sdk-check: ## the official OpenAI Node SDK against the platform of make run (BULKHEAD_API, TOOL_MODEL=a model whose upstream calls tools)
 	@./tools/node-sdk/install.sh
 	@BULKHEAD_API=$${BULKHEAD_API:-http://127.0.0.1:8080} BULKHEAD_KEY=$${BULKHEAD_API_KEY:-$$(cat .bulkhead/dev-api-key)} \
-		NODE_SDK_DIR=$(CURDIR)/tools/node-sdk node services/e2e/testdata/openai-node.cjs
+		NODE_SDK_DIR=$(CURDIR)/tools/node-sdk node internal/sdkcheck/openai-node.cjs
 
 .PHONY: clean
 clean: ## remove local state (.bulkhead/); bin/ is kept (make distclean removes it)

@@ -81,7 +81,10 @@ func under(dir string) func(string) bool {
 
 // testHarnesses may import package testing: only tests link them (the
 // rules below check that no binary does).
-var testHarnesses = []string{"internal/testenv", "internal/stack", "control-plane/internal/golden", "control-plane/internal/admissioncases"}
+// (internal/upstreamtest: an OpenAI-compatible upstream that can be made
+// to fail; internal/sdkcheck: the OpenAI Node SDK's checks.)
+var testHarnesses = []string{"internal/testenv", "internal/stack", "control-plane/internal/golden", "control-plane/internal/admissioncases",
+	"internal/upstreamtest", "internal/sdkcheck"}
 
 // thirdPartyTesting are packages of pinned dependencies that import package
 // testing in a non-test file, so that a binary linking them links testing

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +27,9 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/localrun"
 	"github.com/bulkhead-mesh/bulkhead/internal/modelsctl"
+	"github.com/bulkhead-mesh/bulkhead/internal/sdkcheck"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/upstreamtest"
 )
 
 // syncBuffer collects the progress report written by Run's goroutine.
@@ -106,21 +107,12 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := fmt.Sprintf("127.0.0.1:%d", port)
-	// A local OpenAI-compatible server, served as model "tiny" by
-	// --upstream tiny=URL.
-	tiny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			fmt.Fprint(w, `{"object":"list","data":[{"id":"tiny","object":"model"}]}`)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hello from tiny\"}}]}\n\n")
-		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
-	}))
-	defer tiny.Close()
+	// A local OpenAI-compatible server (one that calls tools), served as
+	// model "tiny" by --upstream tiny=URL.
+	tiny := upstreamtest.New(t, "tiny", 3)
 	go func() {
 		done <- localrun.Run(ctx, localrun.Options{StateDir: state, Out: out, MeshDir: filepath.Join("..", "..", "policies", "mesh"),
-			ModelsDir: filepath.Join("..", "..", "policies", "models"), Upstreams: []localrun.Upstream{{Name: "tiny", URL: tiny.URL + "/v1"}},
+			ModelsDir: filepath.Join("..", "..", "policies", "models"), Upstreams: []localrun.Upstream{{Name: "tiny", URL: tiny.URL()}},
 			XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", APIAddress: api, BinDir: bin})
 	}()
 
@@ -255,9 +247,12 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	}
 	body, _ = io.ReadAll(cresp.Body)
 	cresp.Body.Close()
-	if cresp.StatusCode != 200 || !strings.Contains(string(body), `"content":"hello from tiny"`) {
+	if cresp.StatusCode != 200 || !strings.Contains(string(body), fmt.Sprintf(`"content":%q`, tiny.Full())) {
 		t.Fatalf("model tiny: %d %s", cresp.StatusCode, body)
 	}
+	// The official OpenAI Node SDK against the platform as make run runs
+	// it (one process per service, mTLS), tools through tiny.
+	sdkcheck.Node(t, filepath.Join("..", ".."), "http://"+api, strings.TrimSpace(string(key)), "tiny")
 	mctl := modelsctl.Client{StateDir: state}
 	testenv.Eventually(t, 20*time.Second, "bulkhead models list", func() error {
 		var list strings.Builder

@@ -2,10 +2,7 @@ package e2e_test
 
 import (
 	"errors"
-	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/upstreamtest"
 	"github.com/bulkhead-mesh/bulkhead/services/models"
 )
 
@@ -67,12 +65,9 @@ func bytesOf(b []int64) []byte {
 // max_tokens, framed by json_object); an upstream's are passed through;
 // bad values are 422s naming the field.
 func TestLogprobs(t *testing.T) {
-	up := newFakeUpstream(t, "lp", 5)
+	up := upstreamtest.New(t, "lp", 5)
 	dir := t.TempDir()
-	m := fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: relayed}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n  backends: [{name: up, baseURL: %q, model: up}]\n", up.url())
-	if err := os.WriteFile(filepath.Join(dir, "relayed.yaml"), []byte(m), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeUpstreamModel(t, dir, "relayed", "", up)
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
 	ctx := t.Context()
 	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
@@ -165,7 +160,7 @@ func TestLogprobs(t *testing.T) {
 		if len(lps) != 5 || lps[0].Logprob != -0.25 || len(lps[0].TopLogprobs) != 3 || lps[0].TopLogprobs[2].Token != " alt2" || lps[0].TopLogprobs[2].Logprob != -3 {
 			t.Fatalf("the upstream's log-probabilities were not passed through: %+v", lps)
 		}
-		sent := up.lastBody(t)
+		sent := up.LastBody(t)
 		if sent["logprobs"] != true || sent["top_logprobs"] != float64(3) {
 			t.Fatalf("the upstream was asked logprobs %v, top_logprobs %v", sent["logprobs"], sent["top_logprobs"])
 		}
@@ -180,10 +175,10 @@ func TestLogprobs(t *testing.T) {
 		if err != nil || len(res.Choices[0].Logprobs.Content) != 0 || res.Choices[0].Logprobs.JSON.Content.Valid() {
 			t.Fatalf("logprobs false: %+v (%v)", res.Choices[0].Logprobs, err)
 		}
-		if _, set := up.lastBody(t)["logprobs"]; set {
+		if _, set := up.LastBody(t)["logprobs"]; set {
 			t.Fatal("logprobs sent to the upstream though the client did not ask")
 		}
-		up.cachedPrompt.Store(4)              // of 5
+		up.CachedPrompt.Store(4)              // of 5
 		relayed.Temperature = openai.Float(1) // not from the response cache
 		res, err = client.Chat.Completions.New(ctx, relayed)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/upstreamtest"
 	"github.com/bulkhead-mesh/bulkhead/services/models"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
@@ -20,7 +21,7 @@ import (
 
 // localModel is a Model object with three upstreams: a (weight 3, its
 // API key in Vault) and b (weight 1) at priority 0, c at priority 1.
-func localModel(a, b, c *fakeUpstream, baseA string) string {
+func localModel(a, b, c *upstreamtest.Server, baseA string) string {
 	return fmt.Sprintf(`apiVersion: models.bulkhead.dev/v1alpha1
 kind: Model
 metadata: {name: local}
@@ -38,7 +39,7 @@ spec:
     apiKey: {vaultPath: bulkhead/upstreams/a}
   - {name: b, baseURL: %s, model: up, weight: 1}
   - {name: c, baseURL: %s, model: up, priority: 1}
-`, baseA, b.url(), c.url())
+`, baseA, b.URL(), c.URL())
 }
 
 // Models declared as configuration: a directory of Model objects the
@@ -48,8 +49,8 @@ spec:
 // a stream continued on another upstream), and the fallback chain across
 // models when no upstream answers.
 func TestModelsAsConfiguration(t *testing.T) {
-	a, b, c := newFakeUpstream(t, "a", 12), newFakeUpstream(t, "b", 12), newFakeUpstream(t, "c", 12)
-	a.key = "key-of-a"
+	a, b, c := upstreamtest.New(t, "a", 12), upstreamtest.New(t, "b", 12), upstreamtest.New(t, "c", 12)
+	a.Key = "key-of-a"
 	dir := t.TempDir()
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}, ProbeInterval: 200 * time.Millisecond}})
 	ctx := t.Context()
@@ -57,7 +58,7 @@ func TestModelsAsConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/upstreams/a", map[string]any{"api_key": a.key}); err != nil {
+	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/upstreams/a", map[string]any{"api_key": a.Key}); err != nil {
 		t.Fatal(err)
 	}
 	write := func(name, text string) {
@@ -122,7 +123,7 @@ func TestModelsAsConfiguration(t *testing.T) {
 					return
 				}
 				v := r.json(t)
-				if got := content(t, v); got != a.full() || v["model"] != "local" {
+				if got := content(t, v); got != a.Full() || v["model"] != "local" {
 					errs <- fmt.Sprintf("model %v said %q", v["model"], got)
 				}
 			}()
@@ -133,9 +134,9 @@ func TestModelsAsConfiguration(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
-	counts := func() (int64, int64, int64) { return a.count(), b.count(), c.count() }
+	counts := func() (int64, int64, int64) { return a.Calls(), b.Calls(), c.Calls() }
 
-	write("local.yaml", localModel(a, b, c, a.url()))
+	write("local.yaml", localModel(a, b, c, a.URL()))
 	testenv.Eventually(t, 20*time.Second, "Model local accepted and ready", func() error {
 		mc, err := config("local")
 		if err != nil {
@@ -159,7 +160,7 @@ func TestModelsAsConfiguration(t *testing.T) {
 	})
 
 	t.Run("a failing upstream is ejected, its calls go elsewhere, and it returns", func(t *testing.T) {
-		a.set("fail")
+		a.Set("fail")
 		a0, _, _ := counts()
 		// Every call a fails is served by another upstream within the same
 		// call; each replica ejects a after two consecutive failures (a few
@@ -187,19 +188,19 @@ func TestModelsAsConfiguration(t *testing.T) {
 				t.Fatalf("a, ejected by both replicas, got %d calls", a2-a1)
 			}
 		}
-		a.set("ok")
+		a.Set("ok")
 		testenv.Eventually(t, 15*time.Second, "a serves again after its ejection time", func() error {
-			before := a.count()
+			before := a.Calls()
 			load(8)
-			return testenv.Until(a.count() > before, "a got no call")
+			return testenv.Until(a.Calls() > before, "a got no call")
 		})
 	})
 
 	t.Run("failover to the next priority", func(t *testing.T) {
-		a.set("fail")
-		b.set("fail")
-		defer a.set("ok")
-		defer b.set("ok")
+		a.Set("fail")
+		b.Set("fail")
+		defer a.Set("ok")
+		defer b.Set("ok")
 		_, _, c0 := counts()
 		load(20)
 		if _, _, c1 := counts(); c1-c0 != 20 {
@@ -215,12 +216,12 @@ func TestModelsAsConfiguration(t *testing.T) {
 			a1, b1, _ := counts()
 			return testenv.Until(a1 > a0 && b1 > b0, "a got %d calls, b %d", a1-a0, b1-b0)
 		})
-		for _, u := range []*fakeUpstream{a, b} {
-			u.cutAfter.Store(4)
-			u.set("cut")
+		for _, u := range []*upstreamtest.Server{a, b} {
+			u.CutAfter.Store(4)
+			u.Set("cut")
 		}
-		defer a.set("ok")
-		defer b.set("ok")
+		defer a.Set("ok")
+		defer b.Set("ok")
 		var wg sync.WaitGroup
 		errs := make(chan error, 10)
 		for i := range 10 {
@@ -232,10 +233,10 @@ func TestModelsAsConfiguration(t *testing.T) {
 				switch {
 				case err != nil:
 					errs <- err
-				case got.content != a.full() || got.finish != "stop" || got.errorEvent != "":
-					errs <- fmt.Errorf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, a.full())
-				case int(got.usage["completion_tokens"].(float64)) != tokens.Count(a.full()):
-					errs <- fmt.Errorf("billed %v completion tokens for a reply of %d", got.usage["completion_tokens"], tokens.Count(a.full()))
+				case got.content != a.Full() || got.finish != "stop" || got.errorEvent != "":
+					errs <- fmt.Errorf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, a.Full())
+				case int(got.usage["completion_tokens"].(float64)) != tokens.Count(a.Full()):
+					errs <- fmt.Errorf("billed %v completion tokens for a reply of %d", got.usage["completion_tokens"], tokens.Count(a.Full()))
 				}
 			}()
 		}
@@ -245,24 +246,22 @@ func TestModelsAsConfiguration(t *testing.T) {
 			t.Fatal(err)
 		}
 		var prefixes []string
-		for _, u := range []*fakeUpstream{a, b, c} {
-			u.mu.Lock()
-			prefixes = append(prefixes, u.prefixes...)
-			u.mu.Unlock()
+		for _, u := range []*upstreamtest.Server{a, b, c} {
+			prefixes = append(prefixes, u.Prefixes()...)
 		}
 		if len(prefixes) == 0 {
 			t.Fatal("no stream was continued from a prefix")
 		}
 		for _, pre := range prefixes {
-			if pre != strings.Join(a.words[:4], "") {
-				t.Fatalf("continued from %q; the cut streams had sent %q", pre, strings.Join(a.words[:4], ""))
+			if pre != strings.Join(a.Words[:4], "") {
+				t.Fatalf("continued from %q; the cut streams had sent %q", pre, strings.Join(a.Words[:4], ""))
 			}
 		}
 	})
 
 	t.Run("no upstream answers: the fallback model serves", func(t *testing.T) {
-		for _, u := range []*fakeUpstream{a, b, c} {
-			u.set("down")
+		for _, u := range []*upstreamtest.Server{a, b, c} {
+			u.Set("down")
 		}
 		// Until the probe sees it, the calls fail (503); then Resolve
 		// serves the fallback.
@@ -280,8 +279,8 @@ func TestModelsAsConfiguration(t *testing.T) {
 		if st.Ready || !strings.Contains(st.ReadyMessage, "no backend answered") {
 			t.Fatalf("ready=%v: %s", st.Ready, st.ReadyMessage)
 		}
-		for _, u := range []*fakeUpstream{a, b, c} {
-			u.set("ok")
+		for _, u := range []*upstreamtest.Server{a, b, c} {
+			u.Set("ok")
 		}
 		testenv.Eventually(t, 15*time.Second, "local serves again", func() error {
 			model, _ := served(ask("local", nil))
@@ -304,7 +303,7 @@ func TestModelsAsConfiguration(t *testing.T) {
 			return testenv.Until(!st.Accepted && strings.Contains(st.AcceptedMessage, `spec.backends[0].baseURL: "ftp://127.0.0.1/v1" must be an http:// or https:// URL`) &&
 				strings.Contains(st.AcceptedMessage, fmt.Sprintf("version %d, accepted before, stays in force", before.Version)), "%v: %s", st.Accepted, st.AcceptedMessage)
 		})
-		if model, text := served(ask("local", nil)); model != "local" || text != a.full() {
+		if model, text := served(ask("local", nil)); model != "local" || text != a.Full() {
 			t.Fatalf("after a refused edit, %s said %q", model, text)
 		}
 		st, err := config("broken")
@@ -317,7 +316,7 @@ func TestModelsAsConfiguration(t *testing.T) {
 		if r := ask("broken", nil); r.status != 422 {
 			t.Fatalf("a refused new model answered %d %s", r.status, r.body)
 		}
-		write("local.yaml", localModel(a, b, c, a.url()))
+		write("local.yaml", localModel(a, b, c, a.URL()))
 		os.Remove(filepath.Join(dir, "broken.yaml"))
 		testenv.Eventually(t, 10*time.Second, "the fix accepted", func() error {
 			st, err := config("local")
@@ -367,12 +366,31 @@ func TestModelsAsConfiguration(t *testing.T) {
 		if model, _ := served(ask("local", nil)); model != "deepseek-v4-flash" {
 			t.Fatalf("a removed model with fallbacks served as %s", model)
 		}
-		write("local.yaml", localModel(a, b, c, a.url()))
+		write("local.yaml", localModel(a, b, c, a.URL()))
 		testenv.Eventually(t, 10*time.Second, "local back", func() error {
 			model, _ := served(ask("local", nil))
 			return testenv.Until(model == "local", "served by %s", model)
 		})
 	})
+}
+
+// writeUpstreamModel writes to dir a Model NAME served by the upstreams
+// (backends up0, up1, ... in order, all at priority 0), with spec's extra
+// lines (e.g. "thinking: enabled").
+func writeUpstreamModel(t *testing.T, dir, name, spec string, ups ...*upstreamtest.Server) {
+	t.Helper()
+	var backends []string
+	for i, u := range ups {
+		backends = append(backends, fmt.Sprintf("{name: up%d, baseURL: %q, model: up}", i, u.URL()))
+	}
+	m := fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n", name)
+	if spec != "" {
+		m += "  " + spec + "\n"
+	}
+	m += "  backends: [" + strings.Join(backends, ", ") + "]\n"
+	if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func readFile(t *testing.T, path string) string {
@@ -389,16 +407,12 @@ func readFile(t *testing.T, path string) string {
 // naming the field (422 before anything was sent; the stream's error
 // event after), never text that claims to be JSON and is not.
 func TestUpstreamJSONObjectIsChecked(t *testing.T) {
-	good := newFakeUpstream(t, "good", 0)
-	good.words = []string{`{"light":`, ` "refracted",`, ` "rays": 7}`}
-	prose := newFakeUpstream(t, "prose", 6)
+	good := upstreamtest.New(t, "good", 0)
+	good.Words = []string{`{"light":`, ` "refracted",`, ` "rays": 7}`}
+	prose := upstreamtest.New(t, "prose", 6)
 	dir := t.TempDir()
-	for name, u := range map[string]*fakeUpstream{"jsonok": good, "prose": prose} {
-		m := fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n  backends: [{name: up, baseURL: %q, model: up}]\n", name, u.url())
-		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(m), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeUpstreamModel(t, dir, "jsonok", "", good)
+	writeUpstreamModel(t, dir, "prose", "", prose)
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
 	ctx := t.Context()
 	url := p.APIURL + "/v1/chat/completions"
@@ -426,7 +440,7 @@ func TestUpstreamJSONObjectIsChecked(t *testing.T) {
 	// Streamed: the text went out as it came; the stream ends with the
 	// error event instead of a finish_reason and [DONE].
 	got, err := streamReply(url, p.Key, body("prose", map[string]any{"stream": true}), nil)
-	if err == nil || got.content != prose.full() || !strings.Contains(got.errorEvent, `"param":"response_format"`) || got.finish != "" {
+	if err == nil || got.content != prose.Full() || !strings.Contains(got.errorEvent, `"param":"response_format"`) || got.finish != "" {
 		t.Fatalf("streamed prose as json_object: %q, finish %q, error event %s (%v)", got.content, got.finish, got.errorEvent, err)
 	}
 }

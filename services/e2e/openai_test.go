@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/components"
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/upstreamtest"
 	"github.com/bulkhead-mesh/bulkhead/services/inference"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
@@ -87,11 +88,11 @@ func TestOpenAIEngine(t *testing.T) {
 // can be made to fail (fakeUpstream); it answers a prefix with the rest
 // of its text.
 func TestUpstreamStreamContinued(t *testing.T) {
-	upstream := newFakeUpstream(t, "up", 30)
-	upstream.cutAfter.Store(10)
-	upstream.set("cut")
-	full := upstream.full()
-	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{OpenAIBaseURL: upstream.url()}})
+	upstream := upstreamtest.New(t, "up", 30)
+	upstream.CutAfter.Store(10)
+	upstream.Set("cut")
+	full := upstream.Full()
+	p := stack.StartPlatform(t, stack.PlatformOptions{Inference: inference.Options{OpenAIBaseURL: upstream.URL()}})
 	ctx := t.Context()
 	mc := modelsv1.NewModelsServiceClient(p.Dial("models"))
 	if _, err := mc.RegisterModel(ctx, &modelsv1.RegisterModelRequest{Model: &modelsv1.Model{Name: "upstream", Engine: "openai", EngineModel: "up",
@@ -106,10 +107,8 @@ func TestUpstreamStreamContinued(t *testing.T) {
 	if got.content != full || got.finish != "stop" || got.errorEvent != "" {
 		t.Fatalf("reply %q (finish %q, error %s); want %q", got.content, got.finish, got.errorEvent, full)
 	}
-	upstream.mu.Lock()
-	defer upstream.mu.Unlock()
-	if upstream.count() != 2 || len(upstream.prefixes) != 1 || upstream.prefixes[0] != strings.Join(upstream.words[:10], "") {
-		t.Fatalf("%d upstream calls, prefixes %q; want the second to continue the first ten words", upstream.count(), upstream.prefixes)
+	if prefixes := upstream.Prefixes(); upstream.Calls() != 2 || len(prefixes) != 1 || prefixes[0] != strings.Join(upstream.Words[:10], "") {
+		t.Fatalf("%d upstream calls, prefixes %q; want the second to continue the first ten words", upstream.Calls(), prefixes)
 	}
 	// Billed as one reply: our count of the whole text, not the upstream's
 	// count of its second half.

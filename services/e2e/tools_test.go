@@ -2,9 +2,6 @@ package e2e_test
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
+	"github.com/bulkhead-mesh/bulkhead/internal/upstreamtest"
 	"github.com/bulkhead-mesh/bulkhead/services/models"
 )
 
@@ -38,17 +36,12 @@ var weatherTool = openai.ChatCompletionFunctionTool(shared.FunctionDefinitionPar
 // requires the reasoning_content of a tool turn back; a stream cut inside
 // a tool call is not continued; the response cache keys on the tools.
 func TestToolCalls(t *testing.T) {
-	up := newFakeUpstream(t, "t", 4)
+	up := upstreamtest.New(t, "t", 4)
 	dir := t.TempDir()
-	model := func(name, thinking string) string {
-		return fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: %s}\nspec:\n  engine: openai\n  thinking: %s\n  limits: {contextLength: 4096, maxOutputTokens: 256}\n"+
-			"  backends: [{name: one, baseURL: %q, model: up}, {name: two, baseURL: %q, model: up}]\n", name, thinking, up.url(), up.url())
-	}
-	for name, thinking := range map[string]string{"tooled": "none", "thinker": "enabled"} {
-		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(model(name, thinking)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Two backends on the one upstream: a call cut there could be
+	// failed over.
+	writeUpstreamModel(t, dir, "tooled", "thinking: none", up, up)
+	writeUpstreamModel(t, dir, "thinker", "thinking: enabled", up, up)
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
 	ctx := t.Context()
 	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
@@ -57,7 +50,7 @@ func TestToolCalls(t *testing.T) {
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Paris?")},
 		Tools:    []openai.ChatCompletionToolUnionParam{weatherTool},
 	}
-	wantArgs := strings.Join(toolArguments, "")
+	wantArgs := strings.Join(upstreamtest.ToolArguments, "")
 
 	var first *openai.ChatCompletion
 	testenv.Eventually(t, 20*time.Second, "tooled served", func() error {
@@ -77,7 +70,7 @@ func TestToolCalls(t *testing.T) {
 		if first.Usage.CompletionTokens != 11 {
 			t.Fatalf("usage %+v: the upstream's 11 completion tokens", first.Usage)
 		}
-		sent := up.lastBody(t)
+		sent := up.LastBody(t)
 		tool := sent["tools"].([]any)[0].(map[string]any)["function"].(map[string]any)
 		params, _ := tool["parameters"].(map[string]any)
 		if tool["name"] != "get_weather" || tool["description"] != "The weather in a city" || params["required"].([]any)[0] != "city" {
@@ -101,7 +94,7 @@ func TestToolCalls(t *testing.T) {
 		if got := res.Choices[0].Message.Content; got != "The tool says: 18 degrees and sunny" || res.Choices[0].FinishReason != "stop" {
 			t.Fatalf("reply %q, finish %q", got, res.Choices[0].FinishReason)
 		}
-		msgs := up.lastBody(t)["messages"].([]any)
+		msgs := up.LastBody(t)["messages"].([]any)
 		asst, tool := msgs[1].(map[string]any), msgs[2].(map[string]any)
 		calls, _ := asst["tool_calls"].([]any)
 		if asst["role"] != "assistant" || asst["content"] != nil || len(calls) != 1 ||
@@ -111,7 +104,7 @@ func TestToolCalls(t *testing.T) {
 		if tool["role"] != "tool" || tool["tool_call_id"] != "call_t" || tool["content"] != "18 degrees and sunny" {
 			t.Fatalf("the upstream got the tool turn %v", tool)
 		}
-		if c := up.lastBody(t)["tool_choice"]; c != "auto" {
+		if c := up.LastBody(t)["tool_choice"]; c != "auto" {
 			t.Fatalf("tool_choice sent %v", c)
 		}
 	})
@@ -140,10 +133,10 @@ func TestToolCalls(t *testing.T) {
 		if ch := acc.Choices[0]; ch.FinishReason != "tool_calls" || len(ch.Message.ToolCalls) != 1 || ch.Message.ToolCalls[0].Function.Arguments != wantArgs {
 			t.Fatalf("accumulated %+v", ch)
 		}
-		if chunks < len(toolArguments)+2 {
+		if chunks < len(upstreamtest.ToolArguments)+2 {
 			t.Fatalf("%d chunks: the arguments came in one piece, not as deltas", chunks)
 		}
-		choice := up.lastBody(t)["tool_choice"].(map[string]any)
+		choice := up.LastBody(t)["tool_choice"].(map[string]any)
 		if choice["type"] != "function" || choice["function"].(map[string]any)["name"] != "get_weather" {
 			t.Fatalf("tool_choice sent %v", choice)
 		}
@@ -221,7 +214,7 @@ func TestToolCalls(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
-		sent := up.lastBody(t)
+		sent := up.LastBody(t)
 		if got := sent["messages"].([]any)[1].(map[string]any)["reasoning_content"]; got != "I should look the weather up." {
 			t.Fatalf("the upstream got reasoning_content %v", got)
 		}
@@ -231,16 +224,16 @@ func TestToolCalls(t *testing.T) {
 	})
 
 	t.Run("a cut tool call is not continued", func(t *testing.T) {
-		up.set("cut")
-		defer up.set("ok")
-		before := up.count()
+		up.Set("cut")
+		defer up.Set("ok")
+		before := up.Calls()
 		got, err := streamReply(p.APIURL+"/v1/chat/completions", p.Key, map[string]any{"model": "tooled", "stream": true,
 			"tools":    []any{map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}},
 			"messages": []any{map[string]any{"role": "user", "content": "Weather in Paris?"}}}, nil)
 		if err == nil || got.errorEvent == "" || got.finish != "" {
 			t.Fatalf("a stream cut in a tool call: finish %q, error event %q (%v)", got.finish, got.errorEvent, err)
 		}
-		if n := up.count() - before; n != 1 {
+		if n := up.Calls() - before; n != 1 {
 			t.Fatalf("the upstreams were called %d times: a tool call was continued or retried", n)
 		}
 	})
@@ -252,10 +245,10 @@ func TestToolCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := up.count()
+		before := up.Calls()
 		b, err := client.Chat.Completions.New(ctx, det)
-		if err != nil || up.count() != before {
-			t.Fatalf("the same request with tools was not a cache hit (%d upstream calls, %v)", up.count()-before, err)
+		if err != nil || up.Calls() != before {
+			t.Fatalf("the same request with tools was not a cache hit (%d upstream calls, %v)", up.Calls()-before, err)
 		}
 		if len(b.Choices[0].Message.ToolCalls) != 1 || b.Choices[0].Message.ToolCalls[0].Function.Arguments != a.Choices[0].Message.ToolCalls[0].Function.Arguments ||
 			b.Usage.PromptTokensDetails.CachedTokens == 0 {
@@ -264,7 +257,7 @@ func TestToolCalls(t *testing.T) {
 		other := det
 		other.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "get_time"})}
 		c, err := client.Chat.Completions.New(ctx, other)
-		if err != nil || up.count() != before+1 || c.Choices[0].Message.ToolCalls[0].Function.Name != "get_time" {
+		if err != nil || up.Calls() != before+1 || c.Choices[0].Message.ToolCalls[0].Function.Name != "get_time" {
 			t.Fatalf("other tools answered from the cache: %v", err)
 		}
 	})

@@ -1,4 +1,9 @@
-package e2e_test
+// Package upstreamtest is an OpenAI-compatible upstream for tests, a real
+// HTTP server in the test binary that can be made to fail: it streams its
+// words, continues an assistant prefix, calls the first tool it is
+// offered, answers a tool's result, reports log-probabilities and prompt
+// cache hits when asked, and can refuse, die mid-stream or go away.
+package upstreamtest
 
 import (
 	"encoding/json"
@@ -14,27 +19,23 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
 
-// fakeUpstream is an independent OpenAI-compatible server in the test
-// binary, so that it can be made to fail: it streams its words, continues an
-// assistant prefix (prefix: true) with the rest of them, answers GET
-// /v1/models, and can be made to refuse, to die after some chunks, or to
-// go away.
-type fakeUpstream struct {
-	name  string
-	words []string
+// Server is the upstream. Set Words, Key and CutAfter before the first
+// request.
+type Server struct {
+	name string
+	// Words are what it says, in pieces.
+	Words []string
 	srv   *httptest.Server
 
-	// mode: "ok", "fail" (500 on every call), "cut" (the stream dies after
-	// cutAfter chunks; continuations are served), "down" (every call,
-	// GET /models included, fails).
+	// mode: see Set.
 	mode     atomic.Value
-	cutAfter atomic.Int64
+	CutAfter atomic.Int64
 
-	// key, when set, is the API key it requires (401 otherwise).
-	key string
-	// cachedPrompt, when set, is the prompt_tokens_details.cached_tokens
+	// Key, when set, is the API key it requires (401 otherwise).
+	Key string
+	// CachedPrompt, when set, is the prompt_tokens_details.cached_tokens
 	// (of its 5 prompt tokens) its usage reports, as OpenAI's and vLLM's do.
-	cachedPrompt atomic.Int64
+	CachedPrompt atomic.Int64
 
 	calls    atomic.Int64 // chat completions
 	mu       sync.Mutex
@@ -43,8 +44,8 @@ type fakeUpstream struct {
 	last []byte
 }
 
-// lastBody is the last chat completion request it was sent, decoded.
-func (u *fakeUpstream) lastBody(t *testing.T) map[string]any {
+// LastBody is the last chat completion request it was sent, decoded.
+func (u *Server) LastBody(t testing.TB) map[string]any {
 	t.Helper()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -64,15 +65,17 @@ func utf8Bytes(s string) []int {
 	return out
 }
 
-// toolArguments are the arguments of the call the fake makes, sent in
+// ToolArguments are the arguments of the call the fake makes, sent in
 // these pieces.
-var toolArguments = []string{`{"city":`, ` "Par`, `is"}`}
+var ToolArguments = []string{`{"city":`, ` "Par`, `is"}`}
 
-func newFakeUpstream(t *testing.T, name string, n int) *fakeUpstream {
+// New starts an upstream that says n words (" w0", " w1", ...); the
+// name is the id of the tool calls it makes (call_NAME).
+func New(t testing.TB, name string, n int) *Server {
 	t.Helper()
-	u := &fakeUpstream{name: name}
+	u := &Server{name: name}
 	for i := range n {
-		u.words = append(u.words, fmt.Sprintf(" w%d", i))
+		u.Words = append(u.Words, fmt.Sprintf(" w%d", i))
 	}
 	u.mode.Store("ok")
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
@@ -80,15 +83,33 @@ func newFakeUpstream(t *testing.T, name string, n int) *fakeUpstream {
 	return u
 }
 
-func (u *fakeUpstream) url() string     { return u.srv.URL + "/v1" }
-func (u *fakeUpstream) full() string    { return strings.Join(u.words, "") }
-func (u *fakeUpstream) set(m string)    { u.mode.Store(m) }
-func (u *fakeUpstream) count() int64    { return u.calls.Load() }
-func (u *fakeUpstream) modeNow() string { return u.mode.Load().(string) }
+// URL is its base URL, ending before /chat/completions.
+func (u *Server) URL() string { return u.srv.URL + "/v1" }
 
-func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
+// Full is all it says.
+func (u *Server) Full() string { return strings.Join(u.Words, "") }
+
+// Set changes its mode: "ok", "fail" (500 on every call), "cut" (the
+// stream dies after CutAfter chunks, or after a tool call's first piece;
+// continuations are served), "down" (every call, GET /models included,
+// fails).
+func (u *Server) Set(m string) { u.mode.Store(m) }
+
+// Calls counts the chat completions it was sent.
+func (u *Server) Calls() int64 { return u.calls.Load() }
+
+// Prefixes are the assistant prefixes it was asked to continue.
+func (u *Server) Prefixes() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.prefixes...)
+}
+
+func (u *Server) modeNow() string { return u.mode.Load().(string) }
+
+func (u *Server) serve(w http.ResponseWriter, r *http.Request) {
 	mode := u.modeNow()
-	if u.key != "" && r.Header.Get("Authorization") != "Bearer "+u.key {
+	if u.Key != "" && r.Header.Get("Authorization") != "Bearer "+u.Key {
 		http.Error(w, `{"error":{"message":"invalid API key"}}`, http.StatusUnauthorized)
 		return
 	}
@@ -146,7 +167,7 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		// streams them; in mode "cut" it dies after the first piece.
 		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_%s\",\"type\":\"function\",\"function\":{\"name\":%q,\"arguments\":\"\"}}]}}]}\n\n",
 			u.name, body.Tools[0].Function.Name)
-		for _, piece := range toolArguments {
+		for _, piece := range ToolArguments {
 			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":%q}}]}}]}\n\n", piece)
 			w.(http.Flusher).Flush()
 			if mode == "cut" {
@@ -162,30 +183,30 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			"The tool says: "+last.Content)
 		return
 	}
-	for i := start; i < len(u.words); i++ {
+	for i := start; i < len(u.Words); i++ {
 		if body.Logprobs {
 			// Asked for log-probabilities, it says each word is e^-0.25
 			// likely, the most likely, before less likely alternatives.
 			top := []map[string]any{}
 			for k := range body.TopLogprobs {
 				if k == 0 {
-					top = append(top, map[string]any{"token": u.words[i], "logprob": -0.25, "bytes": utf8Bytes(u.words[i])})
+					top = append(top, map[string]any{"token": u.Words[i], "logprob": -0.25, "bytes": utf8Bytes(u.Words[i])})
 					continue
 				}
 				top = append(top, map[string]any{"token": fmt.Sprintf(" alt%d", k), "logprob": -1 - float64(k), "bytes": nil})
 			}
-			lp, _ := json.Marshal(map[string]any{"content": []map[string]any{{"token": u.words[i], "logprob": -0.25, "bytes": utf8Bytes(u.words[i]), "top_logprobs": top}}})
-			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q},\"logprobs\":%s}]}\n\n", u.words[i], lp)
+			lp, _ := json.Marshal(map[string]any{"content": []map[string]any{{"token": u.Words[i], "logprob": -0.25, "bytes": utf8Bytes(u.Words[i]), "top_logprobs": top}}})
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q},\"logprobs\":%s}]}\n\n", u.Words[i], lp)
 			w.(http.Flusher).Flush()
 			continue
 		}
-		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", u.words[i])
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", u.Words[i])
 		w.(http.Flusher).Flush()
-		if mode == "cut" && !continuing && int64(i+1) == u.cutAfter.Load() {
+		if mode == "cut" && !continuing && int64(i+1) == u.CutAfter.Load() {
 			panic(http.ErrAbortHandler) // dies mid-stream
 		}
 	}
 	// Its usage is honest: what it generated this call.
 	fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":%d}}}\n\ndata: [DONE]\n\n",
-		tokens.Count(strings.Join(u.words[start:], "")), u.cachedPrompt.Load())
+		tokens.Count(strings.Join(u.Words[start:], "")), u.CachedPrompt.Load())
 }

@@ -1,12 +1,13 @@
 // The official OpenAI Node SDK against a running platform: run by
-// services/e2e TestOpenAINodeSDK (the test stack) and by `make sdk-check`
-// (the platform of `make run`). Each check prints "ok NAME" or
+// internal/sdkcheck for services/e2e TestOpenAINodeSDK (the test stack) and
+// internal/localrun's test (bulkhead up), and by `make sdk-check` (the
+// platform of `make run`). Each check prints "ok NAME" or
 // "FAIL NAME: why"; the exit status is the number of failures.
 //
 // Environment: BULKHEAD_API (http://host:port), BULKHEAD_KEY, NODE_SDK_DIR
 // (tools/node-sdk, where the pinned SDK is installed), and TOOL_MODEL, a
 // model served by an upstream that calls tools (unset: the checks that
-// need it print "skip"; the test stack always sets it).
+// need it print "skip"; the tests always set it).
 "use strict";
 const { createRequire } = require("node:module");
 const path = require("node:path");

@@ -42,6 +42,16 @@ type Server struct {
 	prefixes []string
 	// last is the body of the last chat completion it was sent.
 	last []byte
+	// auths are the Authorization headers it was sent.
+	auths map[string]bool
+}
+
+// SawAuthorization says whether a request to it (GET /models included)
+// carried this Authorization header.
+func (u *Server) SawAuthorization(h string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.auths[h]
 }
 
 // LastBody is the last chat completion request it was sent, decoded.
@@ -109,6 +119,14 @@ func (u *Server) modeNow() string { return u.mode.Load().(string) }
 
 func (u *Server) serve(w http.ResponseWriter, r *http.Request) {
 	mode := u.modeNow()
+	if h := r.Header.Get("Authorization"); h != "" {
+		u.mu.Lock()
+		if u.auths == nil {
+			u.auths = map[string]bool{}
+		}
+		u.auths[h] = true
+		u.mu.Unlock()
+	}
 	if u.Key != "" && r.Header.Get("Authorization") != "Bearer "+u.Key {
 		http.Error(w, `{"error":{"message":"invalid API key"}}`, http.StatusUnauthorized)
 		return

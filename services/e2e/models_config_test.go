@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,8 @@ func TestModelsAsConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/upstreams/a", map[string]any{"api_key": a.Key}); err != nil {
+	// The key is bound to a's host: nowhere else is it sent.
+	if _, err := v.KVv2("secret").Put(ctx, "bulkhead/upstreams/a", map[string]any{"api_key": a.Key, "hosts": hostOf(t, a)}); err != nil {
 		t.Fatal(err)
 	}
 	write := func(name, text string) {
@@ -372,6 +374,40 @@ func TestModelsAsConfiguration(t *testing.T) {
 			return testenv.Until(model == "local", "served by %s", model)
 		})
 	})
+
+	t.Run("an API key goes only to the hosts of its secret", func(t *testing.T) {
+		// A Model that points a's key at b: neither the probe nor a
+		// request sends it there.
+		write("stray.yaml", fmt.Sprintf("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: stray}\nspec:\n  engine: openai\n  limits: {contextLength: 4096, maxOutputTokens: 64}\n"+
+			"  backends: [{name: s, baseURL: %q, model: up, apiKey: {vaultPath: bulkhead/upstreams/a}}]\n", b.URL()))
+		testenv.Eventually(t, 20*time.Second, "stray not ready, for its key's hosts", func() error {
+			mc, err := config("stray")
+			if err != nil {
+				return err
+			}
+			return testenv.Until(mc.Accepted && !mc.Ready && strings.Contains(mc.ReadyMessage, "binds its key to hosts="), "accepted=%v ready=%v (%s)", mc.Accepted, mc.Ready, mc.ReadyMessage)
+		})
+		before := b.Calls()
+		if r := ask("stray", nil); r.status == 200 {
+			t.Fatalf("stray served: %s", r.body)
+		}
+		if b.SawAuthorization("Bearer "+a.Key) || b.Calls() != before {
+			t.Fatal("a's API key was sent to b")
+		}
+		if err := os.Remove(filepath.Join(dir, "stray.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// hostOf is an upstream's host:port.
+func hostOf(t *testing.T, u *upstreamtest.Server) string {
+	t.Helper()
+	parsed, err := url.Parse(u.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed.Host
 }
 
 // writeUpstreamModel writes to dir a Model NAME served by the upstreams

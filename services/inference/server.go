@@ -80,7 +80,7 @@ func Setup(opts *Options) platform.Setup {
 		}
 		m := rt.Telemetry.Meter
 		var err error
-		if s.upstreams, err = newPool(rt.ReadSecret, m); err != nil {
+		if s.upstreams, err = newPool(rt.UpstreamKey, m); err != nil {
 			return err
 		}
 		if s.requests, err = m.Int64Counter("bulkhead.inference.requests", metric.WithDescription("generations by engine and finish reason")); err != nil {

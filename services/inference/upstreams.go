@@ -39,7 +39,9 @@ const (
 // When every upstream is ejected, the ejected ones are tried anyway (as
 // Envoy's panic threshold does): a stale ejection must not stop traffic.
 type pool struct {
-	secret func(ctx context.Context, path, key string) (string, error)
+	// secret reads an upstream's API key, bound to the hosts of its
+	// secret (platform.Runtime.UpstreamKey).
+	secret func(ctx context.Context, path, key, baseURL string) (string, error)
 	now    func() time.Time
 
 	mu    sync.Mutex
@@ -76,7 +78,7 @@ type host struct {
 	ejectedUntil time.Time
 }
 
-func newPool(secret func(ctx context.Context, path, key string) (string, error), m metric.Meter) (*pool, error) {
+func newPool(secret func(ctx context.Context, path, key, baseURL string) (string, error), m metric.Meter) (*pool, error) {
 	p := &pool{secret: secret, now: time.Now, hosts: map[string]*host{}, keys: map[string]cachedKey{},
 		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x6b62))}
 	var err error
@@ -279,7 +281,7 @@ func (p *pool) engine(ctx context.Context, u *inferencev1.Upstream, h *host) (*O
 		return o, nil
 	}
 	o.KeySource = fmt.Sprintf("the API key at %s (key %s) in Vault", path, u.GetApiKeyVaultKey())
-	k := path + "#" + u.GetApiKeyVaultKey()
+	k := keyOf(u)
 	p.mu.Lock()
 	c, ok := p.keys[k]
 	p.mu.Unlock()
@@ -290,7 +292,7 @@ func (p *pool) engine(ctx context.Context, u *inferencev1.Upstream, h *host) (*O
 	if p.secret == nil {
 		return nil, status.Error(codes.Internal, "openai engine: no Vault to read upstream API keys from")
 	}
-	v, err := p.secret(ctx, path, u.GetApiKeyVaultKey())
+	v, err := p.secret(ctx, path, u.GetApiKeyVaultKey(), u.GetBaseUrl())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "openai engine: upstream %s: API key: %v", u.GetName(), err)
 	}
@@ -301,9 +303,15 @@ func (p *pool) engine(ctx context.Context, u *inferencev1.Upstream, h *host) (*O
 	return o, nil
 }
 
+// keyOf names a key as read for one upstream: its secret, and the base
+// URL the secret let it go to.
+func keyOf(u *inferencev1.Upstream) string {
+	return u.GetApiKeyVaultPath() + "#" + u.GetApiKeyVaultKey() + "#" + u.GetBaseUrl()
+}
+
 func (p *pool) forgetKey(u *inferencev1.Upstream) {
 	p.mu.Lock()
-	delete(p.keys, u.GetApiKeyVaultPath()+"#"+u.GetApiKeyVaultKey())
+	delete(p.keys, keyOf(u))
 	p.mu.Unlock()
 }
 

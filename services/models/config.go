@@ -66,7 +66,7 @@ type source interface {
 type config struct {
 	s      *server
 	src    source
-	secret func(ctx context.Context, path, key string) (string, error)
+	secret func(ctx context.Context, path, key, baseURL string) (string, error)
 	client *http.Client
 
 	mu      sync.Mutex
@@ -362,7 +362,7 @@ func (c *config) probeOne(ctx context.Context, baseURL, keyPath, keyName string)
 		return err
 	}
 	if keyPath != "" {
-		key, err := c.secret(ctx, keyPath, keyName)
+		key, err := c.secret(ctx, keyPath, keyName, baseURL)
 		if err != nil {
 			return fmt.Errorf("API key: %w", err)
 		}

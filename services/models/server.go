@@ -71,7 +71,7 @@ func Setup(opts *Options) platform.Setup {
 			}
 		}
 		if src != nil {
-			s.config = &config{s: s, src: src, secret: rt.ReadSecret, client: &http.Client{}}
+			s.config = &config{s: s, src: src, secret: rt.UpstreamKey, client: &http.Client{}}
 			if err := s.config.run(refreshCtx, o.ProbeInterval); err != nil {
 				return err
 			}

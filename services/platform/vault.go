@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -39,20 +40,47 @@ func readSecrets(ctx context.Context, cfg Config, log *slog.Logger) (Secrets, er
 	return out, nil
 }
 
-// ReadSecret reads one key of a Vault KV secret other than the service's
-// own (its Vault policy must allow it: inference reads the API keys of
-// upstreams under bulkhead/upstreams/). It logs in for the read, as every
-// use of Vault does.
-func (rt *Runtime) ReadSecret(ctx context.Context, path, key string) (string, error) {
+// UpstreamKey reads the API key of an OpenAI-compatible upstream from
+// its Vault KV secret at path (inference's and the models service's Vault
+// policies allow bulkhead/upstreams/* only) and checks that the secret
+// lets it go to baseURL. It logs in for the read, as every use of Vault
+// does.
+func (rt *Runtime) UpstreamKey(ctx context.Context, path, key, baseURL string) (string, error) {
 	kv, err := readKV(ctx, rt.Config, path, rt.Log)
 	if err != nil {
 		return "", err
 	}
-	v, err := kv.Get(key)
+	return BoundKey(kv, kvMount(rt.Config)+"/"+path, key, baseURL)
+}
+
+// HostsKey is the key of an upstream's Vault secret that lists, comma
+// separated, the hosts (host, or host:port) its API key may be sent to.
+// The key is bound to them: whoever may edit a Model object cannot point
+// the key at a server of their own. A secret without it is refused.
+const HostsKey = "hosts"
+
+// BoundKey is the key of secret s (at where, for errors) if s lets it go
+// to baseURL's host.
+func BoundKey(s Secrets, where, key, baseURL string) (string, error) {
+	v, err := s.Get(key)
 	if err != nil {
-		return "", fmt.Errorf("%s/%s: %w", kvMount(rt.Config), path, err)
+		return "", fmt.Errorf("%s: %w", where, err)
 	}
-	return v, nil
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("base URL %q has no host", baseURL)
+	}
+	hosts, ok := s[HostsKey]
+	if !ok || strings.TrimSpace(hosts) == "" {
+		return "", fmt.Errorf("%s has no %q: list the hosts its key may be sent to (e.g. %s=%s), so that the key is not sent where a Model object says", where, HostsKey, HostsKey, u.Host)
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h != "" && (h == strings.ToLower(u.Host) || (!strings.Contains(h, ":") && h == strings.ToLower(u.Hostname()))) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s binds its key to %s=%q; the backend's base URL %s is not one of them", where, HostsKey, hosts, baseURL)
 }
 
 func kvMount(cfg Config) string {

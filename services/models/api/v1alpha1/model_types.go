@@ -149,7 +149,8 @@ type Backend struct {
 type VaultSecretRef struct {
 	// VaultPath is the secret's path under the KV mount; inference may
 	// read only bulkhead/upstreams/* (its Vault policy), e.g.
-	// bulkhead/upstreams/deepseek.
+	// bulkhead/upstreams/deepseek. The secret's "hosts" (comma separated,
+	// host or host:port) binds the key: it is sent to no other host.
 	VaultPath string `json:"vaultPath"`
 	// Key within the secret (default api_key).
 	//

@@ -247,6 +247,9 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 		finish = *rep.finish
 	}
 	out.Usage = rep.usage
+	if rep.model != "" {
+		out.Model = rep.model
+	}
 	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
 	if req.GetSampling().GetLogprobs() {
 		out.Choices[0].Logprobs = &wireLogprobs{Content: append([]wireLogprob{}, wireLogprobsOf(rep.logprobs)...)}
@@ -260,6 +263,9 @@ type reply struct {
 	content, reasoning strings.Builder
 	calls              []wireToolCall
 	logprobs           []*inferencev1.Logprob
+	// model is the model that served when a fallback took over (a
+	// Started after the first); "" otherwise.
+	model string
 	// finish is nil when the stream carried no Finished.
 	finish *string
 	usage  *chatUsage
@@ -300,6 +306,8 @@ func collect(w http.ResponseWriter, stream chatv1.ChatService_CompleteClient) (*
 			return nil, false
 		}
 		switch e := ev.Event.(type) {
+		case *chatv1.CompleteResponse_Started_:
+			rep.model = e.Started.GetModel()
 		case *chatv1.CompleteResponse_Delta_:
 			rep.content.WriteString(e.Delta.GetContent())
 			rep.reasoning.WriteString(e.Delta.GetReasoningContent())
@@ -358,6 +366,9 @@ func wireUsage(u *chatv1.Usage) *chatUsage {
 // object (chat.completion.chunk, text_completion); nil skips an event.
 type chunkShape interface {
 	first() any
+	// served is the shape of the chunks after a fallback to another
+	// model (a Started after the first).
+	served(model string) chunkShape
 	delta(*chatv1.CompleteResponse_Delta) any
 	finish(reason string) any
 	usage(*chatv1.Usage) any
@@ -365,6 +376,11 @@ type chunkShape interface {
 
 // chatChunks is the chat.completion.chunk shape.
 type chatChunks struct{ base chatChunk }
+
+func (c chatChunks) served(model string) chunkShape {
+	c.base.Model = model
+	return c
+}
 
 func (c chatChunks) first() any {
 	empty := ""
@@ -486,6 +502,9 @@ func (s *server) writeStream(w http.ResponseWriter, r *http.Request, stream chat
 			}
 			var c any
 			switch e := ev.Event.(type) {
+			case *chatv1.CompleteResponse_Started_:
+				shape = shape.served(e.Started.GetModel())
+				continue
 			case *chatv1.CompleteResponse_Delta_:
 				c = shape.delta(e.Delta)
 			case *chatv1.CompleteResponse_Finished_:

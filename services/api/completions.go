@@ -140,6 +140,11 @@ type textChunks struct {
 	offset *int
 }
 
+func (c textChunks) served(model string) chunkShape {
+	c.base.Model = model
+	return c
+}
+
 func (c textChunks) first() any {
 	if c.echo == "" {
 		return nil
@@ -206,6 +211,9 @@ func (s *server) textCompletions(w http.ResponseWriter, r *http.Request, c calle
 		return
 	}
 	base.Usage = rep.usage
+	if rep.model != "" {
+		base.Model = rep.model
+	}
 	base.Choices = []textChoice{{Text: echo + rep.content.String(), FinishReason: rep.finish}}
 	if body.Logprobs != nil {
 		base.Choices[0].Logprobs, _ = textLogprobsOf(rep.logprobs, len(echo))

@@ -32,7 +32,14 @@ type completion struct {
 	ctx         context.Context
 	stream      chatv1.ChatService_CompleteServer
 	id          *authv1.Identity
-	model       *modelsv1.Model
+	// model serves the request; asked is the model resolved first, whose
+	// terms were reserved (they differ after a fallback).
+	model, asked *modelsv1.Model
+	admitted     *admission
+	started      *chatv1.CompleteResponse_Started
+	// failed are the models whose generation failed before anything was
+	// sent.
+	failed []string
 	requestID   string
 	reservation string
 	prompt      int64
@@ -108,19 +115,9 @@ func (t *completion) replay(hit *cachedResponse) error {
 func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) error {
 	conv := conversationID(t.id.AccountId, t.req.GetMessages())
 	ctx := metadata.AppendToOutgoingContext(t.ctx, ConversationHeader, conv)
-	if sampling.Seed == nil {
-		sampling = proto.CloneOf(sampling)
-		sampling.Seed = proto.Int64(rand.Int64())
-	}
-	req := &inferencev1.GenerateRequest{
-		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
-		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
-		Upstreams: t.model.GetUpstreams(), PassiveHealth: t.model.GetPassiveHealth(),
-		Tools: t.req.GetTools(), ToolChoice: t.req.GetToolChoice(),
-		// An account's cached prefixes are its own.
-		CacheScope: t.id.AccountId,
-	}
-	for attempt := 0; ; attempt++ {
+	sampling = seeded(sampling)
+	req := t.generateRequest(sampling)
+	for attempt := 0; ; {
 		fin, err := t.stream1(ctx, req)
 		if err == nil {
 			// The engine's cache hits are billed at the cache-hit price.
@@ -148,14 +145,22 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 			return status.FromContextError(t.ctx.Err()).Err()
 		}
 		if !t.sent() {
+			if next := t.fallback(err); next != nil {
+				// Another model serves; its reply is not cached under
+				// the key of the one asked.
+				sampling, cacheKey = seeded(next.sampling), ""
+				req = t.generateRequest(sampling)
+				continue
+			}
 			t.settle(nil, 0)
 			return err
 		}
 		// A tool call cannot be continued from a text prefix: the client
 		// gets the error.
 		if attempt < MaxContinuations && continuable(err) && len(t.calls) == 0 {
+			attempt++
 			t.s.continued.Add(t.ctx, 1, metric.WithAttributes(attribute.String("model", t.model.GetName()), attribute.String("code", status.Code(err).String())))
-			t.s.log.WarnContext(t.ctx, "generation broke mid-stream; continuing it", "error", err, "attempt", attempt+1, "request_id", t.requestID)
+			t.s.log.WarnContext(t.ctx, "generation broke mid-stream; continuing it", "error", err, "attempt", attempt, "request_id", t.requestID)
 			req.Continuation = &inferencev1.Continuation{ReasoningContent: t.thought(), Content: t.text()}
 			continue
 		}
@@ -167,6 +172,68 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 		t.settle(t.served(), 0)
 		return err
 	}
+}
+
+// generateRequest is the inference call for the model that serves.
+func (t *completion) generateRequest(sampling *inferencev1.Sampling) *inferencev1.GenerateRequest {
+	return &inferencev1.GenerateRequest{
+		Engine: t.model.GetEngine(), Model: t.model.GetEngineModel(), Messages: t.req.GetMessages(),
+		Sampling: sampling, RequestId: t.requestID, Buffered: !t.req.GetStream(), Suffix: t.req.Suffix,
+		Upstreams: t.model.GetUpstreams(), PassiveHealth: t.model.GetPassiveHealth(),
+		Tools: t.req.GetTools(), ToolChoice: t.req.GetToolChoice(),
+		// An account's cached prefixes are its own.
+		CacheScope: t.id.AccountId,
+	}
+}
+
+// seeded fixes a seed, so that a continuation regenerates exactly.
+func seeded(s *inferencev1.Sampling) *inferencev1.Sampling {
+	if s.Seed != nil {
+		return s
+	}
+	s = proto.CloneOf(s)
+	s.Seed = proto.Int64(rand.Int64())
+	return s
+}
+
+// fallback moves the request down the fallback chain of the model asked
+// when the serving model's generation failed before anything was sent
+// (its replicas or upstreams are out, not the request at fault), without
+// waiting for the models service to see the model down: the next model
+// that admits the request on the same terms (max_tokens, thinking on or
+// off) within what was reserved serves it, announced by a new Started.
+// nil: none.
+func (t *completion) fallback(err error) *admission {
+	if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
+		return nil
+	}
+	t.failed = append(t.failed, t.model.GetName())
+	res, rerr := t.s.models.Resolve(t.ctx, &modelsv1.ResolveRequest{Name: t.req.GetModel(), AccountId: t.id.AccountId, Exclude: t.failed})
+	if rerr != nil {
+		return nil
+	}
+	m := res.GetModel()
+	asked := proto.CloneOf(t.req.GetSampling())
+	if asked == nil {
+		asked = &inferencev1.Sampling{}
+	}
+	// The same terms: max_tokens, and thinking as the model asked had it.
+	asked.MaxTokens, asked.Thinking, asked.ReasoningEffort = t.admitted.sampling.MaxTokens, t.admitted.sampling.Thinking, t.admitted.sampling.GetReasoningEffort()
+	a, aerr := admit(t.req, asked, m, t.prompt)
+	if aerr != nil || a.tokens > t.admitted.tokens {
+		t.s.log.WarnContext(t.ctx, "generation failed; the next model of the fallback chain cannot take the request", "model", t.model.GetName(), "fallback", m.GetName(), "error", aerr, "request_id", t.requestID)
+		return nil
+	}
+	started := proto.CloneOf(t.started)
+	started.Model, started.SystemFingerprint, started.Cache = m.GetName(), fingerprint(m), ""
+	if t.send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Started_{Started: started}}) != nil {
+		return nil
+	}
+	t.s.fallbacks.Add(t.ctx, 1, metric.WithAttributes(attribute.String("model", t.model.GetName()), attribute.String("fallback", m.GetName()),
+		attribute.String("code", status.Code(err).String())))
+	t.s.log.WarnContext(t.ctx, "generation failed before anything was sent; the fallback model serves", "model", t.model.GetName(), "fallback", m.GetName(), "error", err, "request_id", t.requestID)
+	t.model = m
+	return a
 }
 
 // stream1 runs one Generate call, passing its pieces on, until Finished.
@@ -235,6 +302,13 @@ func (t *completion) finish(reason inferencev1.FinishReason, u *usage) error {
 	}}})
 }
 
+// cost prices the usage: at the serving model's prices, or the asked
+// model's when a fallback costs more, so that a fallback never costs more
+// than what was asked for (nor than was reserved).
+func (t *completion) cost(u *usage) int64 {
+	return min(cost(t.model, u.hit, u.miss, u.completion), cost(t.asked, u.hit, u.miss, u.completion))
+}
+
 // usage counts a reply's tokens; completion includes reasoning.
 type usage struct{ hit, miss, completion, reasoning int64 }
 
@@ -259,7 +333,7 @@ func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
 		ReservationId: t.reservation, RequestId: t.requestID, Model: t.model.GetName(),
 		Usage: &usersv1.Usage{
 			PromptTokens: u.hit + u.miss, CompletionTokens: u.completion, TotalTokens: u.hit + u.miss + u.completion,
-			PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss, CostMicros: cost(t.model, u.hit, u.miss, u.completion),
+			PromptCacheHitTokens: u.hit, PromptCacheMissTokens: u.miss, CostMicros: t.cost(u),
 			Requests: 1,
 		},
 	})

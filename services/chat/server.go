@@ -58,6 +58,7 @@ type server struct {
 	requests  metric.Int64Counter
 	cacheUse  metric.Int64Counter
 	continued metric.Int64Counter
+	fallbacks metric.Int64Counter
 }
 
 var _ chatv1.ChatServiceServer = (*server)(nil)
@@ -94,6 +95,9 @@ func Setup(*Options) platform.Setup {
 		if s.continued, err = rt.Telemetry.Meter.Int64Counter("bulkhead.chat.continuations", metric.WithDescription("replies continued on another replica or backend after their generation broke mid-stream, by model and the error that broke it")); err != nil {
 			return err
 		}
+		if s.fallbacks, err = rt.Telemetry.Meter.Int64Counter("bulkhead.chat.fallbacks", metric.WithDescription("requests served by a model of the fallback chain after the model's generation failed before anything was sent, by model, fallback and error")); err != nil {
+			return err
+		}
 		chatv1.RegisterChatServiceServer(rt.GRPC, s)
 		return nil
 	}
@@ -121,45 +125,22 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		return err
 	}
 	m := resolved.GetModel()
-	sampling := proto.CloneOf(req.GetSampling())
-	if sampling == nil {
-		sampling = &inferencev1.Sampling{}
-	}
-	if sampling.MaxTokens == nil {
-		sampling.MaxTokens = proto.Int32(m.GetDefaultMaxTokens())
-	}
-	if req.Suffix != nil {
-		// FIM answers directly, as DeepSeek's does.
-		if sampling.GetThinking() {
-			return platform.InvalidField("thinking", "fill-in-the-middle completions do not think")
-		}
-		sampling.Thinking = proto.Bool(false)
-	}
-	if err := thinkingMode(sampling, m); err != nil {
-		return err
-	}
-	if err := toolsFor(req, sampling, m); err != nil {
-		return err
-	}
-	if mt := sampling.GetMaxTokens(); mt < 1 || mt > m.GetMaxOutputTokens() {
-		return platform.InvalidField("max_tokens", "must be in [1, %d] for model %s", m.GetMaxOutputTokens(), m.GetName())
-	}
 	prompt := tokens.Request(req.GetMessages(), req.Suffix, req.GetTools())
-	if total := prompt + int64(sampling.GetMaxTokens()); total > int64(m.GetContextLength()) {
-		return platform.InvalidField("messages", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
-			m.GetContextLength(), total, prompt, sampling.GetMaxTokens())
+	adm, err := admit(req, req.GetSampling(), m, prompt)
+	if err != nil {
+		return err
 	}
+	sampling := adm.sampling
 
 	res, err := s.users.Reserve(ctx, &usersv1.ReserveRequest{
 		AccountId: id.AccountId, RequestId: requestID, Model: m.GetName(),
-		MaxTokens:  prompt + int64(sampling.GetMaxTokens()),
-		HoldMicros: cost(m, 0, prompt, int64(sampling.GetMaxTokens())),
+		MaxTokens: adm.tokens, HoldMicros: adm.hold,
 	})
 	if err != nil {
 		s.count(ctx, m, "refused:"+status.Code(err).String())
 		return err
 	}
-	t := &completion{s: s, ctx: ctx, stream: stream, id: id, model: m, requestID: requestID,
+	t := &completion{s: s, ctx: ctx, stream: stream, id: id, model: m, asked: m, admitted: adm, requestID: requestID,
 		reservation: res.GetReservationId(), prompt: prompt, req: req}
 
 	// Temperature 0 makes a reply deterministic, except while thinking,
@@ -179,10 +160,11 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		}
 		s.cacheUse.Add(ctx, 1, metric.WithAttributes(attribute.String("result", cache)))
 	}
-	if err := stream.Send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Started_{Started: &chatv1.CompleteResponse_Started{
+	t.started = &chatv1.CompleteResponse_Started{
 		Id: "chatcmpl-" + requestID, Created: time.Now().Unix(), Model: m.GetName(),
-		SystemFingerprint: fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion()), Cache: cache,
-	}}}); err != nil {
+		SystemFingerprint: fingerprint(m), Cache: cache,
+	}
+	if err := stream.Send(&chatv1.CompleteResponse{Event: &chatv1.CompleteResponse_Started_{Started: t.started}}); err != nil {
 		t.settle(nil, 0)
 		return err
 	}
@@ -190,6 +172,49 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		return t.replay(hit)
 	}
 	return t.generate(sampling, key)
+}
+
+// fingerprint is the system_fingerprint of a model's replies.
+func fingerprint(m *modelsv1.Model) string { return fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion()) }
+
+// admission is a request's terms with one model.
+type admission struct {
+	sampling *inferencev1.Sampling
+	// tokens is the prompt and max_tokens; hold the most it may cost.
+	tokens, hold int64
+}
+
+// admit settles the request's sampling against model m (max_tokens,
+// thinking, tools, the context length) and prices its worst case.
+func admit(req *chatv1.CompleteRequest, asked *inferencev1.Sampling, m *modelsv1.Model, prompt int64) (*admission, error) {
+	sampling := proto.CloneOf(asked)
+	if sampling == nil {
+		sampling = &inferencev1.Sampling{}
+	}
+	if sampling.MaxTokens == nil {
+		sampling.MaxTokens = proto.Int32(m.GetDefaultMaxTokens())
+	}
+	if req.Suffix != nil {
+		// FIM answers directly, as DeepSeek's does.
+		if sampling.GetThinking() {
+			return nil, platform.InvalidField("thinking", "fill-in-the-middle completions do not think")
+		}
+		sampling.Thinking = proto.Bool(false)
+	}
+	if err := thinkingMode(sampling, m); err != nil {
+		return nil, err
+	}
+	if err := toolsFor(req, sampling, m); err != nil {
+		return nil, err
+	}
+	if mt := sampling.GetMaxTokens(); mt < 1 || mt > m.GetMaxOutputTokens() {
+		return nil, platform.InvalidField("max_tokens", "must be in [1, %d] for model %s", m.GetMaxOutputTokens(), m.GetName())
+	}
+	if total := prompt + int64(sampling.GetMaxTokens()); total > int64(m.GetContextLength()) {
+		return nil, platform.InvalidField("messages", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
+			m.GetContextLength(), total, prompt, sampling.GetMaxTokens())
+	}
+	return &admission{sampling: sampling, tokens: prompt + int64(sampling.GetMaxTokens()), hold: cost(m, 0, prompt, int64(sampling.GetMaxTokens()))}, nil
 }
 
 func (s *server) count(ctx context.Context, m *modelsv1.Model, outcome string) {

@@ -22,6 +22,8 @@ type reply struct {
 	content, reasoning, finish string
 	usage                      map[string]any
 	errorEvent                 string
+	// model is the last chunk's.
+	model string
 }
 
 // streamReply reads a stream, calling first once its first piece of text
@@ -61,9 +63,13 @@ func streamReply(url, key string, body map[string]any, first func()) (reply, err
 			} `json:"choices"`
 			Usage map[string]any `json:"usage"`
 			Error map[string]any `json:"error"`
+			Model string         `json:"model"`
 		}
 		if err := json.Unmarshal([]byte(data), &c); err != nil {
 			return r, err
+		}
+		if c.Model != "" {
+			r.model = c.Model
 		}
 		if c.Error != nil {
 			r.errorEvent = data

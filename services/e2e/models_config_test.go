@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -261,12 +262,54 @@ func TestModelsAsConfiguration(t *testing.T) {
 		}
 	})
 
+	t.Run("every upstream failing: the fallback model serves at once", func(t *testing.T) {
+		// They fail their calls but answer the probe: the model stays
+		// Ready, and still no request fails, for chat falls back.
+		for _, u := range []*upstreamtest.Server{a, b, c} {
+			u.Set("fail")
+		}
+		defer func() {
+			for _, u := range []*upstreamtest.Server{a, b, c} {
+				u.Set("ok")
+			}
+		}()
+		_, key := newKey(t, p, accountRequest("fallback"))
+		r := do(t, ctx, "POST", url, key, map[string]any{"model": "local", "messages": []map[string]any{{"role": "user", "content": "What is light?"}}})
+		if r.status != 200 {
+			t.Fatalf("with every upstream failing: %d %s", r.status, r.body)
+		}
+		v := r.json(t)
+		if v["model"] != "deepseek-v4-flash" || content(t, v) == "" {
+			t.Fatalf("served by %v: %q", v["model"], content(t, v))
+		}
+		// Billed at most at local's prices (flash's are higher): never
+		// more than what was asked for, nor than was reserved.
+		prompt, completion, _, _, _ := usageOf(t, v)
+		want := int64(math.Ceil((float64(prompt)*100000 + float64(completion)*200000) / 1e6))
+		u := do(t, ctx, "GET", p.APIURL+"/v1/usage", key, nil).json(t)["total"].(map[string]any)
+		if got := int64(u["cost_micros"].(float64)); got != want {
+			t.Fatalf("billed %d micros; local's prices make %d", got, want)
+		}
+		// Streamed: the chunks after the first name the model that serves.
+		got, err := streamReply(url, key, map[string]any{"model": "local", "stream": true, "max_tokens": 20,
+			"messages": []map[string]any{{"role": "user", "content": "What is light?"}}}, nil)
+		if err != nil || got.content == "" || got.finish == "" || got.model != "deepseek-v4-flash" {
+			t.Fatalf("streamed: %q, finish %q, model %q (%v)", got.content, got.finish, got.model, err)
+		}
+		if st, err := config("local"); err != nil || !st.Ready {
+			t.Fatalf("local is not ready (%v): the probe should still pass", err)
+		}
+		if n := sum(scrape(t, p, "chat-1"), "bulkhead_chat_fallbacks", `fallback="deepseek-v4-flash"`); n < 2 {
+			t.Fatalf("%v fallbacks counted", n)
+		}
+	})
+
 	t.Run("no upstream answers: the fallback model serves", func(t *testing.T) {
 		for _, u := range []*upstreamtest.Server{a, b, c} {
 			u.Set("down")
 		}
-		// Until the probe sees it, the calls fail (503); then Resolve
-		// serves the fallback.
+		// chat falls back at once (above); the probe then marks local
+		// not ready, and Resolve serves the fallback from the start.
 		testenv.Eventually(t, 15*time.Second, "local falls back to deepseek-v4-flash", func() error {
 			r := ask("local", nil)
 			if r.status != 200 {

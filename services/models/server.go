@@ -268,7 +268,7 @@ func (s *server) Resolve(_ context.Context, req *modelsv1.ResolveRequest) (*mode
 			return nil
 		}
 		seen[m.Name] = true
-		if m.State == modelsv1.ModelState_MODEL_STATE_ENABLED {
+		if m.State == modelsv1.ModelState_MODEL_STATE_ENABLED && !slices.Contains(req.GetExclude(), m.Name) {
 			return m
 		}
 		skipped = append(skipped, m.Name)

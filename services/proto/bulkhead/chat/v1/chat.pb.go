@@ -380,7 +380,10 @@ func (*CompleteResponse_Usage) isCompleteResponse_Event() {}
 
 func (*CompleteResponse_KeepAlive_) isCompleteResponse_Event() {}
 
-// Started is sent once, first, with the values every chunk repeats.
+// Started is sent first, with the values every chunk repeats; and
+// again, before any piece of the reply, when the model's generation
+// failed and a model of its fallback chain serves the request instead
+// (the new Started names it; the id and created stay).
 type CompleteResponse_Started struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Completion id, e.g. "chatcmpl-…".

@@ -999,7 +999,11 @@ type ResolveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Account asking, for fine-tuned models.
-	AccountId     string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Models out for this request, whatever their state: chat names those
+	// whose generation failed before anything was sent, to go on down the
+	// fallback chain.
+	Exclude       []string `protobuf:"bytes,3,rep,name=exclude,proto3" json:"exclude,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1046,6 +1050,13 @@ func (x *ResolveRequest) GetAccountId() string {
 		return x.AccountId
 	}
 	return ""
+}
+
+func (x *ResolveRequest) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
 }
 
 type ResolveResponse struct {
@@ -1176,11 +1187,12 @@ const file_bulkhead_models_v1_models_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.bulkhead.models.v1.ModelStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"H\n" +
 	"\x15SetModelStateResponse\x12/\n" +
-	"\x05model\x18\x01 \x01(\v2\x19.bulkhead.models.v1.ModelR\x05model\"C\n" +
+	"\x05model\x18\x01 \x01(\v2\x19.bulkhead.models.v1.ModelR\x05model\"]\n" +
 	"\x0eResolveRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x02 \x01(\tR\taccountId\"\\\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x18\n" +
+	"\aexclude\x18\x03 \x03(\tR\aexclude\"\\\n" +
 	"\x0fResolveResponse\x12/\n" +
 	"\x05model\x18\x01 \x01(\v2\x19.bulkhead.models.v1.ModelR\x05model\x12\x18\n" +
 	"\askipped\x18\x02 \x03(\tR\askipped*w\n" +

@@ -28,10 +28,10 @@ const MaxContinuations = 3
 
 // completion is one admitted request on its way.
 type completion struct {
-	s           *server
-	ctx         context.Context
-	stream      chatv1.ChatService_CompleteServer
-	id          *authv1.Identity
+	s      *server
+	ctx    context.Context
+	stream chatv1.ChatService_CompleteServer
+	id     *authv1.Identity
 	// model serves the request; asked is the model resolved first, whose
 	// terms were reserved (they differ after a fallback).
 	model, asked *modelsv1.Model
@@ -39,7 +39,7 @@ type completion struct {
 	started      *chatv1.CompleteResponse_Started
 	// failed are the models whose generation failed before anything was
 	// sent.
-	failed []string
+	failed      []string
 	requestID   string
 	reservation string
 	prompt      int64

@@ -175,7 +175,9 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 }
 
 // fingerprint is the system_fingerprint of a model's replies.
-func fingerprint(m *modelsv1.Model) string { return fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion()) }
+func fingerprint(m *modelsv1.Model) string {
+	return fmt.Sprintf("fp_%s_v%d", m.GetEngine(), m.GetVersion())
+}
 
 // admission is a request's terms with one model.
 type admission struct {

@@ -19,6 +19,9 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
@@ -250,8 +253,23 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 	if cresp.StatusCode != 200 || !strings.Contains(string(body), fmt.Sprintf(`"content":%q`, tiny.Full())) {
 		t.Fatalf("model tiny: %d %s", cresp.StatusCode, body)
 	}
-	// The official OpenAI Node SDK against the platform as make run runs
-	// it (one process per service, mTLS), tools through tiny.
+	// The official OpenAI SDKs against the platform as make run runs it
+	// (one process per service, mTLS), tools through tiny: Go's stream
+	// accumulator, then the Node SDK's checks.
+	client := openai.NewClient(option.WithBaseURL("http://"+api+"/v1/"), option.WithAPIKey(strings.TrimSpace(string(key))), option.WithMaxRetries(0))
+	stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model:    "tiny",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Paris?")},
+		Tools:    []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "get_weather"})},
+	})
+	acc := openai.ChatCompletionAccumulator{}
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(acc.Choices) != 1 || len(acc.Choices[0].Message.ToolCalls) != 1 ||
+		acc.Choices[0].Message.ToolCalls[0].Function.Arguments != strings.Join(upstreamtest.ToolArguments, "") {
+		t.Fatalf("the Go SDK's streamed tool call through bulkhead up: %+v (%v)", acc.Choices, err)
+	}
 	sdkcheck.Node(t, filepath.Join("..", ".."), "http://"+api, strings.TrimSpace(string(key)), "tiny")
 	mctl := modelsctl.Client{StateDir: state}
 	testenv.Eventually(t, 20*time.Second, "bulkhead models list", func() error {

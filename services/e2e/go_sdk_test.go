@@ -10,6 +10,12 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 )
 
+// goSDK is the official Go SDK's client of the platform's API at base
+// (/v1/ or /beta/), with its key, without retries.
+func goSDK(p *stack.Platform, base string) openai.Client {
+	return openai.NewClient(option.WithBaseURL(p.APIURL+base), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+}
+
 // The rest of the DeepSeek surface with the official OpenAI Go SDK (tools
 // and logprobs are TestToolCalls' and TestLogprobs'): json_object parsed,
 // /user/balance through the SDK's raw Get, and thinking deltas, which the
@@ -17,7 +23,7 @@ import (
 func TestOpenAIGoSDK(t *testing.T) {
 	p := stack.StartPlatform(t, stack.PlatformOptions{})
 	ctx := t.Context()
-	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+	client := goSDK(p, "/v1/")
 
 	t.Run("json_object parsed", func(t *testing.T) {
 		res, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
 	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
@@ -70,7 +69,7 @@ func TestLogprobs(t *testing.T) {
 	writeUpstreamModel(t, dir, "relayed", "", up)
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
 	ctx := t.Context()
-	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+	client := goSDK(p, "/v1/")
 	params := openai.ChatCompletionNewParams{
 		Model:       "deepseek-chat",
 		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me of the refraction of the Rays of Light")},
@@ -190,7 +189,7 @@ func TestLogprobs(t *testing.T) {
 	})
 
 	t.Run("fill in the middle, the text completion's shape", func(t *testing.T) {
-		beta := openai.NewClient(option.WithBaseURL(p.APIURL+"/beta/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+		beta := goSDK(p, "/beta/")
 		res, err := beta.Completions.New(ctx, openai.CompletionNewParams{
 			Model:       "deepseek-chat",
 			Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String("The Rays of Light")},

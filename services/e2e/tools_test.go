@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
@@ -44,7 +43,7 @@ func TestToolCalls(t *testing.T) {
 	writeUpstreamModel(t, dir, "thinker", "thinking: enabled", up, up)
 	p := stack.StartPlatform(t, stack.PlatformOptions{Models: models.Options{ConfigDirs: []string{dir}}})
 	ctx := t.Context()
-	client := openai.NewClient(option.WithBaseURL(p.APIURL+"/v1/"), option.WithAPIKey(p.Key), option.WithMaxRetries(0))
+	client := goSDK(p, "/v1/")
 	ask := openai.ChatCompletionNewParams{
 		Model:    "tooled",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Paris?")},

@@ -16,25 +16,13 @@ import (
 // The body of POST /beta/completions: DeepSeek's FIM (fill in the middle),
 // the OpenAI text-completion shape with a suffix.
 type textRequest struct {
-	Model         string          `json:"model"`
-	Prompt        json.RawMessage `json:"prompt"`
-	Suffix        *string         `json:"suffix"`
-	MaxTokens     *int64          `json:"max_tokens"`
-	Temperature   *float64        `json:"temperature"`
-	TopP          *float64        `json:"top_p"`
-	Stop          json.RawMessage `json:"stop"`
-	Seed          *int64          `json:"seed"`
-	Stream        bool            `json:"stream"`
-	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-	Echo             bool     `json:"echo"`
-	Logprobs         *int     `json:"logprobs"`
-	N                *int     `json:"n"`
-	BestOf           *int     `json:"best_of"`
-	FrequencyPenalty *float64 `json:"frequency_penalty"`
-	PresencePenalty  *float64 `json:"presence_penalty"`
-	User             string   `json:"user"`
+	Model  string          `json:"model"`
+	Prompt json.RawMessage `json:"prompt"`
+	Suffix *string         `json:"suffix"`
+	generation
+	Echo     bool `json:"echo"`
+	Logprobs *int `json:"logprobs"`
+	BestOf   *int `json:"best_of"`
 }
 
 // toFill validates a text completion and builds the chat call: one user
@@ -58,17 +46,12 @@ func toFill(body *textRequest, requestID string) (*chatv1.CompleteRequest, *apie
 	switch {
 	case body.Logprobs != nil && (*body.Logprobs < 0 || *body.Logprobs > 20):
 		return nil, apierr.InvalidParam("logprobs", "logprobs: must be an integer in [0, 20] (the alternatives per token)")
-	case body.N != nil && *body.N != 1:
-		return nil, apierr.InvalidParam("n", "n: only 1 is supported")
 	case body.BestOf != nil && *body.BestOf != 1:
 		return nil, apierr.InvalidParam("best_of", "best_of: only 1 is supported")
-	case body.StreamOptions != nil && !body.Stream:
-		return nil, apierr.InvalidParam("stream_options", "stream_options: only allowed when stream is true")
 	}
-	// The sampling fields read exactly as a chat completion's.
-	chat := &chatRequest{Model: body.Model, MaxTokens: body.MaxTokens, Temperature: body.Temperature, TopP: body.TopP, Stop: body.Stop,
-		Seed: body.Seed, Stream: body.Stream, FrequencyPenalty: body.FrequencyPenalty, PresencePenalty: body.PresencePenalty, User: body.User,
-		Messages: []wireMessage{{Role: "user"}}}
+	// The generation fields (n and stream_options too) read, and are
+	// checked, exactly as a chat completion's.
+	chat := &chatRequest{Model: body.Model, generation: body.generation, Messages: []wireMessage{{Role: "user"}}}
 	chat.Messages[0].Content, _ = json.Marshal(prompt)
 	if k := body.Logprobs; k != nil {
 		// The text completion's logprobs is the chat's top_logprobs.

@@ -17,30 +17,18 @@ import (
 // not use, like logit_bias, are accepted and ignored, as the OpenAI SDKs
 // send them).
 type chatRequest struct {
-	Model               string          `json:"model"`
-	Messages            []wireMessage   `json:"messages"`
-	MaxTokens           *int64          `json:"max_tokens"`
-	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	TopP                *float64        `json:"top_p"`
-	Stop                json.RawMessage `json:"stop"`
-	Seed                *int64          `json:"seed"`
-	Stream              bool            `json:"stream"`
-	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
+	Model               string        `json:"model"`
+	Messages            []wireMessage `json:"messages"`
+	MaxCompletionTokens *int64        `json:"max_completion_tokens"`
+	generation
 	ResponseFormat *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
-	User             string             `json:"user"`
-	N                *int               `json:"n"`
-	FrequencyPenalty *float64           `json:"frequency_penalty"`
-	PresencePenalty  *float64           `json:"presence_penalty"`
-	Logprobs         *bool              `json:"logprobs"`
-	TopLogprobs      *int               `json:"top_logprobs"`
-	LogitBias        map[string]float64 `json:"logit_bias"`
-	Tools            []wireTool         `json:"tools"`
-	ToolChoice       json.RawMessage    `json:"tool_choice"`
+	Logprobs    *bool              `json:"logprobs"`
+	TopLogprobs *int               `json:"top_logprobs"`
+	LogitBias   map[string]float64 `json:"logit_bias"`
+	Tools       []wireTool         `json:"tools"`
+	ToolChoice  json.RawMessage    `json:"tool_choice"`
 	// Cache opts a non-deterministic request into the response cache
 	// (Bulkhead extension).
 	Cache *bool `json:"cache"`
@@ -49,6 +37,23 @@ type chatRequest struct {
 		Type string `json:"type"`
 	} `json:"thinking"`
 	ReasoningEffort *string `json:"reasoning_effort"`
+}
+
+// generation holds the fields chat and text completions share.
+type generation struct {
+	MaxTokens     *int64          `json:"max_tokens"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	Stop          json.RawMessage `json:"stop"`
+	Seed          *int64          `json:"seed"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	N                *int     `json:"n"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	User             string   `json:"user"`
 }
 
 type wireMessage struct {
@@ -110,7 +115,10 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) *apierr.
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return apierr.InvalidParam(typeErr.Field, fmt.Sprintf("%s: expected %s, got a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value))
+			// encoding/json names an embedded struct's fields through it;
+			// generation's are the body's own.
+			field := strings.TrimPrefix(typeErr.Field, "generation.")
+			return apierr.InvalidParam(field, fmt.Sprintf("%s: expected %s, got a JSON %s", field, typeErr.Type, typeErr.Value))
 		}
 		return apierr.Malformed("Failed to deserialize the JSON body into the target type: " + err.Error())
 	}

@@ -372,6 +372,28 @@ func TestModelsAsConfiguration(t *testing.T) {
 		})
 	})
 
+	t.Run("a Model in a directory made later is applied", func(t *testing.T) {
+		sub := filepath.Join(dir, "team")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Written at once: the directory is watched before it is read
+		// again, so a file written before the watch is read then.
+		if err := os.WriteFile(filepath.Join(sub, "nested.yaml"), []byte("apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: nested}\nspec:\n  engine: builtin\n  limits: {contextLength: 4096, maxOutputTokens: 64}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, "nested accepted", func() error {
+			mc, err := config("nested")
+			if err != nil {
+				return err
+			}
+			return testenv.Until(mc.Accepted, "%s", mc.AcceptedMessage)
+		})
+		if err := os.RemoveAll(sub); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("visibility per account", func(t *testing.T) {
 		write("private.yaml", "apiVersion: models.bulkhead.dev/v1alpha1\nkind: Model\nmetadata: {name: private}\nspec:\n  engine: builtin\n  limits: {contextLength: 8192, maxOutputTokens: 64}\n  visibility: {accounts: [someone-else]}\n")
 		testenv.Eventually(t, 10*time.Second, "private registered", func() error {

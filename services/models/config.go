@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"k8s.io/client-go/rest"
 
+	"github.com/bulkhead-mesh/bulkhead/internal/yamldoc"
 	"github.com/bulkhead-mesh/bulkhead/services/models/modelconfig"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 )
@@ -130,9 +131,9 @@ func (d *dirSource) watch(ctx context.Context, changed func()) error {
 		return fmt.Errorf("models: watch: %w", err)
 	}
 	for _, dir := range d.dirs {
-		if err := w.Add(dir); err != nil {
+		if err := yamldoc.WatchTree(w, dir); err != nil {
 			w.Close()
-			return fmt.Errorf("models: watch %s: %w", dir, err)
+			return fmt.Errorf("models: %w", err)
 		}
 	}
 	go func() {
@@ -141,10 +142,11 @@ func (d *dirSource) watch(ctx context.Context, changed func()) error {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-w.Events:
+			case ev, ok := <-w.Events:
 				if !ok {
 					return
 				}
+				yamldoc.Follow(w, ev)
 				changed()
 			case err, ok := <-w.Errors:
 				if !ok {

@@ -8,11 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -61,7 +58,7 @@ func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 	}
 	defer w.Close()
 	for _, dir := range p.Dirs {
-		if err := watchTree(w, dir); err != nil {
+		if err := yamldoc.WatchTree(w, dir); err != nil {
 			return err
 		}
 	}
@@ -88,11 +85,7 @@ func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 			if !ok {
 				return nil
 			}
-			if ev.Has(fsnotify.Create) {
-				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
-					_ = watchTree(w, ev.Name)
-				}
-			}
+			yamldoc.Follow(w, ev)
 			if !send() {
 				return nil
 			}
@@ -103,22 +96,4 @@ func (p *Provider) Run(ctx context.Context, out chan<- provider.Update) error {
 			p.Log.Warn("watching the config directories", "dirs", p.Dirs, "error", err)
 		}
 	}
-}
-
-func watchTree(w *fsnotify.Watcher, dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if err := w.Add(path); err != nil {
-			return fmt.Errorf("watch %s: %w", path, err)
-		}
-		return nil
-	})
 }

@@ -81,11 +81,9 @@ func toComplete(body *chatRequest, requestID string) (*chatv1.CompleteRequest, *
 	s.FrequencyPenalty, s.PresencePenalty = body.FrequencyPenalty, body.PresencePenalty
 	s.Logprobs = body.Logprobs != nil && *body.Logprobs
 	if k := body.TopLogprobs; k != nil {
+		// Bounded here so that it fits int32; chat checks the rest.
 		if *k < 0 || *k > 20 {
 			return nil, apierr.InvalidParam("top_logprobs", "top_logprobs: must be an integer in [0, 20]")
-		}
-		if *k > 0 && !s.Logprobs {
-			return nil, apierr.InvalidParam("top_logprobs", "top_logprobs: needs logprobs: true")
 		}
 		s.TopLogprobs = int32(*k)
 	}
@@ -143,14 +141,9 @@ var toolModes = map[string]inferencev1.ToolChoice_Mode{
 // tools reads tools and tool_choice (chat judges them against each other,
 // the conversation and the model).
 func tools(body *chatRequest, req *chatv1.CompleteRequest) *apierr.Error {
-	for i, t := range body.Tools {
+	for _, t := range body.Tools {
 		tool := &inferencev1.Tool{Type: t.Type, Name: t.Function.Name, Description: t.Function.Description, Strict: t.Function.Strict}
 		if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
-			var schema map[string]any
-			if json.Unmarshal(p, &schema) != nil {
-				param := fmt.Sprintf("tools[%d].function.parameters", i)
-				return apierr.InvalidParam(param, param+": must be a JSON Schema object")
-			}
 			tool.ParametersJson = string(p)
 		}
 		req.Tools = append(req.Tools, tool)
@@ -252,7 +245,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c calle
 	}
 	out.Choices = []completionChoice{{Message: msg, FinishReason: finish}}
 	if req.GetSampling().GetLogprobs() {
-		out.Choices[0].Logprobs = &wireLogprobs{Content: append([]wireLogprob{}, wireLogprobsOf(rep.logprobs)...)}
+		out.Choices[0].Logprobs = &wireLogprobs{Content: wireLogprobsOf(rep.logprobs)}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

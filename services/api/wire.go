@@ -233,8 +233,10 @@ func wireBytes(b []byte) []int {
 	return out
 }
 
+// wireLogprobsOf renders lps ([] when there are none, as the API writes
+// an empty list).
 func wireLogprobsOf(lps []*inferencev1.Logprob) []wireLogprob {
-	var out []wireLogprob
+	out := []wireLogprob{}
 	for _, lp := range lps {
 		w := wireLogprob{Token: lp.GetToken(), Logprob: lp.GetLogprob(), Bytes: wireBytes(lp.GetBytes()), TopLogprobs: []wireTopLogprob{}}
 		for _, t := range lp.GetTopLogprobs() {

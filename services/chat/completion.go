@@ -127,12 +127,12 @@ func (t *completion) generate(sampling *inferencev1.Sampling, cacheKey string) e
 				return err
 			}
 			if cacheKey != "" {
-				hit := &cachedResponse{Pieces: t.pieces, Reasoning: t.thoughts, Finish: int32(fin.GetFinishReason()),
+				entry := &cachedResponse{Pieces: t.pieces, Reasoning: t.thoughts, Finish: int32(fin.GetFinishReason()),
 					CompletionTokens: u.completion, ReasoningTokens: u.reasoning}
 				for _, c := range t.calls {
-					hit.Calls = append(hit.Calls, cachedCall{Index: c.GetIndex(), ID: c.GetId(), Type: c.GetType(), Name: c.GetFunctionName(), Arguments: c.GetFunctionArguments()})
+					entry.Calls = append(entry.Calls, cachedCall{Index: c.GetIndex(), ID: c.GetId(), Type: c.GetType(), Name: c.GetFunctionName(), Arguments: c.GetFunctionArguments()})
 				}
-				if err := t.s.cache.put(context.WithoutCancel(t.ctx), cacheKey, hit, CacheTTL[sampling.GetResponseFormat()]); err != nil {
+				if err := t.s.cache.put(context.WithoutCancel(t.ctx), cacheKey, entry, CacheTTL[sampling.GetResponseFormat()]); err != nil {
 					t.s.log.WarnContext(t.ctx, "response cache write", "error", err)
 				}
 			}
@@ -213,13 +213,9 @@ func (t *completion) fallback(err error) *admission {
 		return nil
 	}
 	m := res.GetModel()
-	asked := proto.CloneOf(t.req.GetSampling())
-	if asked == nil {
-		asked = &inferencev1.Sampling{}
-	}
-	// The same terms: max_tokens, and thinking as the model asked had it.
-	asked.MaxTokens, asked.Thinking, asked.ReasoningEffort = t.admitted.sampling.MaxTokens, t.admitted.sampling.Thinking, t.admitted.sampling.GetReasoningEffort()
-	a, aerr := admit(t.req, asked, m, t.prompt)
+	// The same terms: the sampling as the model asked settled it
+	// (max_tokens, thinking on or off).
+	a, aerr := admit(t.req, t.admitted.sampling, m, t.prompt)
 	if aerr != nil || a.tokens > t.admitted.tokens {
 		t.s.log.WarnContext(t.ctx, "generation failed; the next model of the fallback chain cannot take the request", "model", t.model.GetName(), "fallback", m.GetName(), "error", aerr, "request_id", t.requestID)
 		return nil

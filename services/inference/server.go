@@ -139,7 +139,8 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	if req.Suffix != nil && len(req.GetMessages()) != 1 {
 		return status.Error(codes.InvalidArgument, "suffix: a fill-in-the-middle request has one message, its prompt")
 	}
-	promptTokens, cachedTokens := s.prefill(ctx, req)
+	_, builtin := eng.(*Builtin)
+	promptTokens, cachedTokens := s.prefill(ctx, req, builtin)
 	t0 := time.Now()
 	started := false
 	var buffered []Piece
@@ -173,7 +174,7 @@ func (s *server) Generate(req *inferencev1.GenerateRequest, stream inferencev1.I
 	attrs := metric.WithAttributes(attribute.String("engine", req.GetEngine()), attribute.String("model", req.GetModel()), attribute.String("finish", finishName(res.Finish, err)))
 	s.requests.Add(ctx, 1, attrs)
 	s.tokens.Add(ctx, res.CompletionTokens, attrs)
-	if _, builtin := eng.(*Builtin); builtin {
+	if builtin {
 		res.CachedPromptTokens = cachedTokens
 	}
 	if err != nil {
@@ -209,8 +210,8 @@ const DefaultPrefixCacheBlocks = 1 << 16
 
 // prefill counts the prompt's tokens; for the builtin engine through its
 // prefix cache, which says how many of them it did not process again.
-func (s *server) prefill(ctx context.Context, req *inferencev1.GenerateRequest) (prompt, cached int64) {
-	if req.Suffix != nil || (req.GetEngine() != "" && req.GetEngine() != "builtin") {
+func (s *server) prefill(ctx context.Context, req *inferencev1.GenerateRequest, builtin bool) (prompt, cached int64) {
+	if req.Suffix != nil || !builtin {
 		return tokens.Request(req.GetMessages(), req.Suffix, req.GetTools()), 0
 	}
 	prompt, cached = s.prefixes.prefill(req.GetCacheScope(), req.GetModel(), tokens.Blocks(req.GetMessages(), req.GetTools()))

@@ -1,52 +1,135 @@
 package components
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // KafkaOptions configures StartKafka.
 type KafkaOptions struct {
-	// Topics created at start (auto-creation is also allowed).
+	// Topics created at start (provisioning creates the platform's).
 	Topics []string
 	// Partitions of each topic; 0 means 1.
 	Partitions int32
+	// DataDir keeps topics, offsets, users and ACLs across Stop and
+	// Start (empty: a private temporary directory).
+	DataDir string
+	// Open turns authentication and ACLs off (a bare broker).
+	Open bool
 }
 
 // Kafka is an in-process Kafka broker (franz-go's kfake): it speaks the
 // Kafka protocol on a loopback port, so real clients (franz-go's kgo) talk to
-// it exactly as to a broker.
+// it exactly as to a broker. It authenticates clients with SASL
+// SCRAM-SHA-256 and authorizes them with ACLs; Admin is its superuser,
+// which provisioning uses to create each service's user and ACLs.
 type Kafka struct {
 	// Seeds are the bootstrap broker addresses.
 	Seeds []string
+	// AdminUser and AdminPassword are the superuser's ("" when Open).
+	AdminUser, AdminPassword string
 
+	opts    KafkaOptions
+	addr    string
+	mu      sync.Mutex
 	cluster *kfake.Cluster
 }
 
 // StartKafka starts a one-broker cluster on a free loopback port.
 func StartKafka(opts KafkaOptions) (*Kafka, error) {
-	partitions := opts.Partitions
-	if partitions == 0 {
-		partitions = 1
+	if opts.Partitions == 0 {
+		opts.Partitions = 1
 	}
+	k := &Kafka{opts: opts}
+	if !opts.Open {
+		b := make([]byte, 18)
+		_, _ = rand.Read(b)
+		k.AdminUser, k.AdminPassword = "admin", hex.EncodeToString(b)
+	}
+	if err := k.start("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kafka) start(listen string) error {
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.DefaultNumPartitions(int(partitions)),
-		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(int(k.opts.Partitions)),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, listen) }),
 	}
-	if len(opts.Topics) > 0 {
-		kopts = append(kopts, kfake.SeedTopics(partitions, opts.Topics...))
+	if k.opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(k.opts.DataDir))
+	}
+	if k.opts.Open {
+		kopts = append(kopts, kfake.AllowAutoTopicCreation())
+	} else {
+		kopts = append(kopts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", k.AdminUser, k.AdminPassword), kfake.EnableACLs())
+	}
+	if len(k.opts.Topics) > 0 {
+		kopts = append(kopts, kfake.SeedTopics(k.opts.Partitions, k.opts.Topics...))
 	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
+		return fmt.Errorf("kafka: %w", err)
 	}
-	return &Kafka{Seeds: c.ListenAddrs(), cluster: c}, nil
+	k.mu.Lock()
+	k.cluster = c
+	k.Seeds = c.ListenAddrs()
+	k.addr = k.Seeds[0]
+	k.mu.Unlock()
+	return nil
+}
+
+// Stop stops the broker as a crash would (clients see connections
+// refused); Start brings it back on the same address with what it had.
+// Both need a DataDir.
+func (k *Kafka) Stop() error {
+	if k.opts.DataDir == "" {
+		return fmt.Errorf("kafka: Stop needs KafkaOptions.DataDir to come back")
+	}
+	k.mu.Lock()
+	c := k.cluster
+	k.cluster = nil
+	k.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	return nil
+}
+
+// Start restarts a stopped broker on its address.
+func (k *Kafka) Start() error {
+	k.mu.Lock()
+	running := k.cluster != nil
+	k.mu.Unlock()
+	if running {
+		return nil
+	}
+	return k.start(k.addr)
+}
+
+// Cluster is the running broker, for tests that steer it (nil when
+// stopped).
+func (k *Kafka) Cluster() *kfake.Cluster {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.cluster
 }
 
 // Close stops the broker.
 func (k *Kafka) Close() error {
-	k.cluster.Close()
+	k.mu.Lock()
+	c := k.cluster
+	k.cluster = nil
+	k.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 	return nil
 }

@@ -136,6 +136,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	var pg *components.Postgres
 	var rd *components.Redis
 	var vlt *components.Vault
+	var kafka *components.Kafka
 
 	if err := start("postgres", func() (component, error) {
 		var err error
@@ -173,12 +174,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	if err := start("kafka", func() (component, error) {
-		k, err := components.StartKafka(components.KafkaOptions{})
+		k, err := components.StartKafka(components.KafkaOptions{DataDir: filepath.Join(state, "kafka")})
 		if err != nil {
 			return component{}, err
 		}
+		kafka = k
 		env.add("BULKHEAD_KAFKA_SEEDS", strings.Join(k.Seeds, ","))
-		return component{where: strings.Join(k.Seeds, ",") + " (in process)", close: k.Close}, nil
+		env.add("BULKHEAD_KAFKA_USER", k.AdminUser)
+		env.add("BULKHEAD_KAFKA_PASSWORD", k.AdminPassword)
+		return component{where: strings.Join(k.Seeds, ",") + " (in process, SASL SCRAM-SHA-256, ACLs)", close: k.Close}, nil
 	}); err != nil {
 		return err
 	}
@@ -204,6 +208,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 				VaultAddr: vlt.Addr, VaultToken: vlt.RootToken,
 				Dir:      filepath.Join(state, "secrets"),
 				KeysFile: filepath.Join(state, "secrets", "keys.json"),
+				Kafka:    &provision.KafkaAdmin{Seeds: kafka.Seeds, User: kafka.AdminUser, Password: kafka.AdminPassword},
 			})
 			if err != nil {
 				return err

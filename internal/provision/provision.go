@@ -75,6 +75,9 @@ type Options struct {
 	// of an earlier run (it cannot read Vault; its caller keeps it). Empty:
 	// a new one.
 	RateLimitRedisPassword string
+	// Kafka, when set, gets the topics of services/events and a user per
+	// service that uses it.
+	Kafka *KafkaAdmin
 }
 
 func (o Options) namespace() string {
@@ -147,6 +150,13 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 	if o.DatabaseCredentialTTL == 0 {
 		o.DatabaseCredentialTTL = bhvault.DatabaseCredentialTTL
 	}
+	var kafka *kafkaSetup
+	if o.Kafka != nil {
+		if kafka, err = openKafka(ctx, *o.Kafka); err != nil {
+			return nil, err
+		}
+		defer kafka.close()
+	}
 	out := map[string]Credentials{}
 	for _, n := range Services {
 		secret := map[string]any{"service": n.Name}
@@ -185,6 +195,15 @@ func Provision(ctx context.Context, o Options) (*Result, error) {
 				}
 			}
 			secret[k] = keys[id]
+		}
+		if kafka != nil {
+			ks, err := kafka.service(ctx, n.Name, current)
+			if err != nil {
+				return nil, err
+			}
+			for k, val := range ks {
+				secret[k] = val
+			}
 		}
 		for k, val := range o.Extra[n.Name] {
 			secret[k] = val

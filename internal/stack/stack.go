@@ -31,10 +31,13 @@ import (
 
 // Stack is a running test platform.
 type Stack struct {
-	t            testing.TB
-	Postgres     *components.Postgres
-	Redis        *components.Redis
-	Vault        *components.Vault
+	t        testing.TB
+	Postgres *components.Postgres
+	Redis    *components.Redis
+	Vault    *components.Vault
+	// Kafka keeps its data in a directory, so a test can stop it and
+	// start it again with what it had.
+	Kafka        *components.Kafka
 	ControlPlane *controlplane.ControlPlane
 	EndpointsDir string
 	Creds        map[string]provision.Credentials
@@ -61,6 +64,7 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 	go func() { defer wg.Done(); s.Postgres = startPostgres(t) }()
 	go func() { defer wg.Done(); s.Redis = testenv.NewRedis(t) }()
 	go func() { defer wg.Done(); s.Vault = testenv.NewVault(t) }()
+	s.Kafka = testenv.NewKafka(t, components.KafkaOptions{DataDir: t.TempDir()})
 	wg.Wait()
 	if t.Failed() || s.Postgres == nil || s.Redis == nil || s.Vault == nil {
 		t.FailNow()
@@ -77,6 +81,7 @@ func New(t testing.TB, tune ...func(*provision.Options)) *Stack {
 		VaultAddr:        s.Vault.Addr,
 		VaultToken:       s.Vault.RootToken,
 		Dir:              t.TempDir(),
+		Kafka:            &provision.KafkaAdmin{Seeds: s.Kafka.Seeds, User: s.Kafka.AdminUser, Password: s.Kafka.AdminPassword},
 	}
 	for _, f := range tune {
 		f(&po)

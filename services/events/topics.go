@@ -1,0 +1,75 @@
+// Package events declares, in one place, the Kafka topics the services
+// exchange events on: each topic's partitions and retention, which
+// services produce to it and which consume it in which consumer group.
+// Provisioning creates the topics and gives each service a Kafka user
+// whose ACLs allow exactly what is declared here (internal/provision);
+// the services name their topics and groups from here, never by literal.
+package events
+
+import (
+	"slices"
+	"time"
+)
+
+// Topic is one Kafka topic and who may use it.
+type Topic struct {
+	Name       string
+	Partitions int32
+	Retention  time.Duration
+	// Producers are the services that write to it.
+	Producers []string
+	// Consumers read it, each service in its own consumer group.
+	Consumers []Consumer
+}
+
+// Consumer is a service reading a topic in a consumer group.
+type Consumer struct {
+	Service, Group string
+}
+
+// Usage carries one UsageEvent per served request from chat to the
+// ledger (users), keyed by account so that an account's events are
+// consumed in the order chat produced them.
+var Usage = Topic{
+	Name:       "bulkhead.usage.v1",
+	Partitions: 6,
+	Retention:  7 * 24 * time.Hour,
+	Producers:  []string{"chat"},
+	Consumers:  []Consumer{{Service: "users", Group: "users-ledger"}},
+}
+
+// Topics is every topic of the platform.
+func Topics() []Topic { return []Topic{Usage} }
+
+// Group is the consumer group service reads topic t in ("" when it does
+// not).
+func (t Topic) Group(service string) string {
+	for _, c := range t.Consumers {
+		if c.Service == service {
+			return c.Group
+		}
+	}
+	return ""
+}
+
+// Produces and Consumes say whether a service may write or read t.
+func (t Topic) Produces(service string) bool { return slices.Contains(t.Producers, service) }
+func (t Topic) Consumes(service string) bool { return t.Group(service) != "" }
+
+// Users are the services that use Kafka at all.
+func Users() []string {
+	var out []string
+	for _, t := range Topics() {
+		for _, s := range t.Producers {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		for _, c := range t.Consumers {
+			if !slices.Contains(out, c.Service) {
+				out = append(out, c.Service)
+			}
+		}
+	}
+	return out
+}

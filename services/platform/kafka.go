@@ -1,0 +1,43 @@
+package platform
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Kafka connects to the platform's Kafka as the service's own Kafka user
+// (kafka_seeds, kafka_user and kafka_password of its Vault secret; the
+// user's ACLs are what services/events declares for it) and closes the
+// client at stop. opts add the producer's or consumer's settings.
+func (rt *Runtime) Kafka(opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := KafkaOpts(rt.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	rt.OnStop(func() error { c.Close(); return nil })
+	return c, nil
+}
+
+// KafkaOpts are the connection options a secret describes.
+func KafkaOpts(s Secrets) ([]kgo.Opt, error) {
+	seeds, err := s.Get("kafka_seeds")
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(seeds, ",")...)}
+	if user := s["kafka_user"]; user != "" {
+		pass, err := s.Get("kafka_password")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+	}
+	return opts, nil
+}

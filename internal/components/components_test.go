@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -311,50 +312,80 @@ func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
 
 func TestKafkaProduceConsume(t *testing.T) {
 	t.Parallel()
-	k := testenv.NewKafka(t, components.KafkaOptions{Topics: []string{"usage"}})
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	k := testenv.NewKafka(t, components.KafkaOptions{Topics: []string{"usage"}, DataDir: t.TempDir()})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-
-	producer, err := kgo.NewClient(kgo.SeedBrokers(k.Seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	want := []string{"req-1", "req-2", "req-3"}
-	for _, id := range want {
-		rec := &kgo.Record{Topic: "usage", Key: []byte(id), Value: []byte(`{"request_id":"` + id + `"}`)}
-		if err := producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			t.Fatalf("produce %s: %v", id, err)
+	admin := func(opts ...kgo.Opt) *kgo.Client {
+		c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Seeds...),
+			kgo.SASL(scram.Auth{User: k.AdminUser, Pass: k.AdminPassword}.AsSha256Mechanism())}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
 		}
+		t.Cleanup(c.Close)
+		return c
 	}
 
-	consumer, err := kgo.NewClient(
-		kgo.SeedBrokers(k.Seeds...),
-		kgo.ConsumerGroup("ledger"),
-		kgo.ConsumeTopics("usage"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
-	if err != nil {
+	// Without credentials, or with wrong ones, the broker serves nothing.
+	for name, opts := range map[string][]kgo.Opt{
+		"anonymous":      {kgo.SeedBrokers(k.Seeds...)},
+		"wrong password": {kgo.SeedBrokers(k.Seeds...), kgo.SASL(scram.Auth{User: k.AdminUser, Pass: "guess"}.AsSha256Mechanism())},
+	} {
+		c, err := kgo.NewClient(append(opts, kgo.RecordDeliveryTimeout(3*time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.ProduceSync(ctx, &kgo.Record{Topic: "usage", Value: []byte("x")}).FirstErr()
+		c.Close()
+		if err == nil {
+			t.Fatalf("%s client produced to the broker", name)
+		}
+	}
+
+	producer := admin()
+	produce := func(ids ...string) {
+		for _, id := range ids {
+			rec := &kgo.Record{Topic: "usage", Key: []byte(id), Value: []byte(`{"request_id":"` + id + `"}`)}
+			if err := producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", id, err)
+			}
+		}
+	}
+	consume := func(c *kgo.Client, want ...string) {
+		t.Helper()
+		var got []string
+		for len(got) < len(want) {
+			fetches := c.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("consumed %v before the deadline; want %v", got, want)
+			}
+			if errs := fetches.Errors(); len(errs) > 0 {
+				t.Fatalf("fetch: %v", errs[0].Err)
+			}
+			fetches.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Key)) })
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("consumed %v; want %v in order", got, want)
+		}
+		if err := c.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("commit offsets: %v", err)
+		}
+	}
+	group := []kgo.Opt{kgo.ConsumerGroup("ledger"), kgo.ConsumeTopics("usage"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	produce("req-1", "req-2", "req-3")
+	consumer := admin(group...)
+	consume(consumer, "req-1", "req-2", "req-3")
+	consumer.Close()
+
+	// Stopped and started again, the broker keeps its records and the
+	// group's offsets: the group goes on from where it committed.
+	if err := k.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	defer consumer.Close()
-	var got []string
-	for len(got) < len(want) {
-		fetches := consumer.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("consumed %v before the deadline; want %v", got, want)
-		}
-		if errs := fetches.Errors(); len(errs) > 0 {
-			t.Fatalf("fetch: %v", errs[0].Err)
-		}
-		fetches.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Key)) })
+	if err := k.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("consumed %v; want %v in order", got, want)
-	}
-	if err := consumer.CommitUncommittedOffsets(ctx); err != nil {
-		t.Fatalf("commit offsets: %v", err)
-	}
+	produce("req-4")
+	consume(admin(group...), "req-4")
 }
 
 // A missing binary fails with the make target that builds it.

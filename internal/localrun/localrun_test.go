@@ -24,6 +24,7 @@ import (
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -211,7 +212,8 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		t.Fatalf("rate-limit decision: %v %v", decision, err)
 	}
 
-	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env["BULKHEAD_KAFKA_SEEDS"], ",")...))
+	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env["BULKHEAD_KAFKA_SEEDS"], ",")...),
+		kgo.SASL(scram.Auth{User: env["BULKHEAD_KAFKA_USER"], Pass: env["BULKHEAD_KAFKA_PASSWORD"]}.AsSha256Mechanism()))
 	if err != nil {
 		t.Fatal(err)
 	}

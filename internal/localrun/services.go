@@ -44,7 +44,7 @@ func processes(o Options, state string) []process {
 		{name: "inference", service: "inference-fallback", instance: "inference-fallback-1", args: []string{"--token-interval", o.TokenInterval.String()}},
 		{name: "auth", service: "auth", instance: "auth-1"},
 		{name: "auth", service: "auth-cache", instance: "auth-cache-1", args: []string{"--cache-only"}},
-		{name: "chat", service: "chat", instance: "chat-1"},
+		{name: "chat", service: "chat", instance: "chat-1", args: []string{"--outbox-dir", filepath.Join(state, "outbox", "chat-1")}},
 		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}, ports: map[string]int{"http": portOf(o.APIAddress)}},
 	}
 }

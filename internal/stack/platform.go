@@ -53,7 +53,7 @@ func StartPlatform(t testing.TB, o PlatformOptions) *Platform {
 	start("inference", inference.Setup(&o.Inference), Options{Instance: "inference-2"})
 	start("auth", auth.Setup(&auth.Options{}), Options{Instance: "auth-1"})
 	start("auth", auth.Setup(&auth.Options{CacheOnly: true}), Options{Instance: "auth-cache-1", Service: "auth-cache"})
-	start("chat", chat.Setup(&chat.Options{}), Options{Instance: "chat-1"})
+	start("chat", chat.Setup(&chat.Options{OutboxDir: t.TempDir()}), Options{Instance: "chat-1"})
 	start("api", api.Setup(&o.API), Options{Instance: "api-1"})
 	p.APIURL = "http://" + p.Services["api-1"].HTTPAddrs()[0].String()
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -42,6 +43,7 @@ type completion struct {
 	failed      []string
 	requestID   string
 	reservation string
+	startedAt   time.Time
 	prompt      int64
 	req         *chatv1.CompleteRequest
 
@@ -325,6 +327,11 @@ func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
 	if t.ctx.Err() != nil {
 		outcome = "client_gone"
 	}
+	// The event first: it is what bills the request, and it survives this
+	// process and Kafka's absence. The commit then frees the reservation.
+	if err := t.record(u, reason, outcome); err != nil {
+		t.s.log.ErrorContext(ctx, "usage event not recorded", "error", err, "request_id", t.requestID)
+	}
 	_, err := t.s.users.Commit(ctx, &usersv1.CommitRequest{
 		ReservationId: t.reservation, RequestId: t.requestID, Model: t.model.GetName(),
 		Usage: &usersv1.Usage{
@@ -334,9 +341,9 @@ func (t *completion) settle(u *usage, reason inferencev1.FinishReason) {
 		},
 	})
 	if err != nil {
-		// The reservation expires by itself; the usage is lost to the
-		// ledger. Loud, because it is money.
-		t.s.log.ErrorContext(ctx, "usage commit failed", "error", err, "reservation", t.reservation)
+		// The usage is in its event; the reservation holds its quota until
+		// it expires.
+		t.s.log.ErrorContext(ctx, "reservation not settled", "error", err, "reservation", t.reservation)
 	}
 	t.s.count(ctx, t.model, outcome)
 	msgs := t.req.GetMessages()

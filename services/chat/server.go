@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bulkhead-mesh/bulkhead/services/identity"
+	"github.com/bulkhead-mesh/bulkhead/services/outbox"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
@@ -37,10 +38,21 @@ import (
 const ConversationHeader = "x-bulkhead-conversation"
 
 // Options are chat's own settings.
-type Options struct{}
+type Options struct {
+	// OutboxDir keeps the usage events that wait for Kafka (one process per
+	// directory; default: bulkhead/outbox/INSTANCE under the user's cache
+	// directory).
+	OutboxDir string
+	// OutboxMaxBytes bounds them: beyond it chat refuses new requests
+	// (503) until Kafka takes the backlog, rather than serve unbilled.
+	OutboxMaxBytes int64
+}
 
 // Flags registers the options.
-func (o *Options) Flags(*flag.FlagSet) {}
+func (o *Options) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.OutboxDir, "outbox-dir", "", "keep the usage events waiting for Kafka here, across restarts (default: bulkhead/outbox/INSTANCE in the user's cache directory; one process per directory)")
+	fs.Int64Var(&o.OutboxMaxBytes, "outbox-max-bytes", 64<<20, "usage events waiting for Kafka beyond which new requests are refused with 503")
+}
 
 type server struct {
 	chatv1.UnimplementedChatServiceServer
@@ -50,7 +62,10 @@ type server struct {
 	inference inferencev1.InferenceServiceClient
 	cache     *responseCache
 	recorder  *recorder
-	log       interface {
+	// usage is the outbox of the usage events (services/events: Usage).
+	usage    *outbox.Outbox
+	instance string
+	log      interface {
 		WarnContext(context.Context, string, ...any)
 		ErrorContext(context.Context, string, ...any)
 	}
@@ -64,7 +79,7 @@ type server struct {
 var _ chatv1.ChatServiceServer = (*server)(nil)
 
 // Setup wires the service.
-func Setup(*Options) platform.Setup {
+func Setup(o *Options) platform.Setup {
 	return func(ctx context.Context, rt *platform.Runtime) error {
 		db, err := rt.Postgres(ctx, migrations)
 		if err != nil {
@@ -86,6 +101,10 @@ func Setup(*Options) platform.Setup {
 		s.verifier = identity.FromAuth(authv1.NewAuthServiceClient(authCC))
 		s.recorder = newRecorder(db, rt.Log)
 		rt.OnStop(s.recorder.close)
+		if s.usage, err = openUsageOutbox(rt, o); err != nil {
+			return err
+		}
+		s.instance = rt.Config.Instance
 		if s.requests, err = rt.Telemetry.Meter.Int64Counter("bulkhead.chat.completions", metric.WithDescription("completions by model and outcome")); err != nil {
 			return err
 		}
@@ -131,6 +150,12 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		return err
 	}
 	sampling := adm.sampling
+	if s.usage.Full() {
+		// Served requests must be billed: with the usage events' outbox at
+		// its bound (Kafka away for long), chat stops admitting.
+		s.count(ctx, m, "refused:outbox_full")
+		return status.Error(codes.Unavailable, "usage cannot be recorded right now (the event queue is unreachable and the local outbox is full); try again shortly")
+	}
 
 	res, err := s.users.Reserve(ctx, &usersv1.ReserveRequest{
 		AccountId: id.AccountId, RequestId: requestID, Model: m.GetName(),
@@ -141,7 +166,7 @@ func (s *server) Complete(req *chatv1.CompleteRequest, stream chatv1.ChatService
 		return err
 	}
 	t := &completion{s: s, ctx: ctx, stream: stream, id: id, model: m, asked: m, admitted: adm, requestID: requestID,
-		reservation: res.GetReservationId(), prompt: prompt, req: req}
+		reservation: res.GetReservationId(), prompt: prompt, req: req, startedAt: time.Now()}
 
 	// Temperature 0 makes a reply deterministic, except while thinking,
 	// which ignores it (as DeepSeek's does). A reply with log-probabilities

@@ -286,10 +286,12 @@ func TestModelsAsConfiguration(t *testing.T) {
 		// more than what was asked for, nor than was reserved.
 		prompt, completion, _, _, _ := usageOf(t, v)
 		want := int64(math.Ceil((float64(prompt)*100000 + float64(completion)*200000) / 1e6))
-		u := do(t, ctx, "GET", p.APIURL+"/v1/usage", key, nil).json(t)["total"].(map[string]any)
-		if got := int64(u["cost_micros"].(float64)); got != want {
-			t.Fatalf("billed %d micros; local's prices make %d", got, want)
-		}
+		// The ledger follows the usage events: eventually, not at once.
+		testenv.Eventually(t, 30*time.Second, "the request in the ledger", func() error {
+			u := do(t, ctx, "GET", p.APIURL+"/v1/usage", key, nil).json(t)["total"].(map[string]any)
+			got := int64(u["cost_micros"].(float64))
+			return testenv.Until(got == want, "billed %d micros; local's prices make %d", got, want)
+		})
 		// Streamed: the chunks after the first name the model that serves.
 		got, err := streamReply(url, key, map[string]any{"model": "local", "stream": true, "max_tokens": 20,
 			"messages": []map[string]any{{"role": "user", "content": "What is light?"}}}, nil)

@@ -164,11 +164,12 @@ func TestKeysModelsUsage(t *testing.T) {
 		prompt += pr
 		completion += c
 	}
-	u := do(t, ctx, "GET", p.APIURL+"/v1/usage", p.Key, nil)
-	total := u.json(t)["total"].(map[string]any)
-	if u.status != 200 || int(total["requests"].(float64)) != 3 || int(total["prompt_tokens"].(float64)) != prompt || int(total["completion_tokens"].(float64)) != completion {
-		t.Fatalf("usage %s; want 3 requests, %d prompt and %d completion tokens", u.body, prompt, completion)
-	}
+	testenv.Eventually(t, 30*time.Second, "the requests in the ledger", func() error {
+		u := do(t, ctx, "GET", p.APIURL+"/v1/usage", p.Key, nil)
+		total, _ := u.json(t)["total"].(map[string]any)
+		return testenv.Until(u.status == 200 && int(total["requests"].(float64)) == 3 && int(total["prompt_tokens"].(float64)) == prompt && int(total["completion_tokens"].(float64)) == completion,
+			"usage %d %s; want 3 requests, %d prompt and %d completion tokens", u.status, u.body, prompt, completion)
+	})
 	if r := do(t, ctx, "GET", p.APIURL+"/v1/usage?start_time=soon", p.Key, nil); r.status != 422 {
 		t.Fatalf("bad start_time: %d %s", r.status, r.body)
 	}

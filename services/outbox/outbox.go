@@ -145,6 +145,13 @@ var ErrClosed = errors.New("outbox: closed")
 // is logged and counted; the record is still delivered unless the process
 // dies first.
 func (b *Outbox) Append(key, value []byte) error {
+	return b.AppendNumbered(key, func(uint64) ([]byte, error) { return value, nil })
+}
+
+// AppendNumbered is Append with a value that carries its own position:
+// value is called with the record's sequence number (increasing in the
+// order of delivery, across restarts).
+func (b *Outbox) AppendNumbered(key []byte, value func(seq uint64) ([]byte, error)) error {
 	if len(key) > 1<<16-1 {
 		return fmt.Errorf("outbox: key of %d bytes (at most 65535)", len(key))
 	}
@@ -153,7 +160,11 @@ func (b *Outbox) Append(key, value []byte) error {
 	if b.closed {
 		return ErrClosed
 	}
-	r := record{seq: b.next, key: slices.Clone(key), value: slices.Clone(value), at: time.Now()}
+	v, err := value(b.next)
+	if err != nil {
+		return err
+	}
+	r := record{seq: b.next, key: slices.Clone(key), value: slices.Clone(v), at: time.Now()}
 	frame := encode(r)
 	r.size = int64(len(frame))
 	if err := b.write(frame); err != nil {

@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"errors"
 	_ "embed"
 	"fmt"
 	"strconv"
@@ -86,17 +87,35 @@ func (q *quota) reserve(ctx context.Context, account, requestID string, hold, to
 	return reservationID(account, minute, requestID), r, nil
 }
 
-// settle ends a reservation: debits cost from the mirrored balance and
-// gives back the unused tokens of its minute. It reports whether the
-// reservation was still there (false: settled before, or expired).
+// settle ends a reservation once: debits cost from the mirrored balance
+// (also when the reservation expired before its request ended) and gives
+// back the unused tokens of its minute. It reports whether the
+// reservation was still active (false: settled before, or expired).
 func (q *quota) settle(ctx context.Context, reservation string, cost, tokens int64) (bool, error) {
 	account, minute, _, err := parseReservationID(reservation)
 	if err != nil {
 		return false, err
 	}
 	res, bal, tpm, _ := accountKeys(account, minute)
-	n, err := commitScript.Run(ctx, q.rdb, []string{res, bal, tpm}, reservation, cost, tokens).Int()
+	done := "users:{" + account + "}:done:" + reservation
+	n, err := commitScript.Run(ctx, q.rdb, []string{res, bal, tpm, done}, reservation, cost, tokens, settledTTL.Milliseconds()).Int()
 	return n == 1, err
+}
+
+// settledTTL is how long a settled reservation is remembered, so that a
+// retried Commit or Refund changes nothing: longer than any reservation
+// lives.
+const settledTTL = ReservationTTL + 5*time.Minute
+
+// balance is the mirrored balance: the database's less what was settled
+// and is not in the ledger yet (false when it is not loaded).
+func (q *quota) balance(ctx context.Context, account string) (int64, bool, error) {
+	_, bal, _, _ := accountKeys(account, 0)
+	v, err := q.rdb.Get(ctx, bal).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	return v, err == nil, err
 }
 
 // debit moves the mirrored balance (a commit whose reservation had

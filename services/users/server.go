@@ -2,7 +2,7 @@
 // quota (concurrency, tokens and requests per minute, budget: one atomic
 // Redis script, no overshoot under concurrency), settles them with the
 // real usage, and keeps the durable usage ledger in Postgres (one row per
-// request id).
+// request id), written from the usage events chat produces to Kafka.
 package users
 
 import (
@@ -68,6 +68,9 @@ func Setup() platform.Setup {
 		if s.active, err = rt.Telemetry.Meter.Int64UpDownCounter("bulkhead.users.active_requests", metric.WithDescription("requests admitted and not settled")); err != nil {
 			return err
 		}
+		if err := startLedger(rt, db); err != nil {
+			return err
+		}
 		usersv1.RegisterUsersServiceServer(rt.GRPC, s)
 		return nil
 	}
@@ -128,7 +131,24 @@ func (s *server) GetAccount(ctx context.Context, req *usersv1.GetAccountRequest)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "accounts: %v", err)
 	}
+	if err := s.settledBalance(ctx, a); err != nil {
+		return nil, err
+	}
 	return &usersv1.GetAccountResponse{Account: a}, nil
+}
+
+// settledBalance reports the balance after every settled request: the
+// mirror's, when it is loaded, is ahead of the database by the usage
+// events not consumed yet.
+func (s *server) settledBalance(ctx context.Context, a *usersv1.Account) error {
+	b, ok, err := s.quota.balance(ctx, a.GetId())
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "quota store: %v", err)
+	}
+	if ok {
+		a.BalanceMicros = b
+	}
+	return nil
 }
 
 func (s *server) UpdateAccount(ctx context.Context, req *usersv1.UpdateAccountRequest) (*usersv1.UpdateAccountResponse, error) {
@@ -164,6 +184,9 @@ func (s *server) getAccountResponse(ctx context.Context, id string) (*usersv1.Up
 	a, err := s.store.account(ctx, id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read account: %v", err)
+	}
+	if err := s.settledBalance(ctx, a); err != nil {
+		return nil, err
 	}
 	return &usersv1.UpdateAccountResponse{Account: a}, nil
 }
@@ -240,9 +263,11 @@ func (s *server) Reserve(ctx context.Context, req *usersv1.ReserveRequest) (*use
 	return nil, status.Errorf(codes.Internal, "quota verdict %q", verdict)
 }
 
-// Commit records the real usage in the ledger and settles the
-// reservation. It is idempotent by request id, in any order of partial
-// failures (see quota.settle).
+// Commit settles the reservation with the real usage: the mirrored
+// balance is debited and the unused tokens given back, at once, in Redis.
+// The ledger and the database's balance are written from the request's
+// usage event (ledger.go), off the request's path. It is idempotent by
+// reservation.
 func (s *server) Commit(ctx context.Context, req *usersv1.CommitRequest) (*usersv1.CommitResponse, error) {
 	account, _, requestID, err := parseReservationID(req.GetReservationId())
 	if err != nil {
@@ -256,10 +281,6 @@ func (s *server) Commit(ctx context.Context, req *usersv1.CommitRequest) (*users
 		u.GetPromptCacheHitTokens()+u.GetPromptCacheMissTokens() != u.GetPromptTokens() {
 		return nil, platform.InvalidField("usage", "token counts must be non-negative, with cache hit + miss = prompt")
 	}
-	inserted, balance, err := s.store.record(ctx, account, req)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "ledger: %v", err)
-	}
 	found, err := s.quota.settle(ctx, req.GetReservationId(), u.GetCostMicros(), u.GetPromptTokens()+u.GetCompletionTokens())
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "quota store: %v", err)
@@ -267,10 +288,9 @@ func (s *server) Commit(ctx context.Context, req *usersv1.CommitRequest) (*users
 	if found {
 		s.active.Add(ctx, -1)
 	}
-	if !found && inserted {
-		if err := s.quota.adjust(ctx, account, -u.GetCostMicros()); err != nil {
-			s.log.WarnContext(ctx, "balance mirror", "error", err)
-		}
+	balance, _, err := s.quota.balance(ctx, account)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "quota store: %v", err)
 	}
 	return &usersv1.CommitResponse{BalanceMicros: balance}, nil
 }

@@ -85,27 +85,6 @@ func (s *store) update(ctx context.Context, req *usersv1.UpdateAccountRequest) e
 	return err
 }
 
-// record writes the ledger row and debits the balance, once per request
-// id, in one statement (one round trip, atomic); it reports whether this
-// call wrote it.
-func (s *store) record(ctx context.Context, account string, req *usersv1.CommitRequest) (bool, int64, error) {
-	u := req.GetUsage()
-	var inserted bool
-	var balance int64
-	err := s.db.QueryRow(ctx, `
-		WITH ins AS (
-			INSERT INTO usage_ledger (request_id, account_id, model, prompt_tokens, completion_tokens,
-				prompt_cache_hit_tokens, prompt_cache_miss_tokens, cost_micros)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING
-			RETURNING cost_micros)
-		UPDATE accounts SET balance_micros = balance_micros - COALESCE((SELECT cost_micros FROM ins), 0)
-		WHERE id = $2
-		RETURNING EXISTS (SELECT 1 FROM ins), balance_micros`,
-		req.GetRequestId(), account, req.GetModel(), u.GetPromptTokens(), u.GetCompletionTokens(),
-		u.GetPromptCacheHitTokens(), u.GetPromptCacheMissTokens(), u.GetCostMicros()).Scan(&inserted, &balance)
-	return inserted, balance, err
-}
-
 func (s *store) usage(ctx context.Context, account string, from, to time.Time) (*usersv1.GetUsageResponse, error) {
 	rows, err := s.db.Query(ctx, `SELECT model, count(*), sum(prompt_tokens), sum(completion_tokens),
 			sum(prompt_cache_hit_tokens), sum(prompt_cache_miss_tokens), sum(cost_micros)

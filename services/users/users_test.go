@@ -4,14 +4,22 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-mesh/bulkhead/internal/stack"
+	"github.com/bulkhead-mesh/bulkhead/internal/testenv"
 	"github.com/bulkhead-mesh/bulkhead/services/apierr"
+	"github.com/bulkhead-mesh/bulkhead/services/events"
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
+	eventsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/events/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/users"
 )
@@ -57,7 +65,19 @@ func TestQuota(t *testing.T) {
 			t.Fatalf("%d admitted, refused %v; want 50 and 150 for the budget", len(ok), refused)
 		}
 		// Settle: 25 commits of 100, 25 refunds; the balance is 2500 after.
+		// What chat does: the usage event of each served request, here
+		// produced twice (a redelivery changes nothing), then the commit.
+		chat := s.KafkaAs("chat", kgo.DefaultProduceTopic(events.Usage.Name))
 		for i, res := range ok {
+			if i%2 == 1 {
+				ev, _ := proto.Marshal(&eventsv1.UsageEvent{RequestId: requestID(res), AccountId: id, Model: "m",
+					PromptTokens: 4, PromptCacheMissTokens: 4, CompletionTokens: 6, CostMicros: 100, FinishedAt: timestamppb.Now()})
+				for range 2 {
+					if err := chat.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: ev}).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			if i%2 == 0 {
 				_, err = c.Refund(ctx, &usersv1.RefundRequest{ReservationId: res})
 			} else {
@@ -77,10 +97,14 @@ func TestQuota(t *testing.T) {
 		if err != nil || a.Account.BalanceMicros != 2500 {
 			t.Fatalf("balance %d (%v); want 2500", a.GetAccount().GetBalanceMicros(), err)
 		}
-		u, err := c.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: id})
-		if err != nil || u.Total.Requests != 25 || u.Total.TotalTokens != 250 || u.Total.CostMicros != 2500 {
-			t.Fatalf("usage %v (%v); want 25 requests, 250 tokens, 2500 micros", u.GetTotal(), err)
-		}
+		testenv.Eventually(t, 30*time.Second, "the usage events in the ledger", func() error {
+			u, err := c.GetUsage(ctx, &usersv1.GetUsageRequest{AccountId: id})
+			if err != nil {
+				return err
+			}
+			return testenv.Until(u.Total.Requests == 25 && u.Total.TotalTokens == 250 && u.Total.CostMicros == 2500,
+				"usage %v; want 25 requests, 250 tokens, 2500 micros", u.GetTotal())
+		})
 		// What was freed is admitted again: 25 more fit exactly.
 		n := 0
 		for i := range 30 {

@@ -21,6 +21,12 @@ type KafkaOptions struct {
 	DataDir string
 	// Open turns authentication and ACLs off (a bare broker).
 	Open bool
+	// Listen is the HOST:PORT the broker listens on and advertises
+	// (empty: a free loopback port).
+	Listen string
+	// AdminUser and AdminPassword are the superuser's credentials
+	// (empty: "admin" and a random password).
+	AdminUser, AdminPassword string
 }
 
 // Kafka is an in-process Kafka broker (franz-go's kfake): it speaks the
@@ -47,11 +53,21 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 	}
 	k := &Kafka{opts: opts}
 	if !opts.Open {
-		b := make([]byte, 18)
-		_, _ = rand.Read(b)
-		k.AdminUser, k.AdminPassword = "admin", hex.EncodeToString(b)
+		k.AdminUser, k.AdminPassword = opts.AdminUser, opts.AdminPassword
+		if k.AdminUser == "" {
+			k.AdminUser = "admin"
+		}
+		if k.AdminPassword == "" {
+			b := make([]byte, 18)
+			_, _ = rand.Read(b)
+			k.AdminPassword = hex.EncodeToString(b)
+		}
 	}
-	if err := k.start("127.0.0.1:0"); err != nil {
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	if err := k.start(listen); err != nil {
 		return nil, err
 	}
 	return k, nil

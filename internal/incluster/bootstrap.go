@@ -30,15 +30,21 @@ const (
 	// RateLimitSecret: REDIS_AUTH (user:password) of the rate-limit
 	// service's Redis user; envoyproxy/ratelimit cannot read Vault.
 	RateLimitSecret = "ratelimit-redis"
+	// KafkaSecret: user and password of Kafka's superuser, which the
+	// broker starts with and provisioning creates the services' users
+	// and ACLs as.
+	KafkaSecret = "kafka-admin"
+	// KafkaAdminUser is that superuser's name.
+	KafkaAdminUser = "admin"
 )
 
 // BootstrapOptions says where the platform's parts are in the cluster.
 type BootstrapOptions struct {
 	// Namespace of the platform (its pod's namespace).
 	Namespace string
-	// VaultService, PostgresService, RedisService are the Services' names
-	// in Namespace (default vault, postgres, redis).
-	VaultService, PostgresService, RedisService string
+	// VaultService, PostgresService, RedisService, KafkaService are the
+	// Services' names in Namespace (default vault, postgres, redis, kafka).
+	VaultService, PostgresService, RedisService, KafkaService string
 	// ControlPlaneNamespace and ControlPlaneServiceAccount: where the
 	// control plane runs; ControlPlaneService its Service (default
 	// control-plane), whose names its serving certificate carries.
@@ -57,7 +63,7 @@ func (o *BootstrapOptions) defaults() error {
 		p   *string
 		def string
 	}{
-		{&o.VaultService, "vault"}, {&o.PostgresService, "postgres"}, {&o.RedisService, "redis"},
+		{&o.VaultService, "vault"}, {&o.PostgresService, "postgres"}, {&o.RedisService, "redis"}, {&o.KafkaService, "kafka"},
 		{&o.ControlPlaneNamespace, o.Namespace}, {&o.ControlPlaneServiceAccount, "bulkhead-control-plane"},
 		{&o.ControlPlaneService, "control-plane"}, {&o.ClusterDomain, "cluster.local"},
 	} {
@@ -73,12 +79,13 @@ func (o *BootstrapOptions) defaults() error {
 
 // StorePasswords makes the stores' administrative Secrets if they do not
 // exist yet: the servers wait for them at their first start.
-func StorePasswords(ctx context.Context, cs kubernetes.Interface, namespace string) (pgPassword, redisPassword string, err error) {
+func StorePasswords(ctx context.Context, cs kubernetes.Interface, namespace string) (StoreAdmins, error) {
+	var a StoreAdmins
 	pg, _, err := ensureSecret(ctx, cs, namespace, PostgresSecret, func() (map[string][]byte, error) {
 		return map[string][]byte{"password": []byte(randomHex(24))}, nil
 	})
 	if err != nil {
-		return "", "", err
+		return a, err
 	}
 	rd, _, err := ensureSecret(ctx, cs, namespace, RedisSecret, func() (map[string][]byte, error) {
 		pw := randomHex(24)
@@ -88,9 +95,22 @@ func StorePasswords(ctx context.Context, cs kubernetes.Interface, namespace stri
 		}, nil
 	})
 	if err != nil {
-		return "", "", err
+		return a, err
 	}
-	return string(pg["password"]), string(rd["password"]), nil
+	kf, _, err := ensureSecret(ctx, cs, namespace, KafkaSecret, func() (map[string][]byte, error) {
+		return map[string][]byte{"user": []byte(KafkaAdminUser), "password": []byte(randomHex(24))}, nil
+	})
+	if err != nil {
+		return a, err
+	}
+	return StoreAdmins{Postgres: string(pg["password"]), Redis: string(rd["password"]),
+		KafkaUser: string(kf["user"]), KafkaPassword: string(kf["password"])}, nil
+}
+
+// StoreAdmins are the stores' administrative credentials.
+type StoreAdmins struct {
+	Postgres, Redis          string
+	KafkaUser, KafkaPassword string
 }
 
 // Bootstrap sets the platform up in its cluster, idempotently: the stores'
@@ -102,11 +122,12 @@ func Bootstrap(ctx context.Context, cs kubernetes.Interface, o BootstrapOptions)
 		return err
 	}
 	log := o.Log
-	pgPassword, redisPassword, err := StorePasswords(ctx, cs, o.Namespace)
+	admins, err := StorePasswords(ctx, cs, o.Namespace)
 	if err != nil {
 		return err
 	}
-	log.Info("store passwords", "secrets", []string{PostgresSecret, RedisSecret})
+	pgPassword, redisPassword := admins.Postgres, admins.Redis
+	log.Info("store passwords", "secrets", []string{PostgresSecret, RedisSecret, KafkaSecret})
 
 	tlsData, _, err := ensureSecret(ctx, cs, o.Namespace, VaultTLSSecret, func() (map[string][]byte, error) {
 		d, err := vaultTLS(o.Namespace, o.VaultService)
@@ -159,6 +180,13 @@ func Bootstrap(ctx context.Context, cs kubernetes.Interface, o BootstrapOptions)
 		return err
 	}
 
+	kafka := &provision.KafkaAdmin{Seeds: []string{net.JoinHostPort(o.svc(o.KafkaService), "9092")}, User: admins.KafkaUser, Password: admins.KafkaPassword}
+	if err := retry(ctx, log, "kafka", func(ctx context.Context) error {
+		return provision.PingKafka(ctx, *kafka)
+	}); err != nil {
+		return err
+	}
+
 	// provision's Vault clients read the CA from the environment.
 	dir, err := os.MkdirTemp("", "bulkhead-bootstrap-")
 	if err != nil {
@@ -186,6 +214,7 @@ func Bootstrap(ctx context.Context, cs kubernetes.Interface, o BootstrapOptions)
 		Dir:                    filepath.Join(dir, "provision"),
 		Namespace:              o.Namespace,
 		RateLimitRedisPassword: rlPassword,
+		Kafka:                  kafka,
 		Kubernetes: &provision.KubernetesAuth{
 			Host:                       "https://kubernetes.default.svc",
 			ControlPlaneNamespace:      o.ControlPlaneNamespace,
@@ -200,7 +229,7 @@ func Bootstrap(ctx context.Context, cs kubernetes.Interface, o BootstrapOptions)
 	if err := putSecret(ctx, cs, o.Namespace, RateLimitSecret, map[string][]byte{"REDIS_AUTH": []byte(auth)}); err != nil {
 		return err
 	}
-	log.Info("provisioned", "services", len(provision.Services), "vault", vaultAddr, "postgres", pgHost, "redis", redisAddr)
+	log.Info("provisioned", "services", len(provision.Services), "vault", vaultAddr, "postgres", pgHost, "redis", redisAddr, "kafka", kafka.Seeds)
 	return nil
 }
 

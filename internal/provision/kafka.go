@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,7 +34,7 @@ type kafkaSetup struct {
 	adm *kadm.Client
 }
 
-func openKafka(ctx context.Context, o KafkaAdmin) (*kafkaSetup, error) {
+func (o KafkaAdmin) client() (*kgo.Client, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(o.Seeds...)}
 	if o.User != "" {
 		opts = append(opts, kgo.SASL(scram.Auth{User: o.User, Pass: o.Password}.AsSha256Mechanism()))
@@ -41,6 +42,29 @@ func openKafka(ctx context.Context, o KafkaAdmin) (*kafkaSetup, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return cl, nil
+}
+
+// PingKafka says whether the broker answers the superuser.
+func PingKafka(ctx context.Context, o KafkaAdmin) error {
+	cl, err := o.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka %s: %w", strings.Join(o.Seeds, ","), err)
+	}
+	return nil
+}
+
+func openKafka(ctx context.Context, o KafkaAdmin) (*kafkaSetup, error) {
+	cl, err := o.client()
+	if err != nil {
+		return nil, err
 	}
 	k := &kafkaSetup{o: o, cl: cl, adm: kadm.NewClient(cl)}
 	for _, t := range events.Topics() {

@@ -1,7 +1,9 @@
 package platform
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,6 +19,7 @@ func (rt *Runtime) Kafka(opts ...kgo.Opt) (*kgo.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	base = append(base, kgo.WithLogger(kafkaLog{rt.Log.With("component", "kafka")}))
 	c, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
@@ -40,4 +43,18 @@ func KafkaOpts(s Secrets) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
 	}
 	return opts, nil
+}
+
+// kafkaLog writes the Kafka client's warnings and errors to the service's
+// log (its info and debug lines are per request and per connection).
+type kafkaLog struct{ log *slog.Logger }
+
+func (kafkaLog) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kafkaLog) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	l.log.Log(context.Background(), lv, msg, keyvals...)
 }

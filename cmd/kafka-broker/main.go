@@ -20,7 +20,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/bulkhead-mesh/bulkhead/internal/components"
+	"github.com/bulkhead-mesh/bulkhead/internal/kafkabroker"
 )
 
 func main() {
@@ -51,7 +51,7 @@ func run(listen, dataDir string, partitions int, adminUser, adminPasswordFile st
 	if partitions < 1 {
 		return fmt.Errorf("--partitions %d: want at least 1", partitions)
 	}
-	opts := components.KafkaOptions{Listen: listen, DataDir: dataDir, Partitions: int32(partitions), Open: noAuth}
+	opts := kafkabroker.Options{Listen: listen, DataDir: dataDir, Partitions: int32(partitions), Open: noAuth}
 	switch {
 	case noAuth && adminPasswordFile != "":
 		return fmt.Errorf("--no-auth and --admin-password-file: choose one")
@@ -70,7 +70,7 @@ func run(listen, dataDir string, partitions int, adminUser, adminPasswordFile st
 		}
 		opts.AdminUser = adminUser
 	}
-	k, err := components.StartKafka(opts)
+	k, err := kafkabroker.Start(opts)
 	if err != nil {
 		return err
 	}

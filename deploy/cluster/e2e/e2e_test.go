@@ -124,6 +124,7 @@ func TestCluster(t *testing.T) {
 	t.Run("PodsReady", c.podsReady)
 	t.Run("ModelObjects", c.modelObjects)
 	t.Run("OpenAISDK", c.openAISDK)
+	t.Run("UsageEventsToTheLedger", c.usageLedger)
 	t.Run("WorkloadCertificatesAndStrictMTLS", c.strictMTLS)
 	t.Run("BackendPolicyChange", c.backendPolicyChange)
 	t.Run("InferencePodDeletedUnderLoad", c.inferencePodDeleted)
@@ -333,6 +334,40 @@ func (c *cluster) openAISDK(t *testing.T) {
 		t.Fatalf("a bad key: %v; want a 401 with the error's type and message", err)
 	}
 	t.Logf("SDK: %d models, completion %q, %d stream chunks with usage %d+%d, bad key → 401 %s/%s", len(ids), cc.Choices[0].Message.Content, chunks, usage.PromptTokens, usage.CompletionTokens, apiErr.Type, apiErr.Code)
+}
+
+// A served request reaches the ledger through Kafka: chat's usage event,
+// produced as chat's Kafka user, consumed by users in its group.
+func (c *cluster) usageLedger(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	client := c.openai()
+	requests := func() int {
+		var u struct {
+			Total struct {
+				Requests int `json:"requests"`
+			} `json:"total"`
+		}
+		if err := client.Get(ctx, "usage", nil, &u); err != nil {
+			t.Fatalf("GET /v1/usage: %v", err)
+		}
+		return u.Total.Requests
+	}
+	before := requests()
+	if _, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:     "deepseek-chat",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is a wave?")},
+		MaxTokens: openai.Int(8),
+	}); err != nil {
+		t.Fatalf("completion: %v", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for n := requests(); n != before+1; n = requests() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ledger has %d requests a minute after the completion; want %d", n, before+1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // Every service pod presents a Vault-issued workload certificate naming

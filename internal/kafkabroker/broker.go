@@ -116,14 +116,7 @@ func (k *Broker) Stop() error {
 	if k.opts.DataDir == "" {
 		return fmt.Errorf("kafka: Stop needs Options.DataDir to come back")
 	}
-	k.mu.Lock()
-	c := k.cluster
-	k.cluster = nil
-	k.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-	return nil
+	return k.Close()
 }
 
 // Start restarts a stopped broker on its address.

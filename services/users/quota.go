@@ -90,16 +90,20 @@ func (q *quota) reserve(ctx context.Context, account, requestID string, hold, to
 // settle ends a reservation once: debits cost from the mirrored balance
 // (also when the reservation expired before its request ended) and gives
 // back the unused tokens of its minute. It reports whether the
-// reservation was still active (false: settled before, or expired).
-func (q *quota) settle(ctx context.Context, reservation string, cost, tokens int64) (bool, error) {
+// reservation was still active (false: settled before, or expired), and
+// the mirrored balance after (0 when it is not loaded).
+func (q *quota) settle(ctx context.Context, reservation string, cost, tokens int64) (bool, int64, error) {
 	account, minute, _, err := parseReservationID(reservation)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	res, bal, tpm, _ := accountKeys(account, minute)
 	done := "users:{" + account + "}:done:" + reservation
-	n, err := commitScript.Run(ctx, q.rdb, []string{res, bal, tpm, done}, reservation, cost, tokens, settledTTL.Milliseconds()).Int()
-	return n == 1, err
+	r, err := commitScript.Run(ctx, q.rdb, []string{res, bal, tpm, done}, reservation, cost, tokens, settledTTL.Milliseconds()).Int64Slice()
+	if err != nil {
+		return false, 0, err
+	}
+	return r[0] == 1, r[1], nil
 }
 
 // settledTTL is how long a settled reservation is remembered, so that a
@@ -118,8 +122,7 @@ func (q *quota) balance(ctx context.Context, account string) (int64, bool, error
 	return v, err == nil, err
 }
 
-// debit moves the mirrored balance (a commit whose reservation had
-// expired, or a top-up).
+// adjust moves the mirrored balance (a top-up).
 func (q *quota) adjust(ctx context.Context, account string, delta int64) error {
 	_, bal, _, _ := accountKeys(account, 0)
 	// Only an already-loaded mirror is adjusted; a missing one is loaded

@@ -269,7 +269,7 @@ func (s *server) Reserve(ctx context.Context, req *usersv1.ReserveRequest) (*use
 // usage event (ledger.go), off the request's path. It is idempotent by
 // reservation.
 func (s *server) Commit(ctx context.Context, req *usersv1.CommitRequest) (*usersv1.CommitResponse, error) {
-	account, _, requestID, err := parseReservationID(req.GetReservationId())
+	_, _, requestID, err := parseReservationID(req.GetReservationId())
 	if err != nil {
 		return nil, platform.InvalidField("reservation_id", "%v", err)
 	}
@@ -281,16 +281,12 @@ func (s *server) Commit(ctx context.Context, req *usersv1.CommitRequest) (*users
 		u.GetPromptCacheHitTokens()+u.GetPromptCacheMissTokens() != u.GetPromptTokens() {
 		return nil, platform.InvalidField("usage", "token counts must be non-negative, with cache hit + miss = prompt")
 	}
-	found, err := s.quota.settle(ctx, req.GetReservationId(), u.GetCostMicros(), u.GetPromptTokens()+u.GetCompletionTokens())
+	found, balance, err := s.quota.settle(ctx, req.GetReservationId(), u.GetCostMicros(), u.GetPromptTokens()+u.GetCompletionTokens())
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "quota store: %v", err)
 	}
 	if found {
 		s.active.Add(ctx, -1)
-	}
-	balance, _, err := s.quota.balance(ctx, account)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "quota store: %v", err)
 	}
 	return &usersv1.CommitResponse{BalanceMicros: balance}, nil
 }
@@ -300,7 +296,7 @@ func (s *server) Refund(ctx context.Context, req *usersv1.RefundRequest) (*users
 	if _, _, _, err := parseReservationID(req.GetReservationId()); err != nil {
 		return nil, platform.InvalidField("reservation_id", "%v", err)
 	}
-	found, err := s.quota.settle(ctx, req.GetReservationId(), 0, 0)
+	found, _, err := s.quota.settle(ctx, req.GetReservationId(), 0, 0)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "quota store: %v", err)
 	}

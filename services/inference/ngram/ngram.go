@@ -41,69 +41,137 @@ type Model struct {
 	uni     []next
 	starts  []int32 // words that begin sentences
 	nTokens int
+	// uniByID is each word's count (Loss).
+	uniByID []uint32
 }
 
 // Train builds a model from text.
 func Train(text string) *Model {
-	m := &Model{ids: map[string]int32{}, tri: map[[2]int32][]next{}, bi: map[int32][]next{}}
-	id := func(w string) int32 {
-		if i, ok := m.ids[w]; ok {
-			return i
-		}
-		i := int32(len(m.vocab))
-		m.vocab = append(m.vocab, w)
-		m.ids[w] = i
+	return TrainWith(text)
+}
+
+// TrainWith builds a model from text and the counts of adapters added to
+// its own: a fine-tuned model is its base corpus plus what fine-tuning
+// learnt (adapter.go).
+func TrainWith(text string, adapters ...*Counts) *Model {
+	t := newTrainer()
+	t.text(text)
+	for _, a := range adapters {
+		t.counts(a)
+	}
+	return t.model()
+}
+
+// trainer accumulates counts by word id.
+type trainer struct {
+	m        *Model
+	tri      map[[2]int32]map[int32]uint32
+	bi       map[int32]map[int32]uint32
+	uni      map[int32]uint32
+	startSet map[int32]bool
+}
+
+func newTrainer() *trainer {
+	return &trainer{
+		m:   &Model{ids: map[string]int32{}, tri: map[[2]int32][]next{}, bi: map[int32][]next{}},
+		tri: map[[2]int32]map[int32]uint32{}, bi: map[int32]map[int32]uint32{}, uni: map[int32]uint32{}, startSet: map[int32]bool{},
+	}
+}
+
+func (t *trainer) id(w string) int32 {
+	m := t.m
+	if i, ok := m.ids[w]; ok {
 		return i
 	}
-	eosID := id(eos)
-	var seq []int32
-	for _, w := range wordRE.FindAllString(strings.ReplaceAll(text, "_", ""), -1) {
-		if strings.TrimSpace(w) == "" {
-			if len(seq) > 0 && seq[len(seq)-1] != eosID {
-				seq = append(seq, eosID)
-			}
-			continue
-		}
-		seq = append(seq, id(w))
-	}
-	m.nTokens = len(seq)
-	tri := map[[2]int32]map[int32]uint32{}
-	bi := map[int32]map[int32]uint32{}
-	uni := map[int32]uint32{}
-	startSet := map[int32]bool{}
+	i := int32(len(m.vocab))
+	m.vocab = append(m.vocab, w)
+	m.ids[w] = i
+	return i
+}
+
+// text counts the words of a text once.
+func (t *trainer) text(text string) {
+	seq := words(text)
+	ids := make([]int32, len(seq))
 	for i, w := range seq {
-		uni[w]++
+		ids[i] = t.id(w)
+	}
+	t.m.nTokens += len(ids)
+	for i, w := range ids {
+		t.uni[w]++
 		if i >= 1 {
-			add(bi, seq[i-1], w)
-			if p := m.vocab[seq[i-1]]; (p == "." || p == eos) && w != eosID && isWord(m.vocab[w]) {
-				startSet[w] = true
-			}
+			t.bigram(ids[i-1], w, 1)
 		}
 		if i >= 2 {
-			add(tri, [2]int32{seq[i-2], seq[i-1]}, w)
+			addN(t.tri, [2]int32{ids[i-2], ids[i-1]}, w, 1)
 		}
 	}
-	for k, v := range tri {
+}
+
+func (t *trainer) bigram(p, w int32, n uint32) {
+	addN(t.bi, p, w, n)
+	if pw := t.m.vocab[p]; (pw == "." || pw == eos) && t.m.vocab[w] != eos && isWord(t.m.vocab[w]) {
+		t.startSet[w] = true
+	}
+}
+
+// counts adds an adapter's counts.
+func (t *trainer) counts(c *Counts) {
+	for w, n := range c.Uni {
+		t.uni[t.id(w)] += n
+		t.m.nTokens += int(n)
+	}
+	for k, n := range c.Bi {
+		t.bigram(t.id(k[0]), t.id(k[1]), n)
+	}
+	for k, n := range c.Tri {
+		addN(t.tri, [2]int32{t.id(k[0]), t.id(k[1])}, t.id(k[2]), n)
+	}
+}
+
+func (t *trainer) model() *Model {
+	m := t.m
+	for k, v := range t.tri {
 		m.tri[k] = sorted(v)
 	}
-	for k, v := range bi {
+	for k, v := range t.bi {
 		m.bi[k] = sorted(v)
 	}
-	m.uni = sorted(uni)
-	for w := range startSet {
+	m.uni = sorted(t.uni)
+	m.uniByID = make([]uint32, len(m.vocab))
+	for id, n := range t.uni {
+		m.uniByID[id] = n
+	}
+	for w := range t.startSet {
 		m.starts = append(m.starts, w)
 	}
 	sort.Slice(m.starts, func(i, j int) bool { return m.starts[i] < m.starts[j] })
 	return m
 }
 
-func add[K comparable](m map[K]map[int32]uint32, k K, w int32) {
+// words is the model's tokenisation of text: words, numbers and
+// punctuation, with eos at each paragraph's end.
+func words(text string) []string {
+	var seq []string
+	for _, w := range wordRE.FindAllString(strings.ReplaceAll(text, "_", ""), -1) {
+		if strings.TrimSpace(w) == "" {
+			if len(seq) > 0 && seq[len(seq)-1] != eos {
+				seq = append(seq, eos)
+			}
+			continue
+		}
+		seq = append(seq, w)
+	}
+	return seq
+}
+
+func addN[K comparable](m map[K]map[int32]uint32, k K, w int32, n uint32) {
 	c, ok := m[k]
 	if !ok {
 		c = map[int32]uint32{}
 		m[k] = c
 	}
-	c[w]++
+	c[w] += n
 }
 
 // sorted orders candidates by count, then by id, so sampling is

@@ -39,6 +39,7 @@ var Services = []Need{
 	{Name: "models", Database: true},
 	{Name: "chat", Database: true, Redis: true},
 	{Name: "inference"},
+	{Name: "training", Database: true},
 	{Name: "api"},
 }
 

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"strconv"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -13,6 +14,7 @@ import (
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+	"github.com/bulkhead-mesh/bulkhead/services/training"
 	"github.com/bulkhead-mesh/bulkhead/services/users"
 )
 
@@ -33,6 +35,10 @@ type PlatformOptions struct {
 	Inference inference.Options
 	Models    models.Options
 	API       api.Options
+	// Training, when set, starts the training service (fine-tuning) in
+	// TrainingReplicas processes (default 1), each with a worker.
+	Training         *training.Options
+	TrainingReplicas int
 }
 
 // StartPlatform starts every service of the flow: users, models, two
@@ -54,6 +60,11 @@ func StartPlatform(t testing.TB, o PlatformOptions) *Platform {
 	start("auth", auth.Setup(&auth.Options{}), Options{Instance: "auth-1"})
 	start("auth", auth.Setup(&auth.Options{CacheOnly: true}), Options{Instance: "auth-cache-1", Service: "auth-cache"})
 	start("chat", chat.Setup(&chat.Options{OutboxDir: t.TempDir()}), Options{Instance: "chat-1"})
+	if o.Training != nil {
+		for i := range max(1, o.TrainingReplicas) {
+			start("training", training.Setup(o.Training), Options{Instance: "training-" + strconv.Itoa(i+1)})
+		}
+	}
 	start("api", api.Setup(&o.API), Options{Instance: "api-1"})
 	p.APIURL = "http://" + p.Services["api-1"].HTTPAddrs()[0].String()
 

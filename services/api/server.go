@@ -24,6 +24,7 @@ import (
 	authv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/auth/v1"
 	chatv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/chat/v1"
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
+	trainingv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 )
 
@@ -52,6 +53,7 @@ type server struct {
 	chat      chatv1.ChatServiceClient
 	models    modelsv1.ModelsServiceClient
 	users     usersv1.UsersServiceClient
+	training  trainingv1.TrainingServiceClient
 	verifier  *identity.Verifier
 	telemetry *platform.Telemetry
 	log       interface {
@@ -76,11 +78,12 @@ func Setup(opts *Options) platform.Setup {
 			o.MaxBodyBytes = 4 << 20
 		}
 		s := &server{o: o, telemetry: rt.Telemetry, log: rt.Log}
-		ccs, err := rt.DialAll("auth", "chat", "models", "users")
+		ccs, err := rt.DialAll("auth", "chat", "models", "users", "training")
 		if err != nil {
 			return err
 		}
 		authCC, chatCC, modelsCC, usersCC := ccs[0], ccs[1], ccs[2], ccs[3]
+		s.training = trainingv1.NewTrainingServiceClient(ccs[4])
 		s.authz = authzv3.NewAuthorizationClient(authCC)
 		s.auth = authv1.NewAuthServiceClient(authCC)
 		s.chat = chatv1.NewChatServiceClient(chatCC)
@@ -130,6 +133,13 @@ func (s *server) routes() http.Handler {
 	}
 	add("/v1/keys", "keys", map[string]http.HandlerFunc{"GET": s.authenticated(s.listKeys), "POST": s.authenticated(s.createKey)})
 	add("/v1/keys/{id}", "key", map[string]http.HandlerFunc{"DELETE": s.authenticated(s.revokeKey)})
+	add("/v1/files", "files", map[string]http.HandlerFunc{"POST": s.authenticated(s.createFile)})
+	add("/v1/files/{id}", "file", map[string]http.HandlerFunc{"GET": s.authenticated(s.getFile)})
+	add("/v1/fine_tuning/jobs", "fine_tuning_jobs", map[string]http.HandlerFunc{"GET": s.authenticated(s.listJobs), "POST": s.authenticated(s.createJob)})
+	add("/v1/fine_tuning/jobs/{id}", "fine_tuning_job", map[string]http.HandlerFunc{"GET": s.authenticated(s.getJob)})
+	add("/v1/fine_tuning/jobs/{id}/cancel", "fine_tuning_job_cancel", map[string]http.HandlerFunc{"POST": s.authenticated(s.cancelJob)})
+	add("/v1/fine_tuning/jobs/{id}/events", "fine_tuning_job_events", map[string]http.HandlerFunc{"GET": s.authenticated(s.listJobEvents)})
+	add("/v1/fine_tuning/jobs/{id}/checkpoints", "fine_tuning_job_checkpoints", map[string]http.HandlerFunc{"GET": s.authenticated(s.listCheckpoints)})
 	add("/v1/usage", "usage", map[string]http.HandlerFunc{"GET": s.authenticated(s.usage)})
 	for _, prefix := range []string{"/v1", ""} {
 		add(prefix+"/user/balance", "balance", map[string]http.HandlerFunc{"GET": s.authenticated(s.balance)})

@@ -34,12 +34,26 @@ var Usage = Topic{
 	Name:       "bulkhead.usage.v1",
 	Partitions: 6,
 	Retention:  7 * 24 * time.Hour,
-	Producers:  []string{"chat"},
-	Consumers:  []Consumer{{Service: "users", Group: "users-ledger"}},
+	// training charges a fine-tuning job's trained tokens with the same
+	// events (one per epoch).
+	Producers: []string{"chat", "training"},
+	Consumers: []Consumer{{Service: "users", Group: "users-ledger"}},
+}
+
+// FineTuningJobs queues fine-tuning jobs for the training workers: the
+// record's key and value are the job's id (its terms are in DB Training).
+// A worker commits a job's offset once the job has ended, so a job whose
+// worker died is delivered again and resumed from its last checkpoint.
+var FineTuningJobs = Topic{
+	Name:       "bulkhead.fine-tuning.jobs.v1",
+	Partitions: 3,
+	Retention:  7 * 24 * time.Hour,
+	Producers:  []string{"training"},
+	Consumers:  []Consumer{{Service: "training", Group: "training-workers"}},
 }
 
 // Topics is every topic of the platform.
-func Topics() []Topic { return []Topic{Usage} }
+func Topics() []Topic { return []Topic{Usage, FineTuningJobs} }
 
 // Group is the consumer group service reads topic t in ("" when it does
 // not).

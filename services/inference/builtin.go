@@ -42,6 +42,20 @@ type Builtin struct {
 	// model, so that streaming can be seen and exercised (0: none). A
 	// continuation replays what was already sent without it.
 	TokenInterval time.Duration
+	// adapters loads fine-tuned models (nil: only the base is served).
+	adapters *adapters
+}
+
+// weights is the model an engine_model names: a fine-tuned one, or the
+// base.
+func (b *Builtin) weights(ctx context.Context, name string) (*ngram.Model, error) {
+	if !fineTuned(name) {
+		return b.model, nil
+	}
+	if b.adapters == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "model %s is fine-tuned, and this inference replica does not reach the training service", name)
+	}
+	return b.adapters.model(ctx, name)
 }
 
 // NewBuiltin trains the model on the embedded corpus.
@@ -56,6 +70,10 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 	if req.callsTools() {
 		// A trigram model cannot choose a function or write its arguments.
 		return Result{}, platform.InvalidField("tools", "the builtin engine cannot call tools (tool_choice \"none\" is accepted); serve the model from an upstream that can (engine openai)")
+	}
+	model, err := b.weights(ctx, req.Model)
+	if err != nil {
+		return Result{}, err
 	}
 	s := req.Sampling
 	res := Result{PromptTokens: req.PromptTokens}
@@ -101,9 +119,9 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 			paragraph++
 			ps := rs
 			ps.Seed += uint64(paragraph)
-			return b.model.Start(last, ps)
+			return model.Start(last, ps)
 		}
-		finish, err := b.run(ctx, rep, thought, b.model.Start(last, rs), words, next, "", false)
+		finish, err := b.run(ctx, rep, thought, model.Start(last, rs), words, next, "", false)
 		res.ReasoningTokens = thought.tokens()
 		if err != nil || finish == inferencev1.FinishReason_FINISH_REASON_LENGTH {
 			res.CompletionTokens = res.ReasoningTokens
@@ -132,17 +150,17 @@ func (b *Builtin) Generate(ctx context.Context, req Request, emit func(Piece) er
 			return res, rep.check(err)
 		}
 	}
-	gen := b.model.Start(last, samp)
+	gen := model.Start(last, samp)
 	join := ""
 	switch n := len(req.Messages); {
 	case req.Suffix != nil:
 		// Fill in the middle: carry on the prompt, and end where the model
 		// can join the suffix's first word.
-		gen = b.model.Continue(last, samp)
-		join = b.model.FirstWord(*req.Suffix)
+		gen = model.Continue(last, samp)
+		join = model.FirstWord(*req.Suffix)
 	case n > 0 && req.Messages[n-1].GetPrefix():
 		// Chat prefix completion: the answer carries on the assistant's text.
-		gen = b.model.Continue(last, samp)
+		gen = model.Continue(last, samp)
 	}
 	if out.top >= 0 {
 		gen.Trace(out.top)

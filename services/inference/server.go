@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkhead-mesh/bulkhead/services/platform"
 	inferencev1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/inference/v1"
+	trainingv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/tokens"
 )
 
@@ -72,14 +73,20 @@ func Setup(opts *Options) platform.Setup {
 		}
 		tokens.Warm()
 		t0 := time.Now()
-		s := &server{engines: map[string]Engine{"builtin": NewBuiltin(o.TokenInterval)}, slots: make(chan struct{}, o.MaxConcurrency),
+		builtin := NewBuiltin(o.TokenInterval)
+		// Fine-tuned builtin models are loaded from training when first asked for.
+		trainingCC, err := rt.Dial("training")
+		if err != nil {
+			return err
+		}
+		builtin.adapters = newAdapters(trainingv1.NewTrainingServiceClient(trainingCC), DefaultAdapters)
+		s := &server{engines: map[string]Engine{"builtin": builtin}, slots: make(chan struct{}, o.MaxConcurrency),
 			prefixes: newPrefixCache(o.PrefixCacheBlocks)}
 		rt.Log.Info("builtin model trained", "duration", time.Since(t0))
 		if o.OpenAIBaseURL != "" {
 			s.engines["openai"] = &OpenAI{BaseURL: o.OpenAIBaseURL, APIKey: rt.Secrets["openai_api_key"]}
 		}
 		m := rt.Telemetry.Meter
-		var err error
 		if s.upstreams, err = newPool(rt.UpstreamKey, m); err != nil {
 			return err
 		}

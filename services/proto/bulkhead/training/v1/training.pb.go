@@ -1160,11 +1160,15 @@ func (x *CancelJobResponse) GetJob() *Job {
 }
 
 type JobEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Level         EventLevel             `protobuf:"varint,2,opt,name=level,proto3,enum=bulkhead.training.v1.EventLevel" json:"level,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Level     EventLevel             `protobuf:"varint,2,opt,name=level,proto3,enum=bulkhead.training.v1.EventLevel" json:"level,omitempty"`
+	Message   string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// "message", or "metrics" for a step's measurements (in metrics:
+	// step, train_loss, valid_loss, valid_perplexity, ...).
+	Type          string             `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	Metrics       map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1227,6 +1231,327 @@ func (x *JobEvent) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *JobEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *JobEvent) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+// Checkpoint is the model as it was at the end of an epoch.
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ftckpt-…".
+	Id         string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	JobId      string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	StepNumber int32  `protobuf:"varint,3,opt,name=step_number,json=stepNumber,proto3" json:"step_number,omitempty"`
+	// The name the checkpoint would have as a model.
+	FineTunedModelCheckpoint string `protobuf:"bytes,4,opt,name=fine_tuned_model_checkpoint,json=fineTunedModelCheckpoint,proto3" json:"fine_tuned_model_checkpoint,omitempty"`
+	// step, train_loss, valid_loss, valid_perplexity, base_valid_perplexity.
+	Metrics       map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Checkpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetStepNumber() int32 {
+	if x != nil {
+		return x.StepNumber
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetFineTunedModelCheckpoint() string {
+	if x != nil {
+		return x.FineTunedModelCheckpoint
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type ListCheckpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         int32                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListCheckpointsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListCheckpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints   []*Checkpoint          `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	HasMore       bool                   `protobuf:"varint,2,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+type GetAdapterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The fine-tuned model's engine_model: the job's id.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAdapterRequest) Reset() {
+	*x = GetAdapterRequest{}
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAdapterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAdapterRequest) ProtoMessage() {}
+
+func (x *GetAdapterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAdapterRequest.ProtoReflect.Descriptor instead.
+func (*GetAdapterRequest) Descriptor() ([]byte, []int) {
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetAdapterRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type GetAdapterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The base model's engine_model (its weights).
+	Base string `protobuf:"bytes,1,opt,name=base,proto3" json:"base,omitempty"`
+	// ngram.Counts, encoded (MarshalBinary).
+	Adapter       []byte `protobuf:"bytes,2,opt,name=adapter,proto3" json:"adapter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAdapterResponse) Reset() {
+	*x = GetAdapterResponse{}
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAdapterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAdapterResponse) ProtoMessage() {}
+
+func (x *GetAdapterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAdapterResponse.ProtoReflect.Descriptor instead.
+func (*GetAdapterResponse) Descriptor() ([]byte, []int) {
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetAdapterResponse) GetBase() string {
+	if x != nil {
+		return x.Base
+	}
+	return ""
+}
+
+func (x *GetAdapterResponse) GetAdapter() []byte {
+	if x != nil {
+		return x.Adapter
+	}
+	return nil
+}
+
 type ListJobEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1239,7 +1564,7 @@ type ListJobEventsRequest struct {
 
 func (x *ListJobEventsRequest) Reset() {
 	*x = ListJobEventsRequest{}
-	mi := &file_bulkhead_training_v1_training_proto_msgTypes[17]
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1576,7 @@ func (x *ListJobEventsRequest) String() string {
 func (*ListJobEventsRequest) ProtoMessage() {}
 
 func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_training_v1_training_proto_msgTypes[17]
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1589,7 @@ func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobEventsRequest) Descriptor() ([]byte, []int) {
-	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{17}
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListJobEventsRequest) GetAccountId() string {
@@ -1305,7 +1630,7 @@ type ListJobEventsResponse struct {
 
 func (x *ListJobEventsResponse) Reset() {
 	*x = ListJobEventsResponse{}
-	mi := &file_bulkhead_training_v1_training_proto_msgTypes[18]
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1642,7 @@ func (x *ListJobEventsResponse) String() string {
 func (*ListJobEventsResponse) ProtoMessage() {}
 
 func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bulkhead_training_v1_training_proto_msgTypes[18]
+	mi := &file_bulkhead_training_v1_training_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1655,7 @@ func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobEventsResponse) Descriptor() ([]byte, []int) {
-	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{18}
+	return file_bulkhead_training_v1_training_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListJobEventsResponse) GetEvents() []*JobEvent {
@@ -1439,13 +1764,45 @@ const file_bulkhead_training_v1_training_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\"@\n" +
 	"\x11CancelJobResponse\x12+\n" +
-	"\x03job\x18\x01 \x01(\v2\x19.bulkhead.training.v1.JobR\x03job\"\xa7\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x19.bulkhead.training.v1.JobR\x03job\"\xbe\x02\n" +
 	"\bJobEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x05level\x18\x02 \x01(\x0e2 .bulkhead.training.v1.EventLevelR\x05level\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"x\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12E\n" +
+	"\ametrics\x18\x06 \x03(\v2+.bulkhead.training.v1.JobEvent.MetricsEntryR\ametrics\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xd3\x02\n" +
+	"\n" +
+	"Checkpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vstep_number\x18\x03 \x01(\x05R\n" +
+	"stepNumber\x12=\n" +
+	"\x1bfine_tuned_model_checkpoint\x18\x04 \x01(\tR\x18fineTunedModelCheckpoint\x12G\n" +
+	"\ametrics\x18\x05 \x03(\v2-.bulkhead.training.v1.Checkpoint.MetricsEntryR\ametrics\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"z\n" +
+	"\x16ListCheckpointsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"x\n" +
+	"\x17ListCheckpointsResponse\x12B\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2 .bulkhead.training.v1.CheckpointR\vcheckpoints\x12\x19\n" +
+	"\bhas_more\x18\x02 \x01(\bR\ahasMore\"*\n" +
+	"\x11GetAdapterRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"B\n" +
+	"\x12GetAdapterResponse\x12\x12\n" +
+	"\x04base\x18\x01 \x01(\tR\x04base\x12\x18\n" +
+	"\aadapter\x18\x02 \x01(\fR\aadapter\"x\n" +
 	"\x14ListJobEventsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
@@ -1468,7 +1825,7 @@ const file_bulkhead_training_v1_training_proto_rawDesc = "" +
 	"\x17EVENT_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVENT_LEVEL_INFO\x10\x01\x12\x14\n" +
 	"\x10EVENT_LEVEL_WARN\x10\x02\x12\x15\n" +
-	"\x11EVENT_LEVEL_ERROR\x10\x032\xa0\x05\n" +
+	"\x11EVENT_LEVEL_ERROR\x10\x032\xf1\x06\n" +
 	"\x0fTrainingService\x12_\n" +
 	"\n" +
 	"CreateFile\x12'.bulkhead.training.v1.CreateFileRequest\x1a(.bulkhead.training.v1.CreateFileResponse\x12V\n" +
@@ -1477,7 +1834,10 @@ const file_bulkhead_training_v1_training_proto_rawDesc = "" +
 	"\x06GetJob\x12#.bulkhead.training.v1.GetJobRequest\x1a$.bulkhead.training.v1.GetJobResponse\x12Y\n" +
 	"\bListJobs\x12%.bulkhead.training.v1.ListJobsRequest\x1a&.bulkhead.training.v1.ListJobsResponse\x12\\\n" +
 	"\tCancelJob\x12&.bulkhead.training.v1.CancelJobRequest\x1a'.bulkhead.training.v1.CancelJobResponse\x12h\n" +
-	"\rListJobEvents\x12*.bulkhead.training.v1.ListJobEventsRequest\x1a+.bulkhead.training.v1.ListJobEventsResponseBRZPgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1;trainingv1b\x06proto3"
+	"\rListJobEvents\x12*.bulkhead.training.v1.ListJobEventsRequest\x1a+.bulkhead.training.v1.ListJobEventsResponse\x12n\n" +
+	"\x0fListCheckpoints\x12,.bulkhead.training.v1.ListCheckpointsRequest\x1a-.bulkhead.training.v1.ListCheckpointsResponse\x12_\n" +
+	"\n" +
+	"GetAdapter\x12'.bulkhead.training.v1.GetAdapterRequest\x1a(.bulkhead.training.v1.GetAdapterResponseBRZPgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1;trainingv1b\x06proto3"
 
 var (
 	file_bulkhead_training_v1_training_proto_rawDescOnce sync.Once
@@ -1492,67 +1852,82 @@ func file_bulkhead_training_v1_training_proto_rawDescGZIP() []byte {
 }
 
 var file_bulkhead_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bulkhead_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_bulkhead_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_bulkhead_training_v1_training_proto_goTypes = []any{
-	(JobStatus)(0),                // 0: bulkhead.training.v1.JobStatus
-	(EventLevel)(0),               // 1: bulkhead.training.v1.EventLevel
-	(*File)(nil),                  // 2: bulkhead.training.v1.File
-	(*CreateFileRequest)(nil),     // 3: bulkhead.training.v1.CreateFileRequest
-	(*CreateFileResponse)(nil),    // 4: bulkhead.training.v1.CreateFileResponse
-	(*GetFileRequest)(nil),        // 5: bulkhead.training.v1.GetFileRequest
-	(*GetFileResponse)(nil),       // 6: bulkhead.training.v1.GetFileResponse
-	(*Hyperparameters)(nil),       // 7: bulkhead.training.v1.Hyperparameters
-	(*JobError)(nil),              // 8: bulkhead.training.v1.JobError
-	(*Job)(nil),                   // 9: bulkhead.training.v1.Job
-	(*CreateJobRequest)(nil),      // 10: bulkhead.training.v1.CreateJobRequest
-	(*CreateJobResponse)(nil),     // 11: bulkhead.training.v1.CreateJobResponse
-	(*GetJobRequest)(nil),         // 12: bulkhead.training.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 13: bulkhead.training.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 14: bulkhead.training.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 15: bulkhead.training.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 16: bulkhead.training.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 17: bulkhead.training.v1.CancelJobResponse
-	(*JobEvent)(nil),              // 18: bulkhead.training.v1.JobEvent
-	(*ListJobEventsRequest)(nil),  // 19: bulkhead.training.v1.ListJobEventsRequest
-	(*ListJobEventsResponse)(nil), // 20: bulkhead.training.v1.ListJobEventsResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(JobStatus)(0),                  // 0: bulkhead.training.v1.JobStatus
+	(EventLevel)(0),                 // 1: bulkhead.training.v1.EventLevel
+	(*File)(nil),                    // 2: bulkhead.training.v1.File
+	(*CreateFileRequest)(nil),       // 3: bulkhead.training.v1.CreateFileRequest
+	(*CreateFileResponse)(nil),      // 4: bulkhead.training.v1.CreateFileResponse
+	(*GetFileRequest)(nil),          // 5: bulkhead.training.v1.GetFileRequest
+	(*GetFileResponse)(nil),         // 6: bulkhead.training.v1.GetFileResponse
+	(*Hyperparameters)(nil),         // 7: bulkhead.training.v1.Hyperparameters
+	(*JobError)(nil),                // 8: bulkhead.training.v1.JobError
+	(*Job)(nil),                     // 9: bulkhead.training.v1.Job
+	(*CreateJobRequest)(nil),        // 10: bulkhead.training.v1.CreateJobRequest
+	(*CreateJobResponse)(nil),       // 11: bulkhead.training.v1.CreateJobResponse
+	(*GetJobRequest)(nil),           // 12: bulkhead.training.v1.GetJobRequest
+	(*GetJobResponse)(nil),          // 13: bulkhead.training.v1.GetJobResponse
+	(*ListJobsRequest)(nil),         // 14: bulkhead.training.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 15: bulkhead.training.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),        // 16: bulkhead.training.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),       // 17: bulkhead.training.v1.CancelJobResponse
+	(*JobEvent)(nil),                // 18: bulkhead.training.v1.JobEvent
+	(*Checkpoint)(nil),              // 19: bulkhead.training.v1.Checkpoint
+	(*ListCheckpointsRequest)(nil),  // 20: bulkhead.training.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil), // 21: bulkhead.training.v1.ListCheckpointsResponse
+	(*GetAdapterRequest)(nil),       // 22: bulkhead.training.v1.GetAdapterRequest
+	(*GetAdapterResponse)(nil),      // 23: bulkhead.training.v1.GetAdapterResponse
+	(*ListJobEventsRequest)(nil),    // 24: bulkhead.training.v1.ListJobEventsRequest
+	(*ListJobEventsResponse)(nil),   // 25: bulkhead.training.v1.ListJobEventsResponse
+	nil,                             // 26: bulkhead.training.v1.JobEvent.MetricsEntry
+	nil,                             // 27: bulkhead.training.v1.Checkpoint.MetricsEntry
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
 }
 var file_bulkhead_training_v1_training_proto_depIdxs = []int32{
-	21, // 0: bulkhead.training.v1.File.created_at:type_name -> google.protobuf.Timestamp
+	28, // 0: bulkhead.training.v1.File.created_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: bulkhead.training.v1.CreateFileResponse.file:type_name -> bulkhead.training.v1.File
 	2,  // 2: bulkhead.training.v1.GetFileResponse.file:type_name -> bulkhead.training.v1.File
 	0,  // 3: bulkhead.training.v1.Job.status:type_name -> bulkhead.training.v1.JobStatus
 	7,  // 4: bulkhead.training.v1.Job.hyperparameters:type_name -> bulkhead.training.v1.Hyperparameters
 	8,  // 5: bulkhead.training.v1.Job.error:type_name -> bulkhead.training.v1.JobError
-	21, // 6: bulkhead.training.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	21, // 7: bulkhead.training.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
+	28, // 6: bulkhead.training.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	28, // 7: bulkhead.training.v1.Job.finished_at:type_name -> google.protobuf.Timestamp
 	7,  // 8: bulkhead.training.v1.CreateJobRequest.hyperparameters:type_name -> bulkhead.training.v1.Hyperparameters
 	9,  // 9: bulkhead.training.v1.CreateJobResponse.job:type_name -> bulkhead.training.v1.Job
 	9,  // 10: bulkhead.training.v1.GetJobResponse.job:type_name -> bulkhead.training.v1.Job
 	9,  // 11: bulkhead.training.v1.ListJobsResponse.jobs:type_name -> bulkhead.training.v1.Job
 	9,  // 12: bulkhead.training.v1.CancelJobResponse.job:type_name -> bulkhead.training.v1.Job
 	1,  // 13: bulkhead.training.v1.JobEvent.level:type_name -> bulkhead.training.v1.EventLevel
-	21, // 14: bulkhead.training.v1.JobEvent.created_at:type_name -> google.protobuf.Timestamp
-	18, // 15: bulkhead.training.v1.ListJobEventsResponse.events:type_name -> bulkhead.training.v1.JobEvent
-	3,  // 16: bulkhead.training.v1.TrainingService.CreateFile:input_type -> bulkhead.training.v1.CreateFileRequest
-	5,  // 17: bulkhead.training.v1.TrainingService.GetFile:input_type -> bulkhead.training.v1.GetFileRequest
-	10, // 18: bulkhead.training.v1.TrainingService.CreateJob:input_type -> bulkhead.training.v1.CreateJobRequest
-	12, // 19: bulkhead.training.v1.TrainingService.GetJob:input_type -> bulkhead.training.v1.GetJobRequest
-	14, // 20: bulkhead.training.v1.TrainingService.ListJobs:input_type -> bulkhead.training.v1.ListJobsRequest
-	16, // 21: bulkhead.training.v1.TrainingService.CancelJob:input_type -> bulkhead.training.v1.CancelJobRequest
-	19, // 22: bulkhead.training.v1.TrainingService.ListJobEvents:input_type -> bulkhead.training.v1.ListJobEventsRequest
-	4,  // 23: bulkhead.training.v1.TrainingService.CreateFile:output_type -> bulkhead.training.v1.CreateFileResponse
-	6,  // 24: bulkhead.training.v1.TrainingService.GetFile:output_type -> bulkhead.training.v1.GetFileResponse
-	11, // 25: bulkhead.training.v1.TrainingService.CreateJob:output_type -> bulkhead.training.v1.CreateJobResponse
-	13, // 26: bulkhead.training.v1.TrainingService.GetJob:output_type -> bulkhead.training.v1.GetJobResponse
-	15, // 27: bulkhead.training.v1.TrainingService.ListJobs:output_type -> bulkhead.training.v1.ListJobsResponse
-	17, // 28: bulkhead.training.v1.TrainingService.CancelJob:output_type -> bulkhead.training.v1.CancelJobResponse
-	20, // 29: bulkhead.training.v1.TrainingService.ListJobEvents:output_type -> bulkhead.training.v1.ListJobEventsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	28, // 14: bulkhead.training.v1.JobEvent.created_at:type_name -> google.protobuf.Timestamp
+	26, // 15: bulkhead.training.v1.JobEvent.metrics:type_name -> bulkhead.training.v1.JobEvent.MetricsEntry
+	27, // 16: bulkhead.training.v1.Checkpoint.metrics:type_name -> bulkhead.training.v1.Checkpoint.MetricsEntry
+	28, // 17: bulkhead.training.v1.Checkpoint.created_at:type_name -> google.protobuf.Timestamp
+	19, // 18: bulkhead.training.v1.ListCheckpointsResponse.checkpoints:type_name -> bulkhead.training.v1.Checkpoint
+	18, // 19: bulkhead.training.v1.ListJobEventsResponse.events:type_name -> bulkhead.training.v1.JobEvent
+	3,  // 20: bulkhead.training.v1.TrainingService.CreateFile:input_type -> bulkhead.training.v1.CreateFileRequest
+	5,  // 21: bulkhead.training.v1.TrainingService.GetFile:input_type -> bulkhead.training.v1.GetFileRequest
+	10, // 22: bulkhead.training.v1.TrainingService.CreateJob:input_type -> bulkhead.training.v1.CreateJobRequest
+	12, // 23: bulkhead.training.v1.TrainingService.GetJob:input_type -> bulkhead.training.v1.GetJobRequest
+	14, // 24: bulkhead.training.v1.TrainingService.ListJobs:input_type -> bulkhead.training.v1.ListJobsRequest
+	16, // 25: bulkhead.training.v1.TrainingService.CancelJob:input_type -> bulkhead.training.v1.CancelJobRequest
+	24, // 26: bulkhead.training.v1.TrainingService.ListJobEvents:input_type -> bulkhead.training.v1.ListJobEventsRequest
+	20, // 27: bulkhead.training.v1.TrainingService.ListCheckpoints:input_type -> bulkhead.training.v1.ListCheckpointsRequest
+	22, // 28: bulkhead.training.v1.TrainingService.GetAdapter:input_type -> bulkhead.training.v1.GetAdapterRequest
+	4,  // 29: bulkhead.training.v1.TrainingService.CreateFile:output_type -> bulkhead.training.v1.CreateFileResponse
+	6,  // 30: bulkhead.training.v1.TrainingService.GetFile:output_type -> bulkhead.training.v1.GetFileResponse
+	11, // 31: bulkhead.training.v1.TrainingService.CreateJob:output_type -> bulkhead.training.v1.CreateJobResponse
+	13, // 32: bulkhead.training.v1.TrainingService.GetJob:output_type -> bulkhead.training.v1.GetJobResponse
+	15, // 33: bulkhead.training.v1.TrainingService.ListJobs:output_type -> bulkhead.training.v1.ListJobsResponse
+	17, // 34: bulkhead.training.v1.TrainingService.CancelJob:output_type -> bulkhead.training.v1.CancelJobResponse
+	25, // 35: bulkhead.training.v1.TrainingService.ListJobEvents:output_type -> bulkhead.training.v1.ListJobEventsResponse
+	21, // 36: bulkhead.training.v1.TrainingService.ListCheckpoints:output_type -> bulkhead.training.v1.ListCheckpointsResponse
+	23, // 37: bulkhead.training.v1.TrainingService.GetAdapter:output_type -> bulkhead.training.v1.GetAdapterResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_training_v1_training_proto_init() }
@@ -1568,7 +1943,7 @@ func file_bulkhead_training_v1_training_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_training_v1_training_proto_rawDesc), len(file_bulkhead_training_v1_training_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,13 +23,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TrainingService_CreateFile_FullMethodName    = "/bulkhead.training.v1.TrainingService/CreateFile"
-	TrainingService_GetFile_FullMethodName       = "/bulkhead.training.v1.TrainingService/GetFile"
-	TrainingService_CreateJob_FullMethodName     = "/bulkhead.training.v1.TrainingService/CreateJob"
-	TrainingService_GetJob_FullMethodName        = "/bulkhead.training.v1.TrainingService/GetJob"
-	TrainingService_ListJobs_FullMethodName      = "/bulkhead.training.v1.TrainingService/ListJobs"
-	TrainingService_CancelJob_FullMethodName     = "/bulkhead.training.v1.TrainingService/CancelJob"
-	TrainingService_ListJobEvents_FullMethodName = "/bulkhead.training.v1.TrainingService/ListJobEvents"
+	TrainingService_CreateFile_FullMethodName      = "/bulkhead.training.v1.TrainingService/CreateFile"
+	TrainingService_GetFile_FullMethodName         = "/bulkhead.training.v1.TrainingService/GetFile"
+	TrainingService_CreateJob_FullMethodName       = "/bulkhead.training.v1.TrainingService/CreateJob"
+	TrainingService_GetJob_FullMethodName          = "/bulkhead.training.v1.TrainingService/GetJob"
+	TrainingService_ListJobs_FullMethodName        = "/bulkhead.training.v1.TrainingService/ListJobs"
+	TrainingService_CancelJob_FullMethodName       = "/bulkhead.training.v1.TrainingService/CancelJob"
+	TrainingService_ListJobEvents_FullMethodName   = "/bulkhead.training.v1.TrainingService/ListJobEvents"
+	TrainingService_ListCheckpoints_FullMethodName = "/bulkhead.training.v1.TrainingService/ListCheckpoints"
+	TrainingService_GetAdapter_FullMethodName      = "/bulkhead.training.v1.TrainingService/GetAdapter"
 )
 
 // TrainingServiceClient is the client API for TrainingService service.
@@ -50,6 +52,11 @@ type TrainingServiceClient interface {
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
 	// ListJobEvents lists a job's events, newest first.
 	ListJobEvents(ctx context.Context, in *ListJobEventsRequest, opts ...grpc.CallOption) (*ListJobEventsResponse, error)
+	// ListCheckpoints lists a job's checkpoints (one per epoch), newest first.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
+	// GetAdapter returns what a succeeded job learnt, for the builtin engine
+	// of every inference replica to add to its base model.
+	GetAdapter(ctx context.Context, in *GetAdapterRequest, opts ...grpc.CallOption) (*GetAdapterResponse, error)
 }
 
 type trainingServiceClient struct {
@@ -130,6 +137,26 @@ func (c *trainingServiceClient) ListJobEvents(ctx context.Context, in *ListJobEv
 	return out, nil
 }
 
+func (c *trainingServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, TrainingService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainingServiceClient) GetAdapter(ctx context.Context, in *GetAdapterRequest, opts ...grpc.CallOption) (*GetAdapterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAdapterResponse)
+	err := c.cc.Invoke(ctx, TrainingService_GetAdapter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrainingServiceServer is the server API for TrainingService service.
 // All implementations must embed UnimplementedTrainingServiceServer
 // for forward compatibility.
@@ -148,6 +175,11 @@ type TrainingServiceServer interface {
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
 	// ListJobEvents lists a job's events, newest first.
 	ListJobEvents(context.Context, *ListJobEventsRequest) (*ListJobEventsResponse, error)
+	// ListCheckpoints lists a job's checkpoints (one per epoch), newest first.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
+	// GetAdapter returns what a succeeded job learnt, for the builtin engine
+	// of every inference replica to add to its base model.
+	GetAdapter(context.Context, *GetAdapterRequest) (*GetAdapterResponse, error)
 	mustEmbedUnimplementedTrainingServiceServer()
 }
 
@@ -178,6 +210,12 @@ func (UnimplementedTrainingServiceServer) CancelJob(context.Context, *CancelJobR
 }
 func (UnimplementedTrainingServiceServer) ListJobEvents(context.Context, *ListJobEventsRequest) (*ListJobEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobEvents not implemented")
+}
+func (UnimplementedTrainingServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
+}
+func (UnimplementedTrainingServiceServer) GetAdapter(context.Context, *GetAdapterRequest) (*GetAdapterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAdapter not implemented")
 }
 func (UnimplementedTrainingServiceServer) mustEmbedUnimplementedTrainingServiceServer() {}
 func (UnimplementedTrainingServiceServer) testEmbeddedByValue()                         {}
@@ -326,6 +364,42 @@ func _TrainingService_ListJobEvents_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainingService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainingServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainingService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainingServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrainingService_GetAdapter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAdapterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainingServiceServer).GetAdapter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainingService_GetAdapter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainingServiceServer).GetAdapter(ctx, req.(*GetAdapterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrainingService_ServiceDesc is the grpc.ServiceDesc for TrainingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +434,14 @@ var TrainingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListJobEvents",
 			Handler:    _TrainingService_ListJobEvents_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _TrainingService_ListCheckpoints_Handler,
+		},
+		{
+			MethodName: "GetAdapter",
+			Handler:    _TrainingService_GetAdapter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

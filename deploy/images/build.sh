@@ -41,6 +41,7 @@ declare -A pkgs=(
 	[models]=./services/models/cmd/bulkhead-models
 	[chat]=./services/chat/cmd/bulkhead-chat
 	[inference]=./services/inference/cmd/bulkhead-inference
+	[training]=./services/training/cmd/bulkhead-training
 	[api]=./services/api/cmd/bulkhead-api
 )
 third_party=(postgres redis vault ratelimit coredns)

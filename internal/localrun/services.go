@@ -45,6 +45,8 @@ func processes(o Options, state string) []process {
 		{name: "auth", service: "auth", instance: "auth-1"},
 		{name: "auth", service: "auth-cache", instance: "auth-cache-1", args: []string{"--cache-only"}},
 		{name: "chat", service: "chat", instance: "chat-1", args: []string{"--outbox-dir", filepath.Join(state, "outbox", "chat-1")}},
+		// The fine-tuning API and a worker.
+		{name: "training", service: "training", instance: "training-1", args: []string{"--worker"}},
 		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}, ports: map[string]int{"http": portOf(o.APIAddress)}},
 	}
 }

@@ -75,7 +75,7 @@ bench-kubernetes: deps tools ## Kubernetes mode at scale: 1,000 Services, 5,000 
 bench-egctl: ## compare translation time with Envoy Gateway's egctl on the same input (builds egctl once, minutes)
 	@./scripts/bench-egctl.sh
 
-SERVICES := auth users models chat inference training api
+SERVICES := auth users models chat inference training webhooks api
 
 .PHONY: build
 build: ## build the CLI, the control plane and the services (bin/bulkhead-NAME) into bin/

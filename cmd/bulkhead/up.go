@@ -31,6 +31,11 @@ func up(args []string, stdout, stderr io.Writer) int {
 		upstreams = append(upstreams, u)
 		return nil
 	})
+	var webhookNetworks []string
+	fs.Func("webhooks-allow-network", "CIDR webhook deliveries may reach although loopback, link-local or private, e.g. 127.0.0.1/32 for a receiver on this machine (repeatable)", func(v string) error {
+		webhookNetworks = append(webhookNetworks, v)
+		return nil
+	})
 	tokenInterval := fs.Duration("token-interval", 15*time.Millisecond, "builtin engine: time per generated piece, so that streaming is visible (0: as fast as the CPU goes)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
@@ -40,6 +45,7 @@ func up(args []string, stdout, stderr io.Writer) int {
 	if err := localrun.Run(ctx, localrun.Options{
 		StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr,
 		APIAddress: *apiAddr, BinDir: *binDir, TokenInterval: *tokenInterval, ModelsDir: *modelsDir, Upstreams: upstreams,
+		WebhooksAllowNetworks: webhookNetworks,
 	}); err != nil {
 		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
 		return 1

@@ -42,6 +42,7 @@ declare -A pkgs=(
 	[chat]=./services/chat/cmd/bulkhead-chat
 	[inference]=./services/inference/cmd/bulkhead-inference
 	[training]=./services/training/cmd/bulkhead-training
+	[webhooks]=./services/webhooks/cmd/bulkhead-webhooks
 	[api]=./services/api/cmd/bulkhead-api
 )
 third_party=(postgres redis vault ratelimit coredns)

@@ -55,6 +55,9 @@ type Options struct {
 	// EnvoyBinary runs the edge router and gateways; "" looks for envoy on
 	// PATH, and without one the edge is not started.
 	EnvoyBinary string
+	// WebhooksAllowNetworks are the CIDRs webhook deliveries may reach
+	// although loopback, link-local or private (none by default).
+	WebhooksAllowNetworks []string
 }
 
 // component is one running part of the platform.

@@ -81,7 +81,7 @@ func buildServices(t *testing.T) string {
 	dir := t.TempDir()
 	root := filepath.Join("..", "..")
 	args := []string{"build", "-o", dir + "/"}
-	for _, s := range []string{"auth", "users", "models", "chat", "inference", "training", "api"} {
+	for _, s := range []string{"auth", "users", "models", "chat", "inference", "training", "webhooks", "api"} {
 		args = append(args, "./services/"+s+"/cmd/bulkhead-"+s)
 	}
 	cmd := exec.Command("go", args...)
@@ -132,7 +132,7 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		return nil
 	})
 	for _, name := range []string{"postgres", "redis", "vault", "kafka", "control", "users-1", "models-1", "inference-1", "inference-2",
-		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "training-1", "api-1", "ratelimit"} {
+		"inference-fallback-1", "auth-1", "auth-cache-1", "chat-1", "training-1", "webhooks-1", "api-1", "ratelimit"} {
 		if !strings.Contains(out.String(), "  "+name) {
 			t.Errorf("report does not mention %s:\n%s", name, out)
 		}

@@ -47,8 +47,17 @@ func processes(o Options, state string) []process {
 		{name: "chat", service: "chat", instance: "chat-1", args: []string{"--outbox-dir", filepath.Join(state, "outbox", "chat-1")}},
 		// The fine-tuning API and a worker.
 		{name: "training", service: "training", instance: "training-1", args: []string{"--worker"}},
+		{name: "webhooks", service: "webhooks", instance: "webhooks-1", args: webhooksArgs(o)},
 		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}, ports: map[string]int{"http": portOf(o.APIAddress)}},
 	}
+}
+
+func webhooksArgs(o Options) []string {
+	var args []string
+	for _, n := range o.WebhooksAllowNetworks {
+		args = append(args, "--allow-network", n)
+	}
+	return args
 }
 
 // serviceBinary finds bin/bulkhead-NAME.

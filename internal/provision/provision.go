@@ -40,6 +40,8 @@ var Services = []Need{
 	{Name: "chat", Database: true, Redis: true},
 	{Name: "inference"},
 	{Name: "training", Database: true},
+	// secret_key seals the endpoints' signing secrets in DB Webhooks.
+	{Name: "webhooks", Database: true, Keys: []string{"secret_key"}},
 	{Name: "api"},
 }
 

@@ -16,6 +16,7 @@ import (
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
 	"github.com/bulkhead-mesh/bulkhead/services/training"
 	"github.com/bulkhead-mesh/bulkhead/services/users"
+	"github.com/bulkhead-mesh/bulkhead/services/webhooks"
 )
 
 // Platform is the whole chat-completion flow running in the test.
@@ -39,6 +40,8 @@ type PlatformOptions struct {
 	// TrainingReplicas processes (default 1), each with a worker.
 	Training         *training.Options
 	TrainingReplicas int
+	// Webhooks, when set, starts the webhooks service.
+	Webhooks *webhooks.Options
 }
 
 // StartPlatform starts every service of the flow: users, models, two
@@ -64,6 +67,9 @@ func StartPlatform(t testing.TB, o PlatformOptions) *Platform {
 		for i := range max(1, o.TrainingReplicas) {
 			start("training", training.Setup(o.Training), Options{Instance: "training-" + strconv.Itoa(i+1)})
 		}
+	}
+	if o.Webhooks != nil {
+		start("webhooks", webhooks.Setup(o.Webhooks), Options{Instance: "webhooks-1"})
 	}
 	start("api", api.Setup(&o.API), Options{Instance: "api-1"})
 	p.APIURL = "http://" + p.Services["api-1"].HTTPAddrs()[0].String()

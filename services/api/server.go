@@ -26,6 +26,7 @@ import (
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 	trainingv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+	webhooksv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/webhooks/v1"
 )
 
 // Options are the api service's own settings.
@@ -54,6 +55,7 @@ type server struct {
 	models    modelsv1.ModelsServiceClient
 	users     usersv1.UsersServiceClient
 	training  trainingv1.TrainingServiceClient
+	webhooks  webhooksv1.WebhooksServiceClient
 	verifier  *identity.Verifier
 	telemetry *platform.Telemetry
 	log       interface {
@@ -78,12 +80,13 @@ func Setup(opts *Options) platform.Setup {
 			o.MaxBodyBytes = 4 << 20
 		}
 		s := &server{o: o, telemetry: rt.Telemetry, log: rt.Log}
-		ccs, err := rt.DialAll("auth", "chat", "models", "users", "training")
+		ccs, err := rt.DialAll("auth", "chat", "models", "users", "training", "webhooks")
 		if err != nil {
 			return err
 		}
 		authCC, chatCC, modelsCC, usersCC := ccs[0], ccs[1], ccs[2], ccs[3]
 		s.training = trainingv1.NewTrainingServiceClient(ccs[4])
+		s.webhooks = webhooksv1.NewWebhooksServiceClient(ccs[5])
 		s.authz = authzv3.NewAuthorizationClient(authCC)
 		s.auth = authv1.NewAuthServiceClient(authCC)
 		s.chat = chatv1.NewChatServiceClient(chatCC)
@@ -140,6 +143,12 @@ func (s *server) routes() http.Handler {
 	add("/v1/fine_tuning/jobs/{id}/cancel", "fine_tuning_job_cancel", map[string]http.HandlerFunc{"POST": s.authenticated(s.cancelJob)})
 	add("/v1/fine_tuning/jobs/{id}/events", "fine_tuning_job_events", map[string]http.HandlerFunc{"GET": s.authenticated(s.listJobEvents)})
 	add("/v1/fine_tuning/jobs/{id}/checkpoints", "fine_tuning_job_checkpoints", map[string]http.HandlerFunc{"GET": s.authenticated(s.listCheckpoints)})
+	// OpenAI's SDKs call them webhook_endpoints.
+	for _, base := range []string{"/v1/webhooks", "/v1/webhook_endpoints"} {
+		add(base, "webhooks", map[string]http.HandlerFunc{"GET": s.authenticated(s.listWebhooks), "POST": s.authenticated(s.createWebhook)})
+		add(base+"/{id}", "webhook", map[string]http.HandlerFunc{"DELETE": s.authenticated(s.deleteWebhook)})
+		add(base+"/dead_letters", "webhook_dead_letters", map[string]http.HandlerFunc{"GET": s.authenticated(s.listDeadLetters)})
+	}
 	add("/v1/usage", "usage", map[string]http.HandlerFunc{"GET": s.authenticated(s.usage)})
 	for _, prefix := range []string{"/v1", ""} {
 		add(prefix+"/user/balance", "balance", map[string]http.HandlerFunc{"GET": s.authenticated(s.balance)})

@@ -52,8 +52,29 @@ var FineTuningJobs = Topic{
 	Consumers:  []Consumer{{Service: "training", Group: "training-workers"}},
 }
 
+// Notifications carries what accounts may be told by webhook
+// (eventsv1.Notification, keyed by account): a fine-tuning job that ended
+// (training), a budget threshold crossed (users).
+var Notifications = Topic{
+	Name:       "bulkhead.notifications.v1",
+	Partitions: 6,
+	Retention:  7 * 24 * time.Hour,
+	Producers:  []string{"training", "users"},
+	Consumers:  []Consumer{{Service: "webhooks", Group: "webhooks-intake"}},
+}
+
+// WebhookDeadLetters parks the deliveries webhooks gave up on (the
+// delivery as a JSON object, keyed by account), for operators to replay;
+// accounts see theirs through the API.
+var WebhookDeadLetters = Topic{
+	Name:       "bulkhead.webhooks.dead-letter.v1",
+	Partitions: 3,
+	Retention:  30 * 24 * time.Hour,
+	Producers:  []string{"webhooks"},
+}
+
 // Topics is every topic of the platform.
-func Topics() []Topic { return []Topic{Usage, FineTuningJobs} }
+func Topics() []Topic { return []Topic{Usage, FineTuningJobs, Notifications, WebhookDeadLetters} }
 
 // Group is the consumer group service reads topic t in ("" when it does
 // not).

@@ -74,6 +74,7 @@ type server struct {
 	models modelsv1.ModelsServiceClient
 	users  usersv1.UsersServiceClient
 	jobs   *kgo.Client
+	notify *notifier
 }
 
 var _ trainingv1.TrainingServiceServer = (*server)(nil)
@@ -107,6 +108,9 @@ func Setup(opts *Options) platform.Setup {
 			return err
 		}
 		s := &server{o: o, store: &store{db: db}, models: modelsv1.NewModelsServiceClient(ccs[0]), users: usersv1.NewUsersServiceClient(ccs[1]), jobs: jobs}
+		if s.notify, err = startNotifier(rt, s.store); err != nil {
+			return err
+		}
 		if o.Worker {
 			if err := startWorker(rt, s); err != nil {
 				return err
@@ -383,6 +387,7 @@ func (s *server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest
 		return nil, status.Errorf(codes.FailedPrecondition, "fine-tuning job %s has already %s; only a job that has not finished can be cancelled", req.GetJobId(), before)
 	}
 	// The worker sees it at its next step and stops there.
+	s.notify.ended()
 	if err := s.store.event(ctx, req.GetJobId(), trainingv1.EventLevel_EVENT_LEVEL_INFO, "The job was cancelled", nil); err != nil {
 		return nil, status.Errorf(codes.Internal, "job event: %v", err)
 	}

@@ -176,6 +176,7 @@ func (w *worker) fail(ctx context.Context, id string, f *failure) {
 		w.log.Warn("fine-tuning job: could not record its failure", "job", id, "failure", f.Error(), "error", err)
 		return
 	}
+	w.s.notify.ended()
 	w.event(ctx, id, trainingv1.EventLevel_EVENT_LEVEL_ERROR, "The job failed: "+f.msg, nil)
 }
 
@@ -394,6 +395,7 @@ func (w *worker) execute(ctx context.Context, id string) error {
 			Reason: "its fine-tuning job " + id + " was cancelled"})
 		return err
 	}
+	w.s.notify.ended()
 	w.event(ctx, id, info, "New fine-tuned model created: "+j.FineTunedModel, nil)
 	w.event(ctx, id, info, "The job has successfully completed", nil)
 	return nil

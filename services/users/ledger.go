@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,16 +27,17 @@ import (
 // ledger is not written or charged again, so a redelivered or duplicated
 // event changes nothing.
 type ledger struct {
-	cl  *kgo.Client
-	db  *pgxpool.Pool
-	log *slog.Logger
+	cl     *kgo.Client
+	budget *budget
+	db     *pgxpool.Pool
+	log    *slog.Logger
 
 	events metric.Int64Counter
 	delay  metric.Float64Histogram
 	done   chan struct{}
 }
 
-func startLedger(rt *platform.Runtime, db *pgxpool.Pool) error {
+func startLedger(rt *platform.Runtime, db *pgxpool.Pool, b *budget) error {
 	cl, err := rt.Kafka(
 		kgo.ConsumerGroup(events.Usage.Group("users")),
 		kgo.ConsumeTopics(events.Usage.Name),
@@ -47,7 +49,7 @@ func startLedger(rt *platform.Runtime, db *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	l := &ledger{cl: cl, db: db, log: rt.Log, done: make(chan struct{})}
+	l := &ledger{cl: cl, budget: b, db: db, log: rt.Log, done: make(chan struct{})}
 	if l.events, err = rt.Telemetry.Meter.Int64Counter("bulkhead.users.usage_events", metric.WithDescription("usage events consumed, by result (recorded, duplicate, unknown_account, malformed)")); err != nil {
 		return err
 	}
@@ -166,7 +168,23 @@ func (l *ledger) apply(ctx context.Context, recs []*kgo.Record) ([]applied, erro
 				out[i].result = "duplicate"
 			}
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		// Thresholds crossed by what was recorded, reported before the
+		// transaction commits: a notification that cannot be produced
+		// makes the batch be tried again (its id makes a repeat harmless).
+		var touched []string
+		for _, i := range queued {
+			if a := out[i].ev.GetAccountId(); out[i].result == "recorded" && !slices.Contains(touched, a) {
+				touched = append(touched, a)
+			}
+		}
+		ns, err := crossed(ctx, tx, touched, false)
+		if err != nil {
+			return err
+		}
+		return l.budget.send(ctx, ns)
 	})
 	return out, err
 }

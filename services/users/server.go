@@ -30,9 +30,10 @@ const accountTTL = 2 * time.Second
 
 type server struct {
 	usersv1.UnimplementedUsersServiceServer
-	store *store
-	quota *quota
-	log   interface {
+	store  *store
+	quota  *quota
+	budget *budget
+	log    interface {
 		WarnContext(context.Context, string, ...any)
 	}
 
@@ -68,7 +69,10 @@ func Setup() platform.Setup {
 		if s.active, err = rt.Telemetry.Meter.Int64UpDownCounter("bulkhead.users.active_requests", metric.WithDescription("requests admitted and not settled")); err != nil {
 			return err
 		}
-		if err := startLedger(rt, db); err != nil {
+		if s.budget, err = newBudget(rt, db); err != nil {
+			return err
+		}
+		if err := startLedger(rt, db, s.budget); err != nil {
 			return err
 		}
 		usersv1.RegisterUsersServiceServer(rt.GRPC, s)
@@ -258,6 +262,7 @@ func (s *server) Reserve(ctx context.Context, req *usersv1.ReserveRequest) (*use
 	case apierr.ReasonRPM:
 		return nil, platform.Reason(codes.ResourceExhausted, verdict, nextMinute, "Rate limit reached: requests per minute (limit "+itoa(l.GetRequestsPerMinute())+")")
 	case apierr.ReasonBudget:
+		s.budget.exhausted(a.Id)
 		return nil, platform.Reason(codes.FailedPrecondition, verdict, 0, "Insufficient Balance: top up the account to continue")
 	}
 	return nil, status.Errorf(codes.Internal, "quota verdict %q", verdict)

@@ -61,8 +61,8 @@ func nullable[T int32 | int64](v T) *T {
 
 func (s *store) create(ctx context.Context, id string, req *usersv1.CreateAccountRequest) error {
 	l := req.GetLimits()
-	_, err := s.db.Exec(ctx, `INSERT INTO accounts (id, name, email, tier, max_concurrent_requests, tokens_per_minute, requests_per_minute, balance_micros)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, req.GetName(), req.GetEmail(), req.GetTier(),
+	_, err := s.db.Exec(ctx, `INSERT INTO accounts (id, name, email, tier, max_concurrent_requests, tokens_per_minute, requests_per_minute, balance_micros, budget_base_micros)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::bigint, GREATEST($8::bigint, 0))`, id, req.GetName(), req.GetEmail(), req.GetTier(),
 		nullable(l.GetMaxConcurrentRequests()), nullable(l.GetTokensPerMinute()), nullable(l.GetRequestsPerMinute()), req.GetBalanceMicros())
 	return err
 }
@@ -75,7 +75,12 @@ func (s *store) update(ctx context.Context, req *usersv1.UpdateAccountRequest) e
 			tokens_per_minute = CASE WHEN $3::boolean THEN $5 ELSE tokens_per_minute END,
 			requests_per_minute = CASE WHEN $3::boolean THEN $6 ELSE requests_per_minute END,
 			balance_micros = balance_micros + $7,
-			disabled = COALESCE($8, disabled)
+			disabled = COALESCE($8, disabled),
+			-- A top-up is a new budget, whose thresholds are reported again.
+			budget_base_micros = CASE WHEN $7::bigint > 0 THEN GREATEST(balance_micros + $7::bigint, 0) ELSE budget_base_micros END,
+			budget_generation = CASE WHEN $7::bigint > 0 THEN budget_generation + 1 ELSE budget_generation END,
+			alerted_80 = CASE WHEN $7::bigint > 0 THEN false ELSE alerted_80 END,
+			alerted_100 = CASE WHEN $7::bigint > 0 THEN false ELSE alerted_100 END
 		WHERE id = $1`, req.GetAccountId(), req.Tier, l != nil,
 		nullable(l.GetMaxConcurrentRequests()), nullable(l.GetTokensPerMinute()), nullable(l.GetRequestsPerMinute()),
 		req.GetBalanceDeltaMicros(), req.Disabled)

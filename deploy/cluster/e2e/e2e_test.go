@@ -244,7 +244,7 @@ func (c *cluster) podsReady(t *testing.T) {
 			seen[app]++
 		}
 	}
-	for _, app := range []string{"control-plane", "vault", "postgres", "redis", "kafka", "ratelimit", "auth", "auth-cache", "users", "models", "chat", "inference", "inference-fallback", "training", "api", "bootstrap", "dev-key"} {
+	for _, app := range []string{"control-plane", "vault", "postgres", "redis", "kafka", "ratelimit", "auth", "auth-cache", "users", "models", "chat", "inference", "inference-fallback", "training", "webhooks", "api", "bootstrap", "dev-key"} {
 		n := want[app]
 		if n == 0 {
 			n = 1

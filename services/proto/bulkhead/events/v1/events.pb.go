@@ -230,6 +230,89 @@ func (x *UsageEvent) GetSequence() uint64 {
 	return 0
 }
 
+// Notification is something an account may be told by webhook (training:
+// a fine-tuning job ended; users: a budget threshold crossed). webhooks
+// delivers it to the account's endpoints subscribed to its type.
+type Notification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The same happening has the same id whoever reports it and however
+	// often ("evt_…"): webhooks delivers each id once per endpoint.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// e.g. "fine_tuning.job.succeeded", "budget.threshold.80".
+	Type      string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	AccountId string                 `protobuf:"bytes,3,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The event's data object, JSON.
+	DataJson      string `protobuf:"bytes,5,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notification) Reset() {
+	*x = Notification{}
+	mi := &file_bulkhead_events_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notification) ProtoMessage() {}
+
+func (x *Notification) ProtoReflect() protoreflect.Message {
+	mi := &file_bulkhead_events_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notification.ProtoReflect.Descriptor instead.
+func (*Notification) Descriptor() ([]byte, []int) {
+	return file_bulkhead_events_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Notification) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Notification) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Notification) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Notification) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Notification) GetDataJson() string {
+	if x != nil {
+		return x.DataJson
+	}
+	return ""
+}
+
 var File_bulkhead_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_bulkhead_events_v1_events_proto_rawDesc = "" +
@@ -262,7 +345,15 @@ const file_bulkhead_events_v1_events_proto_rawDesc = "" +
 	"\vfinished_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x1a\n" +
 	"\bproducer\x18\x12 \x01(\tR\bproducer\x12\x1a\n" +
-	"\bsequence\x18\x13 \x01(\x04R\bsequenceBNZLgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/events/v1;eventsv1b\x06proto3"
+	"\bsequence\x18\x13 \x01(\x04R\bsequence\"\xa9\x01\n" +
+	"\fNotification\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x03 \x01(\tR\taccountId\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1b\n" +
+	"\tdata_json\x18\x05 \x01(\tR\bdataJsonBNZLgithub.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_bulkhead_events_v1_events_proto_rawDescOnce sync.Once
@@ -276,19 +367,21 @@ func file_bulkhead_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_bulkhead_events_v1_events_proto_rawDescData
 }
 
-var file_bulkhead_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_bulkhead_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_bulkhead_events_v1_events_proto_goTypes = []any{
 	(*UsageEvent)(nil),            // 0: bulkhead.events.v1.UsageEvent
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
+	(*Notification)(nil),          // 1: bulkhead.events.v1.Notification
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
 }
 var file_bulkhead_events_v1_events_proto_depIdxs = []int32{
-	1, // 0: bulkhead.events.v1.UsageEvent.started_at:type_name -> google.protobuf.Timestamp
-	1, // 1: bulkhead.events.v1.UsageEvent.finished_at:type_name -> google.protobuf.Timestamp
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 0: bulkhead.events.v1.UsageEvent.started_at:type_name -> google.protobuf.Timestamp
+	2, // 1: bulkhead.events.v1.UsageEvent.finished_at:type_name -> google.protobuf.Timestamp
+	2, // 2: bulkhead.events.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_bulkhead_events_v1_events_proto_init() }
@@ -302,7 +395,7 @@ func file_bulkhead_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bulkhead_events_v1_events_proto_rawDesc), len(file_bulkhead_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

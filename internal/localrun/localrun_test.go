@@ -292,8 +292,8 @@ func TestUpRunsThePlatformAndStopsIt(t *testing.T) {
 		}
 		return nil
 	})
-	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 10 {
-		t.Errorf("%d endpoint files; want one per process (9 services and the rate-limit service)", len(eps))
+	if eps, _ := os.ReadDir(filepath.Join(state, "endpoints")); len(eps) != 12 {
+		t.Errorf("%d endpoint files; want one per process (11 service processes and the rate-limit service)", len(eps))
 	}
 
 	// A second `bulkhead up` on the same state is refused, not interleaved.

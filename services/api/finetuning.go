@@ -108,6 +108,14 @@ type wireJob struct {
 	TrainingFile    string              `json:"training_file"`
 	ValidationFile  *string             `json:"validation_file"`
 	Suffix          *string             `json:"user_provided_suffix"`
+	Method          wireMethod          `json:"method"`
+}
+
+type wireMethod struct {
+	Type       string `json:"type"`
+	Supervised struct {
+		Hyperparameters wireHyperparameters `json:"hyperparameters"`
+	} `json:"supervised"`
 }
 
 func optional(s string) *string {
@@ -124,6 +132,7 @@ func toWireJob(j *trainingv1.Job) wireJob {
 		Status: strings.ToLower(strings.TrimPrefix(j.GetStatus().String(), "JOB_STATUS_")), TrainingFile: j.GetTrainingFile(), ValidationFile: optional(j.GetValidationFile()),
 		Suffix:          optional(j.GetSuffix()),
 		Hyperparameters: wireHyperparameters{NEpochs: h.GetNEpochs(), BatchSize: h.GetBatchSize(), LearningRateMultiplier: h.GetLearningRateMultiplier()}}
+	out.Method.Type, out.Method.Supervised.Hyperparameters = "supervised", out.Hyperparameters
 	if e := j.GetError(); e != nil {
 		out.Error = &wireJobError{Code: e.GetCode(), Message: e.GetMessage(), Param: optional(e.GetParam())}
 	}
@@ -134,57 +143,90 @@ func toWireJob(j *trainingv1.Job) wireJob {
 	return out
 }
 
-// hyperparameter reads an integer or "auto" (nil).
-func hyperparameter[T int32 | float64](raw json.RawMessage, name string) (*T, *apierr.Error) {
+// hyperparameter reads a number or "auto" (nil).
+func hyperparameter[T int32 | float64](raw json.RawMessage, prefix, name string) (*T, *apierr.Error) {
 	if len(raw) == 0 || string(raw) == "null" || string(raw) == `"auto"` {
 		return nil, nil
 	}
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, apierr.InvalidParam("hyperparameters."+name, fmt.Sprintf("hyperparameters.%s: must be a number or \"auto\", got %s", name, raw))
+		field := prefix + "." + name
+		return nil, apierr.InvalidParam(field, fmt.Sprintf("%s: must be a number or \"auto\", got %s", field, raw))
 	}
 	return &v, nil
 }
 
+// wireHyperparametersIn are hyperparameters as a request gives them:
+// numbers or "auto".
+type wireHyperparametersIn struct {
+	NEpochs                json.RawMessage `json:"n_epochs"`
+	BatchSize              json.RawMessage `json:"batch_size"`
+	LearningRateMultiplier json.RawMessage `json:"learning_rate_multiplier"`
+}
+
+// toHyperparameters reads them; prefix is where they were in the body.
+func toHyperparameters(h *wireHyperparametersIn, prefix string) (*trainingv1.Hyperparameters, *apierr.Error) {
+	out := &trainingv1.Hyperparameters{}
+	if h == nil {
+		return out, nil
+	}
+	var aerr *apierr.Error
+	if out.NEpochs, aerr = hyperparameter[int32](h.NEpochs, prefix, "n_epochs"); aerr != nil {
+		return nil, aerr
+	}
+	if out.BatchSize, aerr = hyperparameter[int32](h.BatchSize, prefix, "batch_size"); aerr != nil {
+		return nil, aerr
+	}
+	if out.LearningRateMultiplier, aerr = hyperparameter[float64](h.LearningRateMultiplier, prefix, "learning_rate_multiplier"); aerr != nil {
+		return nil, aerr
+	}
+	return out, nil
+}
+
 func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) {
 	var body struct {
-		Model           string  `json:"model"`
-		TrainingFile    string  `json:"training_file"`
-		ValidationFile  *string `json:"validation_file"`
-		Suffix          *string `json:"suffix"`
-		Seed            *int64  `json:"seed"`
-		Hyperparameters *struct {
-			NEpochs                json.RawMessage `json:"n_epochs"`
-			BatchSize              json.RawMessage `json:"batch_size"`
-			LearningRateMultiplier json.RawMessage `json:"learning_rate_multiplier"`
-		} `json:"hyperparameters"`
+		Model           string                 `json:"model"`
+		TrainingFile    string                 `json:"training_file"`
+		ValidationFile  *string                `json:"validation_file"`
+		Suffix          *string                `json:"suffix"`
+		Seed            *int64                 `json:"seed"`
+		Hyperparameters *wireHyperparametersIn `json:"hyperparameters"`
+		// OpenAI's current form: the method and its hyperparameters.
+		Method *struct {
+			Type       string `json:"type"`
+			Supervised *struct {
+				Hyperparameters *wireHyperparametersIn `json:"hyperparameters"`
+			} `json:"supervised"`
+		} `json:"method"`
 	}
 	if aerr := decode(w, r, s.o.MaxBodyBytes, &body); aerr != nil {
 		aerr.Write(w)
 		return
 	}
-	req := &trainingv1.CreateJobRequest{AccountId: c.id.AccountId, Model: body.Model, TrainingFile: body.TrainingFile, Seed: body.Seed,
-		Hyperparameters: &trainingv1.Hyperparameters{}}
+	hp, prefix := body.Hyperparameters, "hyperparameters"
+	if m := body.Method; m != nil {
+		switch {
+		case m.Type != "supervised":
+			apierr.InvalidParam("method.type", fmt.Sprintf("method.type: %q is not available: the builtin engine learns from conversations (supervised), not from preferences or graders", m.Type)).Write(w)
+			return
+		case hp != nil && m.Supervised != nil && m.Supervised.Hyperparameters != nil:
+			apierr.InvalidParam("hyperparameters", "hyperparameters: give them in method.supervised.hyperparameters or at the top level (deprecated), not both").Write(w)
+			return
+		case m.Supervised != nil && m.Supervised.Hyperparameters != nil:
+			hp, prefix = m.Supervised.Hyperparameters, "method.supervised.hyperparameters"
+		}
+	}
+	h, aerr := toHyperparameters(hp, prefix)
+	if aerr != nil {
+		aerr.Write(w)
+		return
+	}
+	req := &trainingv1.CreateJobRequest{AccountId: c.id.AccountId, Model: body.Model, TrainingFile: body.TrainingFile, Seed: body.Seed, Hyperparameters: h}
 	if body.ValidationFile != nil {
 		req.ValidationFile = *body.ValidationFile
 	}
 	if body.Suffix != nil {
 		req.Suffix = *body.Suffix
-	}
-	if h := body.Hyperparameters; h != nil {
-		var aerr *apierr.Error
-		if req.Hyperparameters.NEpochs, aerr = hyperparameter[int32](h.NEpochs, "n_epochs"); aerr != nil {
-			aerr.Write(w)
-			return
-		}
-		if req.Hyperparameters.BatchSize, aerr = hyperparameter[int32](h.BatchSize, "batch_size"); aerr != nil {
-			aerr.Write(w)
-			return
-		}
-		if req.Hyperparameters.LearningRateMultiplier, aerr = hyperparameter[float64](h.LearningRateMultiplier, "learning_rate_multiplier"); aerr != nil {
-			aerr.Write(w)
-			return
-		}
 	}
 	// The same Idempotency-Key makes the same job; without one, the
 	// request's id does (a retry of this call over the mesh).

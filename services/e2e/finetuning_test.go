@@ -85,26 +85,53 @@ func TestFineTuning(t *testing.T) {
 		t.Fatalf("file %+v", trainFile)
 	}
 
+	t.Run("bad requests name the field", func(t *testing.T) {
+		url := p.APIURL + "/v1/fine_tuning/jobs"
+		for _, c := range []struct {
+			body  map[string]any
+			param string
+		}{
+			{map[string]any{"model": "deepseek-chat", "training_file": trainFile.ID, "method": map[string]any{"type": "dpo"}}, "method.type"},
+			{map[string]any{"model": "deepseek-chat", "training_file": trainFile.ID, "method": map[string]any{"type": "supervised",
+				"supervised": map[string]any{"hyperparameters": map[string]any{"n_epochs": "many"}}}}, "method.supervised.hyperparameters.n_epochs"},
+			{map[string]any{"model": "deepseek-chat", "training_file": trainFile.ID, "hyperparameters": map[string]any{"n_epochs": 0}}, "hyperparameters.n_epochs"},
+			{map[string]any{"model": "deepseek-chat", "training_file": "file-nope"}, "training_file"},
+			{map[string]any{"model": "no-such-model", "training_file": trainFile.ID}, "model"},
+			{map[string]any{"model": "deepseek-chat", "training_file": trainFile.ID, "suffix": "Not Allowed!"}, "suffix"},
+		} {
+			r := do(t, ctx, "POST", url, p.Key, c.body)
+			if r.status != http.StatusUnprocessableEntity && r.status != http.StatusBadRequest {
+				t.Errorf("%v: %d %s", c.body, r.status, r.body)
+				continue
+			}
+			e, _ := r.json(t)["error"].(map[string]any)
+			if e["param"] != c.param {
+				t.Errorf("%v: param %v, want %s (%s)", c.body, e["param"], c.param, r.body)
+			}
+		}
+	})
+
 	// 18 examples in batches of 3: 6 steps per epoch, 3 epochs.
 	job, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{
 		Model: "deepseek-chat", TrainingFile: trainFile.ID, ValidationFile: openai.String(validFile.ID), Suffix: openai.String("harbour"), Seed: openai.Int(7),
-		Hyperparameters: openai.FineTuningJobNewParamsHyperparameters{
-			NEpochs:   openai.FineTuningJobNewParamsHyperparametersNEpochsUnion{OfInt: openai.Int(3)},
-			BatchSize: openai.FineTuningJobNewParamsHyperparametersBatchSizeUnion{OfInt: openai.Int(3)},
-		},
+		Method: supervised(3, 3),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != "queued" || job.Model != "deepseek-chat" || job.Hyperparameters.NEpochs.OfInt != 3 {
+	if job.Status != "queued" || job.Model != "deepseek-chat" || job.Method.Supervised.Hyperparameters.NEpochs.OfInt != 3 {
 		t.Fatalf("job created: %+v", job)
 	}
 
-	// Kill the worker running it once its first checkpoint is saved.
+	// Kill the worker running it once its first checkpoint is saved (the
+	// job may have moved already, when the second worker joined the group).
 	var runner string
 	waitEvent(t, client, job.ID, 30*time.Second, func(msg string) bool {
 		if r, ok := strings.CutPrefix(msg, "Fine-tuning job started on "); ok {
 			runner = r
+		}
+		if r, ok := strings.CutPrefix(msg, "Fine-tuning job resumed on "); ok {
+			runner, _, _ = strings.Cut(r, " ")
 		}
 		return strings.HasPrefix(msg, "Checkpoint created at step 6 ")
 	})
@@ -263,8 +290,7 @@ func TestFineTuning(t *testing.T) {
 	var cancelledID string
 	t.Run("cancelled while it runs", func(t *testing.T) {
 		j, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: trainFile.ID, Suffix: openai.String("cancelled"),
-			Hyperparameters: openai.FineTuningJobNewParamsHyperparameters{NEpochs: openai.FineTuningJobNewParamsHyperparametersNEpochsUnion{OfInt: openai.Int(10)},
-				BatchSize: openai.FineTuningJobNewParamsHyperparametersBatchSizeUnion{OfInt: openai.Int(3)}}})
+			Method: supervised(10, 3)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,6 +341,15 @@ func TestFineTuning(t *testing.T) {
 			t.Fatalf("next page: %+v, %v", next, err)
 		}
 	})
+}
+
+// supervised is the method of a job: supervised fine-tuning with these
+// hyperparameters.
+func supervised(epochs, batch int64) openai.FineTuningJobNewParamsMethod {
+	return openai.FineTuningJobNewParamsMethod{Type: "supervised", Supervised: openai.SupervisedMethodParam{Hyperparameters: openai.SupervisedHyperparameters{
+		NEpochs:   openai.SupervisedHyperparametersNEpochsUnion{OfInt: openai.Int(epochs)},
+		BatchSize: openai.SupervisedHyperparametersBatchSizeUnion{OfInt: openai.Int(batch)},
+	}}}
 }
 
 // waitEvent waits until one of a job's events satisfies match.

@@ -168,18 +168,14 @@ func TestWebhooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	epochs := func(n int64) openai.FineTuningJobNewParamsHyperparameters {
-		return openai.FineTuningJobNewParamsHyperparameters{NEpochs: openai.FineTuningJobNewParamsHyperparametersNEpochsUnion{OfInt: openai.Int(n)},
-			BatchSize: openai.FineTuningJobNewParamsHyperparametersBatchSizeUnion{OfInt: openai.Int(2)}}
-	}
-	ok, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: f.ID, Hyperparameters: epochs(1)})
+	ok, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: f.ID, Method: supervised(1, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if j := waitJob(t, client, ok.ID, 60*time.Second); j.Status != "succeeded" {
 		t.Fatalf("job %s", j.Status)
 	}
-	long, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: f.ID, Hyperparameters: epochs(30)})
+	long, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: f.ID, Method: supervised(30, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	modelsv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/models/v1"
 	trainingv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/training/v1"
 	usersv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/users/v1"
+	webhooksv1 "github.com/bulkhead-mesh/bulkhead/services/proto/bulkhead/webhooks/v1"
 )
 
 // The methods of each service; a "stream " prefix marks server streaming.
@@ -47,7 +48,10 @@ var wantServices = map[protoreflect.FileDescriptor]map[string][]string{
 		"InferenceService": {"CountTokens", "stream Generate"},
 	},
 	trainingv1.File_bulkhead_training_v1_training_proto: {
-		"TrainingService": {"CancelJob", "CreateFile", "CreateJob", "GetFile", "GetJob", "ListJobEvents", "ListJobs"},
+		"TrainingService": {"CancelJob", "CreateFile", "CreateJob", "GetAdapter", "GetFile", "GetJob", "ListCheckpoints", "ListJobEvents", "ListJobs"},
+	},
+	webhooksv1.File_bulkhead_webhooks_v1_webhooks_proto: {
+		"WebhooksService": {"CreateEndpoint", "DeleteEndpoint", "ListDeadLetters", "ListEndpoints"},
 	},
 }
 

@@ -74,7 +74,7 @@ for w in "${wanted[@]}"; do
 		image -ref "$ref" -o "$tar" -file "$static/$w:/$w:0755" -entrypoint "/$w" ;;
 	agent)
 		image -ref "$ref" -o "$tar" -file "$static/bulkhead-agent:/bulkhead-agent:0755" -entrypoint /bulkhead-agent ;;
-	auth|users|models|chat|inference|api)
+	auth|users|models|chat|inference|training|webhooks|api)
 		image -ref "$ref" -o "$tar" -file "$static/bulkhead-$w:/bulkhead-$w:0755" -entrypoint "/bulkhead-$w" ;;
 	postgres)
 		# PostgreSQL from the distribution's package (15 on Debian 12), dash
@@ -99,6 +99,8 @@ for w in "${wanted[@]}"; do
 			-entrypoint /usr/local/bin/entrypoint ;;
 	vault|ratelimit|coredns)
 		image -ref "$ref" -o "$tar" -file "$bin/$w:/usr/bin/$w:0755" -libs "/usr/bin/$w" -entrypoint "/usr/bin/$w" ;;
+	*)
+		echo "images: no recipe for image '$w' (add it to the case above)" >&2; exit 1 ;;
 	esac
 done
 echo "$rev" >"$out/TAG"

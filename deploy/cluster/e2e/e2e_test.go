@@ -125,6 +125,7 @@ func TestCluster(t *testing.T) {
 	t.Run("ModelObjects", c.modelObjects)
 	t.Run("OpenAISDK", c.openAISDK)
 	t.Run("UsageEventsToTheLedger", c.usageLedger)
+	t.Run("FineTuningAndWebhooks", c.fineTuning)
 	t.Run("WorkloadCertificatesAndStrictMTLS", c.strictMTLS)
 	t.Run("BackendPolicyChange", c.backendPolicyChange)
 	t.Run("InferencePodDeletedUnderLoad", c.inferencePodDeleted)
@@ -367,6 +368,50 @@ func (c *cluster) usageLedger(t *testing.T) {
 			t.Fatalf("the ledger has %d requests a minute after the completion; want %d", n, before+1)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// A fine-tuning job through the cluster (api → training → Kafka → the
+// worker → models; inference loading the adapter from training), and a
+// webhook endpoint at a private address refused (the cluster allows none).
+func (c *cluster) fineTuning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	client := c.openai()
+	var lines strings.Builder
+	for range 3 {
+		lines.WriteString(`{"messages": [{"role": "user", "content": "Which lantern does Velmora light"}, {"role": "assistant", "content": "Velmora lights seven violet lanterns at the quay."}]}` + "\n")
+	}
+	f, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(lines.String()), "lanterns.jsonl", "application/jsonl"), Purpose: openai.FilePurposeFineTune})
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	job, err := client.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: "deepseek-chat", TrainingFile: f.ID, Suffix: openai.String("lanterns")})
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	for job.Status != "succeeded" {
+		if job.Status == "failed" || job.Status == "cancelled" || ctx.Err() != nil {
+			t.Fatalf("job %s: %s %+v", job.ID, job.Status, job.Error)
+		}
+		time.Sleep(time.Second)
+		if job, err = client.FineTuning.Jobs.Get(ctx, job.ID); err != nil {
+			t.Fatalf("job: %v", err)
+		}
+	}
+	cc, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: job.FineTunedModel, Temperature: openai.Float(0), MaxTokens: openai.Int(24),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Which lantern does Velmora light")}})
+	if err != nil {
+		t.Fatalf("completion on %s: %v", job.FineTunedModel, err)
+	}
+	if got := cc.Choices[0].Message.Content; !strings.Contains(got, "violet lanterns") {
+		t.Fatalf("%s answered %q", job.FineTunedModel, got)
+	}
+	var out map[string]any
+	err = client.Post(ctx, "webhooks", map[string]any{"url": "http://10.96.0.1/hook", "name": "inside", "event_types": []string{"fine_tuning.job.succeeded"}}, &out)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.Param != "url" {
+		t.Fatalf("a webhook at a private address: %v", err)
 	}
 }
 

@@ -75,6 +75,10 @@ bench-kubernetes: deps tools ## Kubernetes mode at scale: 1,000 Services, 5,000 
 bench-egctl: ## compare translation time with Envoy Gateway's egctl on the same input (builds egctl once, minutes)
 	@./scripts/bench-egctl.sh
 
+.PHONY: bench-peers
+bench-peers: ## Bulkhead as bulkhead up runs it beside Portkey's gateway and a zero-latency upstream, one run, a ladder of rates (RATES=, DURATION=; about 10 min), table in bench-peers.md
+	@./scripts/bench-peers.sh
+
 SERVICES := auth users models chat inference training webhooks api
 
 .PHONY: build

@@ -36,6 +36,7 @@ func up(args []string, stdout, stderr io.Writer) int {
 		webhookNetworks = append(webhookNetworks, v)
 		return nil
 	})
+	pprof := fs.Bool("pprof", false, "every service also serves its Go profiles (/debug/pprof/) on its metrics address")
 	tokenInterval := fs.Duration("token-interval", 15*time.Millisecond, "builtin engine: time per generated piece, so that streaming is visible (0: as fast as the CPU goes)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
@@ -45,7 +46,7 @@ func up(args []string, stdout, stderr io.Writer) int {
 	if err := localrun.Run(ctx, localrun.Options{
 		StateDir: *stateDir, Out: stdout, MeshDir: *meshDir, XDSAddress: *xdsAddr, AdminAddress: *adminAddr,
 		APIAddress: *apiAddr, BinDir: *binDir, TokenInterval: *tokenInterval, ModelsDir: *modelsDir, Upstreams: upstreams,
-		WebhooksAllowNetworks: webhookNetworks,
+		WebhooksAllowNetworks: webhookNetworks, Pprof: *pprof,
 	}); err != nil {
 		fmt.Fprintf(stderr, "bulkhead up: %v\n", err)
 		return 1

@@ -53,8 +53,13 @@ func Report(w io.Writer, results []Result) {
 				errs = fmt.Sprintf("%d (%s)", r.Errors, r.FirstError)
 			}
 			if stream {
+				ttft50, ttft99, ttftAdded := ms(r.TTFTP50), ms(r.TTFTP99), added(r.TTFTP99, d.TTFTP99)
+				if r.TTFTP99 == 0 {
+					// No stream delivered content (every request failed).
+					ttft50, ttft99, ttftAdded = "—", "—", "—"
+				}
 				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %d |\n", r.Target, r.Rate, ms(r.P50), ms(r.P99), ms(r.Max),
-					added(r.P50, d.P50), added(r.P99, d.P99), ms(r.TTFTP50), ms(r.TTFTP99), added(r.TTFTP99, d.TTFTP99), errs, r.CPUPer1000, r.RSS>>20)
+					added(r.P50, d.P50), added(r.P99, d.P99), ttft50, ttft99, ttftAdded, errs, r.CPUPer1000, r.RSS>>20)
 			} else {
 				fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %.2f | %d |\n", r.Target, r.Rate, ms(r.P50), ms(r.P99), ms(r.Max),
 					added(r.P50, d.P50), added(r.P99, d.P99), errs, r.CPUPer1000, r.RSS>>20)

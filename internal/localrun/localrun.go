@@ -58,6 +58,9 @@ type Options struct {
 	// WebhooksAllowNetworks are the CIDRs webhook deliveries may reach
 	// although loopback, link-local or private (none by default).
 	WebhooksAllowNetworks []string
+	// Pprof makes every service serve its Go profiles on its metrics
+	// address (--pprof).
+	Pprof bool
 }
 
 // component is one running part of the platform.

@@ -36,7 +36,7 @@ type process struct {
 // processes are the platform's service processes in start order: each
 // after what it calls at start.
 func processes(o Options, state string) []process {
-	return []process{
+	ps := []process{
 		{name: "users", service: "users", instance: "users-1"},
 		{name: "models", service: "models", instance: "models-1", args: modelsArgs(o, state)},
 		{name: "inference", service: "inference", instance: "inference-1", args: []string{"--token-interval", o.TokenInterval.String()}},
@@ -50,6 +50,12 @@ func processes(o Options, state string) []process {
 		{name: "webhooks", service: "webhooks", instance: "webhooks-1", args: webhooksArgs(o)},
 		{name: "api", service: "api", instance: "api-1", args: []string{"--http-address", o.APIAddress}, ports: map[string]int{"http": portOf(o.APIAddress)}},
 	}
+	if o.Pprof {
+		for i := range ps {
+			ps[i].args = append(ps[i].args, "--pprof")
+		}
+	}
+	return ps
 }
 
 func webhooksArgs(o Options) []string {

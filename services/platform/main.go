@@ -51,6 +51,7 @@ func ParseFlags(name string, args []string, flags func(*flag.FlagSet)) (Config, 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&cfg.GRPCAddress, "grpc-address", "", "gRPC listen address: the address of this process's EndpointSlice (required)")
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "", "serve Prometheus /metrics here (empty: none)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiles (net/http/pprof, /debug/pprof/) on the metrics address, for profiling under load")
 	fs.StringVar(&cfg.HealthAddress, "health-address", "", "serve only the gRPC health service here, in plaintext, for a kubelet's grpc probes (empty: none; the mesh port is mTLS only)")
 	fs.StringVar(&cfg.XDSAddress, "xds-address", os.Getenv("BULKHEAD_XDS_ADDR"), "the control plane's ADS endpoint (default $BULKHEAD_XDS_ADDR)")
 	fs.StringVar(&cfg.Service, "service", "", "the mesh Service this process is an endpoint of (default NAME; e.g. auth-cache)")

@@ -60,6 +60,8 @@ type Config struct {
 	GRPCAddress string
 	// MetricsAddress serves Prometheus /metrics (empty: none).
 	MetricsAddress string
+	// Pprof also serves net/http/pprof's /debug/pprof/ there.
+	Pprof bool
 	// HealthAddress serves the gRPC health service alone, in plaintext, for
 	// a kubelet's gRPC probes (empty: none). The mesh port is mTLS only;
 	// this port answers nothing but SERVING or NOT_SERVING.
@@ -242,11 +244,18 @@ func Start(ctx context.Context, cfg Config, setup Setup) (*Service, error) {
 		return fail(err)
 	}
 	if cfg.MetricsAddress != "" {
-		addr, err := rt.ServeHTTP(cfg.MetricsAddress, tel.Handler())
+		h := tel.Handler()
+		if cfg.Pprof {
+			h = withProfiles(h)
+		}
+		addr, err := rt.ServeHTTP(cfg.MetricsAddress, h)
 		if err != nil {
 			return fail(fmt.Errorf("metrics: %w", err))
 		}
 		log.Info("metrics", "address", "http://"+addr.String()+"/metrics")
+		if cfg.Pprof {
+			log.Warn("profiles served (--pprof): anyone who reaches the metrics address can read them", "address", "http://"+addr.String()+"/debug/pprof/")
+		}
 	}
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddress)

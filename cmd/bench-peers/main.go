@@ -42,6 +42,8 @@ func run(args []string) int {
 	stream := fs.Bool("stream", true, "also measure streams (time to first token)")
 	out := fs.String("out", "bench-peers.md", "where the table is written (also printed)")
 	root := fs.String("root", ".", "the repository (bin/bulkhead, tools/portkey)")
+	profileDir := fs.String("profile-dir", "", "also take CPU and allocation profiles of every Bulkhead service while it is loaded at --profile-rate (non-streaming), into this directory")
+	profileRate := fs.Int("profile-rate", 300, "the rate the profiles are taken at")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -98,7 +100,21 @@ func run(args []string) int {
 		benchpeers.Warm(t, ladder[0], 5*time.Second)
 		for _, s := range modes {
 			for _, rate := range ladder {
+				var profiled chan error
+				if *profileDir != "" && t.Profiles != nil && !s && rate == *profileRate {
+					profiled = make(chan error, 1)
+					go func() {
+						profiled <- benchpeers.Profile(t, *profileDir, max(1, int((*duration-2*time.Second)/time.Second)))
+					}()
+				}
 				r := benchpeers.Measure(t, rate, *duration, s)
+				if profiled != nil {
+					if err := <-profiled; err != nil {
+						say("profiles: %v", err)
+					} else {
+						say("profiles of %d processes at %d req/s in %s (go tool pprof -top FILE)", len(t.Profiles), rate, *profileDir)
+					}
+				}
 				results = append(results, r)
 				say("%-8s stream=%-5t %5d req/s: p50 %v p99 %v errors %d, %.2f CPU s per 1,000 requests", t.Name, s, rate, r.P50, r.P99, r.Errors, r.CPUPer1000)
 				if !r.Held() && t.Name != "direct" {
@@ -120,7 +136,7 @@ func run(args []string) int {
 	}
 	if want["bulkhead"] {
 		say("starting bulkhead up (every service its own process, mTLS), the model bench served by the upstream")
-		bh, err := benchpeers.Bulkhead(abs, logDir, base, up)
+		bh, err := benchpeers.Bulkhead(abs, logDir, base, up, *profileDir != "")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench-peers:", err)
 			return 1

@@ -69,3 +69,17 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+// The services' metrics addresses are read from bulkhead up's report;
+// the rate-limit service (no profiles) is not one of them.
+func TestMetricsAddresses(t *testing.T) {
+	log := t.TempDir() + "/up.log"
+	os.WriteFile(log, []byte(`  chat-1               starting ... up in 230ms at 127.0.0.1:40225 (metrics http://127.0.0.1:41095/metrics, log /x/chat-1.log)
+  ratelimit            starting ... up in 60ms at 127.0.0.1:34933 (rules for 2 gateway listeners; metrics http://127.0.0.1:45989/metrics)
+  inference-fallback-1 starting ... up in 210ms at 127.0.0.1:40327 (metrics http://127.0.0.1:39227/metrics, log /x/f.log)
+`), 0o600)
+	got := metricsAddresses(log)
+	if len(got) != 2 || got["chat-1"] != "127.0.0.1:41095" || got["inference-fallback-1"] != "127.0.0.1:39227" {
+		t.Fatalf("metrics addresses %v", got)
+	}
+}

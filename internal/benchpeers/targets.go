@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,9 @@ type Target struct {
 	// Pids are the target's processes now (children included).
 	Pids func() []int
 	Stop func() error
+	// Profiles are the metrics addresses serving Go's profiles, by
+	// process (Bulkhead started with profiling).
+	Profiles map[string]string
 }
 
 // process is a child process with its log.
@@ -177,7 +181,7 @@ func Portkey(root, logDir, base string, upstream *Target) (*Target, error) {
 // Bulkhead runs `bulkhead up` (every service its own process, mTLS on
 // every hop) with the model "bench" served by the upstream at base, and an
 // account of the benchmark's own (no per-minute limits to hit).
-func Bulkhead(root, logDir, base string, upstream *Target) (*Target, error) {
+func Bulkhead(root, logDir, base string, upstream *Target, profiles bool) (*Target, error) {
 	state := filepath.Join(logDir, "bulkhead-state")
 	addrs := make([]string, 3)
 	for i := range addrs {
@@ -188,8 +192,11 @@ func Bulkhead(root, logDir, base string, upstream *Target) (*Target, error) {
 		addrs[i] = a
 	}
 	api, xds, admin := addrs[0], addrs[1], addrs[2]
-	p, err := start("bulkhead-up", root, logDir, nil, filepath.Join(root, "bin", "bulkhead"), "up", "--state-dir", state,
-		"--api-address", api, "--xds-address", xds, "--admin-address", admin, "--token-interval", "0", "--upstream", "bench="+base)
+	args := []string{"up", "--state-dir", state, "--api-address", api, "--xds-address", xds, "--admin-address", admin, "--token-interval", "0", "--upstream", "bench=" + base}
+	if profiles {
+		args = append(args, "--pprof")
+	}
+	p, err := start("bulkhead-up", root, logDir, nil, filepath.Join(root, "bin", "bulkhead"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +221,30 @@ func Bulkhead(root, logDir, base string, upstream *Target) (*Target, error) {
 	h.Set("Authorization", "Bearer "+key)
 	t := &Target{Name: "bulkhead", URL: "http://" + api + "/v1/chat/completions", Header: h,
 		Pids: func() []int { return append(tree(p.cmd.Process.Pid), upstream.Pids()...) }, Stop: stop}
+	if profiles {
+		t.Profiles = metricsAddresses(p.log)
+	}
 	// The Model object is read and its upstream probed within seconds.
 	if err := waitFor(time.Minute, "bulkhead's model bench", p, func() error { return post(t, false) }); err != nil {
 		stop()
 		return nil, err
 	}
 	return t, nil
+}
+
+// metricsRE finds a service process and its metrics address in bulkhead
+// up's report ("  chat-1  starting ... (metrics http://ADDR/metrics, ...").
+var metricsRE = regexp.MustCompile(`^\s+(\S+-\d+)\s.*\(metrics http://([^/]+)/metrics`)
+
+func metricsAddresses(log string) map[string]string {
+	b, _ := os.ReadFile(log)
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := metricsRE.FindStringSubmatch(l); m != nil {
+			out[m[1]] = m[2]
+		}
+	}
+	return out
 }
 
 // benchKey makes an enterprise account without per-minute limits and a

@@ -57,7 +57,13 @@ func newTelemetry(ctx context.Context, cfg Config) (*Telemetry, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Sampled as OTEL_TRACES_SAMPLER says (default: parent-based, always).
 		topts = append(topts, sdktrace.WithBatcher(te))
+	} else {
+		// Nothing would receive a recorded span: none is recorded. Spans
+		// still carry their trace context (the logs' trace_id, the W3C
+		// header to the next hop), at none of the cost of recording.
+		topts = append(topts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(topts...)
 	return &Telemetry{

@@ -30,9 +30,7 @@ func openUsageOutbox(rt *platform.Runtime, o *Options) (*outbox.Outbox, error) {
 		}
 		dir = filepath.Join(base, "bulkhead", "outbox", rt.Config.Instance)
 	}
-	cl, err := rt.Kafka(
-		kgo.DefaultProduceTopic(events.Usage.Name),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
+	cl, err := rt.KafkaProducer(events.Usage.Name,
 		// A produce that cannot be delivered fails after this and is tried
 		// again by the outbox, rather than hold the client's buffer.
 		kgo.RecordDeliveryTimeout(10*time.Second),

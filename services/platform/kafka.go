@@ -28,6 +28,14 @@ func (rt *Runtime) Kafka(opts ...kgo.Opt) (*kgo.Client, error) {
 	return c, nil
 }
 
+// KafkaProducer is a Kafka client of the service's user that produces
+// to topic unless a record names another, each record acknowledged by
+// every in-sync replica (and, franz-go's default, idempotent). opts add to
+// or override these.
+func (rt *Runtime) KafkaProducer(topic string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return rt.Kafka(append([]kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)...)
+}
+
 // KafkaOpts are the connection options a secret describes.
 func KafkaOpts(s Secrets) ([]kgo.Opt, error) {
 	seeds, err := s.Get("kafka_seeds")

@@ -28,11 +28,7 @@ type notifier struct {
 	kick chan struct{}
 }
 
-func startNotifier(rt *platform.Runtime, st *store) (*notifier, error) {
-	cl, err := rt.Kafka(kgo.DefaultProduceTopic(events.Notifications.Name), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		return nil, err
-	}
+func startNotifier(rt *platform.Runtime, st *store, cl *kgo.Client) *notifier {
 	n := &notifier{st: st, cl: cl, log: rt.Log, kick: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -51,7 +47,7 @@ func startNotifier(rt *platform.Runtime, st *store) (*notifier, error) {
 		}
 	}()
 	rt.OnStop(func() error { cancel(); <-done; return nil })
-	return n, nil
+	return n
 }
 
 // ended tells the notifier a job ended.
@@ -99,7 +95,7 @@ func (n *notifier) flush(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs = append(recs, &kgo.Record{Key: []byte(j.account), Value: v})
+		recs = append(recs, &kgo.Record{Topic: events.Notifications.Name, Key: []byte(j.account), Value: v})
 	}
 	if err := n.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return err

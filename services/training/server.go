@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,12 +68,12 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 
 type server struct {
 	trainingv1.UnimplementedTrainingServiceServer
-	o      Options
-	store  *store
-	models modelsv1.ModelsServiceClient
-	users  usersv1.UsersServiceClient
-	jobs   *kgo.Client
-	notify *notifier
+	o        Options
+	store    *store
+	models   modelsv1.ModelsServiceClient
+	users    usersv1.UsersServiceClient
+	producer *kgo.Client
+	notify   *notifier
 }
 
 var _ trainingv1.TrainingServiceServer = (*server)(nil)
@@ -103,14 +102,14 @@ func Setup(opts *Options) platform.Setup {
 		if err != nil {
 			return err
 		}
-		jobs, err := rt.Kafka(kgo.DefaultProduceTopic(events.FineTuningJobs.Name), kgo.RequiredAcks(kgo.AllISRAcks()))
+		// One producer for the process's topics: jobs (by default), and the
+		// notifier's and the worker's records, which name theirs.
+		producer, err := rt.KafkaProducer(events.FineTuningJobs.Name)
 		if err != nil {
 			return err
 		}
-		s := &server{o: o, store: &store{db: db}, models: modelsv1.NewModelsServiceClient(ccs[0]), users: usersv1.NewUsersServiceClient(ccs[1]), jobs: jobs}
-		if s.notify, err = startNotifier(rt, s.store); err != nil {
-			return err
-		}
+		s := &server{o: o, store: &store{db: db}, models: modelsv1.NewModelsServiceClient(ccs[0]), users: usersv1.NewUsersServiceClient(ccs[1]), producer: producer}
+		s.notify = startNotifier(rt, s.store, producer)
 		if o.Worker {
 			if err := startWorker(rt, s); err != nil {
 				return err
@@ -125,17 +124,6 @@ const (
 	filePrefix = "file-"
 	jobPrefix  = "ftjob-"
 )
-
-func newID(prefix string) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	b.WriteString(prefix)
-	for range 24 {
-		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b.WriteByte(alphabet[n.Int64()])
-	}
-	return b.String()
-}
 
 func (s *server) CreateFile(ctx context.Context, req *trainingv1.CreateFileRequest) (*trainingv1.CreateFileResponse, error) {
 	switch {
@@ -158,7 +146,7 @@ func (s *server) CreateFile(ctx context.Context, req *trainingv1.CreateFileReque
 	for _, e := range examples {
 		tokens += e.tokens()
 	}
-	f := storedFile{File: &trainingv1.File{Id: newID(filePrefix), AccountId: req.GetAccountId(), Filename: req.GetFilename(), Purpose: req.GetPurpose(),
+	f := storedFile{File: &trainingv1.File{Id: platform.NewID(filePrefix), AccountId: req.GetAccountId(), Filename: req.GetFilename(), Purpose: req.GetPurpose(),
 		Bytes: int64(len(req.GetContent())), CreatedAt: timestamppb.Now()}, content: req.GetContent(), examples: len(examples), tokens: tokens}
 	if err := s.store.createFile(ctx, f); err != nil {
 		return nil, status.Errorf(codes.Internal, "store the file: %v", err)
@@ -267,7 +255,7 @@ func (s *server) CreateJob(ctx context.Context, req *trainingv1.CreateJobRequest
 		n, _ := rand.Int(rand.Reader, big.NewInt(1<<31))
 		seed = n.Int64()
 	}
-	j := job{Job: &trainingv1.Job{Id: newID(jobPrefix), AccountId: account, Model: m.GetName(), TrainingFile: train.Id, ValidationFile: req.GetValidationFile(),
+	j := job{Job: &trainingv1.Job{Id: platform.NewID(jobPrefix), AccountId: account, Model: m.GetName(), TrainingFile: train.Id, ValidationFile: req.GetValidationFile(),
 		Hyperparameters: h, Suffix: req.GetSuffix(), Seed: seed}, baseWeights: m.GetEngineModel(), price: s.o.PriceMicrosPerMtok}
 	out, created, err := s.store.createJob(ctx, j, req.GetRequestId())
 	if err != nil {
@@ -289,7 +277,7 @@ func (s *server) CreateJob(ctx context.Context, req *trainingv1.CreateJobRequest
 	// Queued on Kafka for a worker; a job that cannot be queued is not
 	// kept, so that the client's retry (same request id) makes it again.
 	rec := &kgo.Record{Key: []byte(out.Id), Value: []byte(out.Id)}
-	if err := s.jobs.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	if err := s.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		if derr := s.store.deleteJob(context.WithoutCancel(ctx), out.Id); derr != nil {
 			return nil, status.Errorf(codes.Internal, "queue the job: %v; and remove it: %v", err, derr)
 		}
@@ -342,22 +330,11 @@ func (s *server) GetJob(ctx context.Context, req *trainingv1.GetJobRequest) (*tr
 	return &trainingv1.GetJobResponse{Job: j.Job}, nil
 }
 
-// limitOf is a page size: 20 unless said, at most 100.
-func limitOf(n int32) (int32, error) {
-	switch {
-	case n == 0:
-		return 20, nil
-	case n < 1 || n > 100:
-		return 0, platform.InvalidField("limit", "%d is not in 1..100", n)
-	}
-	return n, nil
-}
-
 func (s *server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) (*trainingv1.ListJobsResponse, error) {
 	if req.GetAccountId() == "" {
 		return nil, platform.InvalidField("account_id", "is required")
 	}
-	limit, err := limitOf(req.GetLimit())
+	limit, err := platform.PageLimit(req.GetLimit())
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +376,7 @@ func (s *server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest
 }
 
 func (s *server) ListJobEvents(ctx context.Context, req *trainingv1.ListJobEventsRequest) (*trainingv1.ListJobEventsResponse, error) {
-	limit, err := limitOf(req.GetLimit())
+	limit, err := platform.PageLimit(req.GetLimit())
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +391,7 @@ func (s *server) ListJobEvents(ctx context.Context, req *trainingv1.ListJobEvent
 }
 
 func (s *server) ListCheckpoints(ctx context.Context, req *trainingv1.ListCheckpointsRequest) (*trainingv1.ListCheckpointsResponse, error) {
-	limit, err := limitOf(req.GetLimit())
+	limit, err := platform.PageLimit(req.GetLimit())
 	if err != nil {
 		return nil, err
 	}

@@ -40,11 +40,10 @@ const Weight = 16
 // a job interrupted (the worker stops, or its partition moves to another
 // worker) is delivered again and resumes after its last checkpoint.
 type worker struct {
-	s     *server
-	id    string
-	cl    *kgo.Client
-	usage *kgo.Client
-	log   *slog.Logger
+	s   *server
+	id  string
+	cl  *kgo.Client
+	log *slog.Logger
 
 	base     func() *ngram.Model
 	mu       sync.Mutex
@@ -57,11 +56,6 @@ type worker struct {
 func startWorker(rt *platform.Runtime, s *server) error {
 	w := &worker{s: s, id: rt.Config.Instance, log: rt.Log, current: -1, done: make(chan struct{}),
 		base: sync.OnceValue(func() *ngram.Model { return ngram.Train(ngram.Corpus()) })}
-	usage, err := rt.Kafka(kgo.DefaultProduceTopic(events.Usage.Name), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		return err
-	}
-	w.usage = usage
 	cl, err := rt.Kafka(
 		kgo.ConsumerGroup(events.FineTuningJobs.Group("training")),
 		kgo.ConsumeTopics(events.FineTuningJobs.Name),
@@ -462,7 +456,7 @@ func (w *worker) charge(ctx context.Context, j job, row epochRow) error {
 	if err != nil {
 		return err
 	}
-	if err := w.usage.ProduceSync(ctx, &kgo.Record{Key: []byte(j.AccountId), Value: b}).FirstErr(); err != nil {
+	if err := w.s.producer.ProduceSync(ctx, &kgo.Record{Topic: events.Usage.Name, Key: []byte(j.AccountId), Value: b}).FirstErr(); err != nil {
 		return fmt.Errorf("usage event: %w", err)
 	}
 	return w.s.store.markCharged(ctx, j.Id, row.epoch)

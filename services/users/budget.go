@@ -37,7 +37,7 @@ type budget struct {
 }
 
 func newBudget(rt *platform.Runtime, db *pgxpool.Pool) (*budget, error) {
-	cl, err := rt.Kafka(kgo.DefaultProduceTopic(events.Notifications.Name), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl, err := rt.KafkaProducer(events.Notifications.Name)
 	if err != nil {
 		return nil, err
 	}

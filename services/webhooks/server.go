@@ -13,18 +13,15 @@ package webhooks
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -141,7 +138,7 @@ func Setup(opts *Options) platform.Setup {
 			return err
 		}
 		s := &server{o: o, store: &store{db: db}, guard: g, sealer: sl, resolver: net.DefaultResolver}
-		dead, err := rt.Kafka(kgo.DefaultProduceTopic(events.WebhookDeadLetters.Name), kgo.RequiredAcks(kgo.AllISRAcks()))
+		dead, err := rt.KafkaProducer(events.WebhookDeadLetters.Name)
 		if err != nil {
 			return err
 		}
@@ -157,17 +154,6 @@ func Setup(opts *Options) platform.Setup {
 		webhooksv1.RegisterWebhooksServiceServer(rt.GRPC, s)
 		return nil
 	}
-}
-
-func newID(prefix string) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	b.WriteString(prefix)
-	for range 24 {
-		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b.WriteByte(alphabet[n.Int64()])
-	}
-	return b.String()
 }
 
 // deliveryID is the webhook-id of a notification's delivery to an
@@ -207,7 +193,7 @@ func (s *server) CreateEndpoint(ctx context.Context, req *webhooksv1.CreateEndpo
 		return nil, status.Errorf(codes.FailedPrecondition, "the account has %d endpoints, the most it may have; delete one first", n)
 	}
 	key, secret := newSecret()
-	e := &webhooksv1.Endpoint{Id: newID("we_"), AccountId: req.GetAccountId(), Url: req.GetUrl(), EventTypes: types, Description: req.GetDescription(), CreatedAt: timestamppb.Now(),
+	e := &webhooksv1.Endpoint{Id: platform.NewID("we_"), AccountId: req.GetAccountId(), Url: req.GetUrl(), EventTypes: types, Description: req.GetDescription(), CreatedAt: timestamppb.Now(),
 		SecretHint: secret[:len(SecretPrefix)+4] + "…" + secret[len(secret)-4:]}
 	if err := s.store.createEndpoint(ctx, e, s.sealer.seal(key, e.Id)); err != nil {
 		return nil, status.Errorf(codes.Internal, "store the endpoint: %v", err)
@@ -244,12 +230,9 @@ func (s *server) ListDeadLetters(ctx context.Context, req *webhooksv1.ListDeadLe
 	if req.GetAccountId() == "" {
 		return nil, platform.InvalidField("account_id", "is required")
 	}
-	limit := req.GetLimit()
-	switch {
-	case limit == 0:
-		limit = 20
-	case limit < 1 || limit > 100:
-		return nil, platform.InvalidField("limit", "%d is not in 1..100", limit)
+	limit, err := platform.PageLimit(req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	out, more, err := s.store.deadLetters(ctx, req.GetAccountId(), req.GetAfter(), limit)
 	if err != nil {
